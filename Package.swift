@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "revenant",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "revenant", targets: ["revenant"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The event structs shared with bpf/revenant.bpf.c (header only).
+        .target(name: "CRevenantABI"),
+        // The generated skeleton behind a tiny C API; `make bpf` generates it.
+        .target(
+            name: "CRevenantBPF",
+            dependencies: ["CRevenantABI"],
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+        // Pure: identity, events, decoding, the process table. No I/O.
+        .target(name: "RevenantCore", dependencies: ["CRevenantABI"]),
+        // I/O: the BPF loader and ring-buffer reader, /proc.
+        .target(
+            name: "RevenantSystem",
+            dependencies: [
+                "RevenantCore", "CRevenantBPF",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "revenant",
+            dependencies: [
+                "RevenantCore", "RevenantSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "RevenantCoreTests", dependencies: ["RevenantCore", "CRevenantABI"]),
+        .testTarget(name: "RevenantSystemTests", dependencies: ["RevenantSystem", "RevenantCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

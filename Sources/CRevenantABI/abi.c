@@ -1,0 +1,1 @@
+/* Header-only target: the ABI structs live in include/revenant_abi.h. */

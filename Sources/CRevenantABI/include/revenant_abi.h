@@ -1,0 +1,105 @@
+/* The kernel <-> userspace ABI of revenant: event records written by bpf/revenant.bpf.c
+ * into the ring buffer and decoded by RevenantCore. Builtin C types only, no includes,
+ * explicit padding: the same layout under clang -target bpf and on the host. */
+#ifndef REVENANT_ABI_H
+#define REVENANT_ABI_H
+
+/* Capture bounds (bytes, including the terminating NUL where text). */
+#define RV_COMM_BYTES     16
+#define RV_PATH_BYTES     256   /* path passed to exec, interpreter */
+#define RV_CWD_BYTES      256   /* cwd, leaf component first, see RV_CWD_DEPTH */
+#define RV_CWD_DEPTH      16    /* path components walked for cwd */
+#define RV_CGROUP_BYTES   128   /* leaf cgroup name of the default hierarchy */
+#define RV_ARGV_BYTES     2048  /* NUL-separated argv, first bytes only */
+#define RV_NAME_BYTES     64    /* one cwd path component */
+
+/* Per-process kernel map: processes tracked at once. */
+#define RV_MAX_PROCS      131072
+
+enum rv_event_type {
+    RV_EVENT_FORK = 1,
+    RV_EVENT_EXEC = 2,
+    RV_EVENT_EXIT = 3,
+};
+
+enum rv_flags {
+    RV_F_ARGV_TRUNCATED     = 1u << 0,
+    RV_F_PATH_TRUNCATED     = 1u << 1,
+    RV_F_CWD_TRUNCATED      = 1u << 2,
+    RV_F_CGROUP_TRUNCATED   = 1u << 3,
+    RV_F_PARENT_UNKNOWN     = 1u << 4,  /* process not in the kernel map (started before load, or map full) */
+    RV_F_NONLEADER_EXEC     = 1u << 5,  /* exec came from a non-leader thread (old_pid != tgid) */
+    RV_F_ARGV_UNREADABLE    = 1u << 6,
+};
+
+/* Per-CPU counters (index into the "counters" map). */
+enum rv_counter {
+    RV_CNT_RINGBUF_FULL  = 0,  /* events that could not be written to the ring buffer */
+    RV_CNT_PROCMAP_FULL  = 1,  /* processes that could not be added to the kernel map */
+    RV_CNT_EVENTS        = 2,  /* events written */
+    RV_CNT__MAX          = 4,
+};
+
+/* A process identity: tgid plus its start time (CLOCK_BOOTTIME, ns). */
+struct rv_ident {
+    unsigned int tgid;
+    unsigned int _pad;
+    unsigned long long start_ns;
+};
+
+/* Value of the per-process kernel map (key: tgid). */
+struct rv_proc {
+    struct rv_ident self;
+    struct rv_ident parent;  /* fork-time parent, never overwritten */
+};
+
+struct rv_header {
+    unsigned int type;       /* enum rv_event_type */
+    unsigned int size;       /* bytes of this record as written */
+    unsigned long long time_ns;  /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) */
+    struct rv_ident proc;
+};
+
+struct rv_fork_event {
+    struct rv_header h;
+    struct rv_ident parent;  /* the process whose thread called fork/clone */
+    unsigned int parent_thread;  /* pid of that thread */
+    unsigned int flags;
+};
+
+struct rv_exit_event {
+    struct rv_header h;
+    struct rv_ident parent;       /* fork-time parent (tgid 0 if unknown) */
+    struct rv_ident real_parent;  /* parent at exit: differs once reparented */
+    unsigned int exit_code;       /* wait status: (code << 8) | signal */
+    unsigned int flags;
+};
+
+struct rv_exec_event {
+    struct rv_header h;
+    struct rv_ident parent;       /* fork-time parent (tgid 0 if unknown) */
+    struct rv_ident real_parent;  /* parent at exec: differs once reparented */
+    unsigned long long exe_dev;   /* kernel dev_t of the executable's super block */
+    unsigned long long exe_ino;
+    unsigned long long cgroup_id; /* default-hierarchy (cgroup v2) id */
+    unsigned int old_pid;         /* tracepoint's old_pid: the thread that called exec */
+    unsigned int uid, euid, gid, loginuid;
+    unsigned int flags;
+    unsigned int argc;            /* full argument count, even if argv is truncated */
+    unsigned int argv_len;        /* bytes of argv captured */
+    char comm[RV_COMM_BYTES];
+    char filename[RV_PATH_BYTES]; /* path passed to exec */
+    char interp[RV_PATH_BYTES];   /* interpreter actually run, when it differs (#!, binfmt_misc) */
+    char cwd[RV_CWD_BYTES];       /* components leaf first, each NUL-terminated */
+    char cgroup[RV_CGROUP_BYTES]; /* leaf cgroup name, e.g. training-worker.service */
+    char argv[RV_ARGV_BYTES];     /* last: the record is cut after argv_len bytes */
+};
+
+_Static_assert(sizeof(struct rv_ident) == 16, "rv_ident layout");
+_Static_assert(sizeof(struct rv_header) == 32, "rv_header layout");
+_Static_assert(sizeof(struct rv_fork_event) == 56, "rv_fork_event layout");
+_Static_assert(sizeof(struct rv_exit_event) == 72, "rv_exit_event layout");
+_Static_assert(__builtin_offsetof(struct rv_exec_event, argv) == 1032, "rv_exec_event layout");
+_Static_assert(sizeof(struct rv_exec_event) == 1032 + RV_ARGV_BYTES, "rv_exec_event layout");
+
+#endif

@@ -1,0 +1,40 @@
+/* A tiny C API over the generated libbpf skeleton, so Swift never touches libbpf types. */
+#ifndef REVENANT_BPF_H
+#define REVENANT_BPF_H
+
+#include "revenant_abi.h"
+
+struct rv_bpf;
+
+/* Called for every record read from the ring buffer; return non-zero to stop the batch. */
+typedef int (*rv_event_fn)(void *ctx, const void *data, unsigned long size);
+
+struct rv_bpf_options {
+    unsigned int ringbuf_bytes;      /* power of two, multiple of the page size; 0 = default */
+    unsigned long long wakeup_bytes; /* wake the reader when this much is pending; 0 = every event */
+};
+
+enum rv_bpf_stage {
+    RV_STAGE_OPEN = 1,
+    RV_STAGE_LOAD = 2,
+    RV_STAGE_ATTACH = 3,
+    RV_STAGE_RINGBUF = 4,
+};
+
+/* Opens, loads and attaches. Returns 0 or a negative errno; on failure *stage says which
+ * step failed and log holds libbpf's messages (NUL-terminated, cut to loglen). */
+int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
+                 rv_event_fn fn, void *ctx, int *stage, char *log, unsigned long loglen);
+
+/* Waits up to timeout_ms for a wake-up, then drains the ring. Returns records read or -errno. */
+int rv_bpf_poll(struct rv_bpf *b, int timeout_ms);
+
+/* Sums the per-CPU counters into out[RV_CNT__MAX]. Returns 0 or -errno. */
+int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out);
+
+/* Entries currently in the per-process map (walks it: for diagnostics, not hot paths). */
+long rv_bpf_proc_count(struct rv_bpf *b);
+
+void rv_bpf_stop(struct rv_bpf *b);
+
+#endif

@@ -1,0 +1,139 @@
+import CRevenantABI
+
+/// Why a ring-buffer record could not be decoded.
+public enum DecodeError: Error, Equatable, CustomStringConvertible {
+    case tooShort(got: Int, need: Int)
+    case unknownType(UInt32)
+    case sizeMismatch(type: UInt32, declared: Int, got: Int)
+    case argvLength(declared: Int, available: Int)
+
+    public var description: String {
+        switch self {
+        case .tooShort(let got, let need): return "record of \(got) bytes is shorter than the \(need) it needs"
+        case .unknownType(let t): return "unknown record type \(t)"
+        case .sizeMismatch(let t, let d, let g): return "record type \(t) declares \(d) bytes but \(g) arrived"
+        case .argvLength(let d, let a): return "argv length \(d) exceeds the \(a) bytes present"
+        }
+    }
+}
+
+/// Decodes the records of `revenant_abi.h`. Pure: bytes in, values out.
+public enum EventDecoder {
+    public static let headerSize = MemoryLayout<rv_header>.size
+    public static let forkSize = MemoryLayout<rv_fork_event>.size
+    public static let exitSize = MemoryLayout<rv_exit_event>.size
+    public static let execFixedSize = MemoryLayout<rv_exec_event>.offset(of: \rv_exec_event.argv)!
+    public static let execMaxSize = MemoryLayout<rv_exec_event>.size
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> Event {
+        guard bytes.count >= headerSize else { throw .tooShort(got: bytes.count, need: headerSize) }
+        let type = bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        let declared = Int(bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard declared <= bytes.count else { throw .sizeMismatch(type: type, declared: declared, got: bytes.count) }
+
+        switch type {
+        case UInt32(RV_EVENT_FORK.rawValue):
+            let e: rv_fork_event = try fixed(bytes, type: type, declared: declared)
+            return .fork(ForkEvent(
+                time: e.h.time_ns, process: ident(e.h.proc), parent: ident(e.parent),
+                parentThread: Int32(bitPattern: e.parent_thread)))
+        case UInt32(RV_EVENT_EXIT.rawValue):
+            let e: rv_exit_event = try fixed(bytes, type: type, declared: declared)
+            return .exit(ExitEvent(
+                time: e.h.time_ns, process: ident(e.h.proc),
+                parent: e.flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
+                realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code)))
+        case UInt32(RV_EVENT_EXEC.rawValue):
+            return .exec(try exec(bytes, declared: declared))
+        default:
+            throw .unknownType(type)
+        }
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Event {
+        let r: Result<Event, DecodeError> = bytes.withUnsafeBytes { b in
+            do throws(DecodeError) { return .success(try decode(b)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+
+    private static func fixed<T>(_ bytes: UnsafeRawBufferPointer, type: UInt32, declared: Int) throws(DecodeError) -> T {
+        let size = MemoryLayout<T>.size
+        guard declared == size, bytes.count >= size else {
+            throw .sizeMismatch(type: type, declared: declared, got: bytes.count)
+        }
+        return bytes.loadUnaligned(as: T.self)
+    }
+
+    private static func exec(_ bytes: UnsafeRawBufferPointer, declared: Int) throws(DecodeError) -> ExecEvent {
+        guard declared >= execFixedSize, declared <= execMaxSize else {
+            throw .sizeMismatch(type: UInt32(RV_EVENT_EXEC.rawValue), declared: declared, got: bytes.count)
+        }
+        // The record is cut after argv: copy into a zeroed full-size struct.
+        var e = rv_exec_event()
+        withUnsafeMutableBytes(of: &e) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<declared]))
+        }
+        let argvLen = Int(e.argv_len)
+        guard argvLen <= declared - execFixedSize else {
+            throw .argvLength(declared: argvLen, available: declared - execFixedSize)
+        }
+        let flags = e.flags
+        let truncated = flags & RV_F_ARGV_TRUNCATED.rawValue != 0
+        let argv = withUnsafeBytes(of: e.argv) { splitArgv(UnsafeRawBufferPointer(rebasing: $0[0..<argvLen]), truncated: truncated) }
+        let interp = cString(e.interp)
+        let loginuid = e.loginuid == UInt32.max ? nil : e.loginuid
+        return ExecEvent(
+            time: e.h.time_ns, process: ident(e.h.proc),
+            parent: flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
+            realParent: ident(e.real_parent), oldPid: Int32(bitPattern: e.old_pid),
+            filename: cString(e.filename), interpreter: interp.isEmpty ? nil : interp,
+            exeDevice: e.exe_dev, exeInode: e.exe_ino,
+            argv: argv, argc: Int(e.argc), argvTruncated: truncated,
+            comm: cString(e.comm), uid: e.uid, euid: e.euid, gid: e.gid, loginuid: loginuid,
+            cgroupId: e.cgroup_id, cgroup: cString(e.cgroup),
+            cwd: withUnsafeBytes(of: e.cwd) { cwdPath($0) },
+            cwdTruncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0,
+            flags: flags)
+    }
+
+    static func ident(_ i: rv_ident) -> Identity {
+        Identity(pid: Int32(bitPattern: i.tgid), startNs: i.start_ns)
+    }
+
+    /// A fixed C char array up to its first NUL.
+    static func cString<T>(_ tuple: T) -> String {
+        withUnsafeBytes(of: tuple) { raw in
+            let end = raw.firstIndex(of: 0) ?? raw.count
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[0..<end]), as: UTF8.self)
+        }
+    }
+
+    /// NUL-separated arguments; a cut last argument is kept and marked with "…".
+    public static func splitArgv(_ raw: UnsafeRawBufferPointer, truncated: Bool) -> [String] {
+        var out: [String] = []
+        var start = 0
+        for i in 0..<raw.count where raw[i] == 0 {
+            out.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<i]), as: UTF8.self))
+            start = i + 1
+        }
+        if start < raw.count {
+            let tail = String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<raw.count]), as: UTF8.self)
+            out.append(truncated ? tail + "…" : tail)
+        }
+        return out
+    }
+
+    /// cwd arrives leaf first as NUL-terminated components; an empty list is "/".
+    /// nil when the kernel could not read it at all (an empty first component past the root).
+    public static func cwdPath(_ raw: UnsafeRawBufferPointer) -> String? {
+        var parts: [String] = []
+        var start = 0
+        for i in 0..<raw.count where raw[i] == 0 {
+            if i == start { break }
+            parts.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<i]), as: UTF8.self))
+            start = i + 1
+        }
+        return "/" + parts.reversed().joined(separator: "/")
+    }
+}

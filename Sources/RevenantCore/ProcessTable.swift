@@ -1,0 +1,221 @@
+/// One program image of a process: each exec adds one.
+public struct Image: Hashable, Sendable {
+    public var time: UInt64
+    public var filename: String
+    public var interpreter: String?
+    public var exeDevice: UInt64
+    public var exeInode: UInt64
+    public var argv: [String]
+    public var argvTruncated: Bool
+    public var comm: String
+    public var uid: UInt32
+    public var euid: UInt32
+    public var gid: UInt32
+    public var loginuid: UInt32?
+    public var cgroupId: UInt64
+    public var cgroup: String
+    public var cwd: String?
+
+    public init(time: UInt64, filename: String, interpreter: String? = nil, exeDevice: UInt64 = 0,
+                exeInode: UInt64 = 0, argv: [String], argvTruncated: Bool = false, comm: String,
+                uid: UInt32 = 0, euid: UInt32 = 0, gid: UInt32 = 0, loginuid: UInt32? = nil,
+                cgroupId: UInt64 = 0, cgroup: String = "", cwd: String? = nil) {
+        self.time = time; self.filename = filename; self.interpreter = interpreter
+        self.exeDevice = exeDevice; self.exeInode = exeInode; self.argv = argv
+        self.argvTruncated = argvTruncated; self.comm = comm; self.uid = uid; self.euid = euid
+        self.gid = gid; self.loginuid = loginuid; self.cgroupId = cgroupId; self.cgroup = cgroup; self.cwd = cwd
+    }
+
+    public init(_ e: ExecEvent) {
+        self.init(time: e.time, filename: e.filename, interpreter: e.interpreter, exeDevice: e.exeDevice,
+                  exeInode: e.exeInode, argv: e.argv, argvTruncated: e.argvTruncated, comm: e.comm,
+                  uid: e.uid, euid: e.euid, gid: e.gid, loginuid: e.loginuid, cgroupId: e.cgroupId,
+                  cgroup: e.cgroup, cwd: e.cwd)
+    }
+}
+
+/// What is known of one process.
+public struct ProcessRecord: Hashable, Sendable {
+    public let id: Identity
+    /// The process that forked it; nil when unknown (seeded, or it predates tracing).
+    public var parent: Identity?
+    /// Seeded: the parent seen in /proc when tracing started, which may be an adopter.
+    public var parentIsCurrentOnly: Bool = false
+    /// The process it was reparented to, when that differs from the fork-time parent.
+    public var adoptedBy: Identity?
+    /// Images in exec order, bounded by `ProcessTable.maxImages` (first and latest kept).
+    public var images: [Image] = []
+    public var imagesDropped: Int = 0
+    /// The name inherited at fork, until the first exec.
+    public var comm: String
+    public var exitTime: UInt64?
+    public var exitStatus: ExitStatus?
+    /// Alive before tracing started and read from /proc.
+    public var seeded: Bool = false
+
+    public init(id: Identity, parent: Identity?, comm: String) {
+        self.id = id; self.parent = parent; self.comm = comm
+    }
+
+    /// True while `images` holds only the image inherited from the parent at fork.
+    public var imageInherited: Bool = false
+
+    /// Exited, or known gone (its PID was reused while no exit was seen: `exitStatus` nil).
+    public var exited: Bool { exitTime != nil }
+    public var image: Image? { images.last }
+    /// The short name shown in chains: the latest image's comm.
+    public var name: String { images.last?.comm ?? comm }
+}
+
+/// The live view of processes and their fork-time lineage, fed by kernel events. Pure.
+///
+/// Bounds: every live process is kept (the kernel's pid_max bounds them); exited processes
+/// are kept, oldest evicted first, up to `exitedRetention`, except that an exited process
+/// with live descendants is kept as long as they live, so every live chain stays whole.
+public struct ProcessTable: Sendable {
+    public static let maxImages = 32
+
+    public let exitedRetention: Int
+    public private(set) var processes: [Identity: ProcessRecord] = [:]
+    /// Newest identity for each PID.
+    public private(set) var byPid: [Int32: Identity] = [:]
+    private var liveChildren: [Identity: Int] = [:]
+    private var evictable: [Identity] = []
+    private var evictHead = 0
+    public private(set) var evicted = 0
+
+    public init(exitedRetention: Int = 50_000) {
+        precondition(exitedRetention >= 0)
+        self.exitedRetention = exitedRetention
+    }
+
+    public var count: Int { processes.count }
+
+    public subscript(id: Identity) -> ProcessRecord? { processes[id] }
+
+    /// The newest known process with this PID.
+    public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { processes[$0] } }
+
+    public mutating func apply(_ event: Event) {
+        switch event {
+        case .fork(let e):
+            var r = ProcessRecord(id: e.process, parent: e.parent, comm: processes[e.parent]?.name ?? "")
+            // A fork of a known process inherits its image (until it execs).
+            if let p = processes[e.parent], let img = p.image {
+                r.images = [img]
+                r.comm = img.comm
+                r.imageInherited = true
+            }
+            insert(r)
+        case .exec(let e):
+            var r = processes[e.process] ?? ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
+            let isNew = processes[e.process] == nil
+            if r.parent == nil, let p = e.parent { r.parent = p }
+            // An image inherited at fork is replaced by the first exec.
+            if r.imageInherited {
+                r.images.removeAll()
+                r.imageInherited = false
+            }
+            append(Image(e), to: &r)
+            noteAdoption(&r, realParent: e.realParent)
+            if isNew { insert(r) } else { processes[r.id] = r }
+        case .exit(let e):
+            var r = processes[e.process] ?? ProcessRecord(id: e.process, parent: e.parent, comm: "")
+            let isNew = processes[e.process] == nil
+            if r.parent == nil, let p = e.parent { r.parent = p }
+            guard !r.exited else { return }
+            r.exitTime = e.time
+            r.exitStatus = e.status
+            noteAdoption(&r, realParent: e.realParent)
+            if isNew { insert(r) } else { processes[r.id] = r }
+            exited(r.id)
+        }
+    }
+
+    /// Adds a process that was alive before tracing started.
+    public mutating func seed(_ r: ProcessRecord) {
+        var r = r
+        r.seeded = true
+        guard processes[r.id] == nil else { return }
+        insert(r)
+    }
+
+    /// Fork-time ancestors, nearest first, as far as they are known (at most `limit`).
+    public func ancestry(of id: Identity, limit: Int = 64) -> [ProcessRecord] {
+        var out: [ProcessRecord] = []
+        var seen: Set<Identity> = [id]
+        var cur = processes[id]?.parent
+        while let p = cur, out.count < limit, !seen.contains(p), let r = processes[p] {
+            out.append(r)
+            seen.insert(p)
+            cur = r.parent
+        }
+        return out
+    }
+
+    /// True when `id` is `root` or one of its fork-time descendants.
+    public func isInSubtree(_ id: Identity, of root: Identity) -> Bool {
+        id == root || ancestry(of: id).contains { $0.id == root }
+    }
+
+    // MARK: - bookkeeping
+
+    private mutating func append(_ img: Image, to r: inout ProcessRecord) {
+        r.images.append(img)
+        if r.images.count > ProcessTable.maxImages {
+            r.images.remove(at: 1)
+            r.imagesDropped += 1
+        }
+    }
+
+    private func noteAdoption(_ r: inout ProcessRecord, realParent: Identity) {
+        guard realParent.pid != 0 else { return }
+        if let p = r.parent, p != realParent { r.adoptedBy = realParent }
+    }
+
+    private mutating func insert(_ r: ProcessRecord) {
+        if let old = byPid[r.id.pid], old != r.id, let o = processes[old], !o.exited {
+            // The PID was reused: the old holder must have exited unseen.
+            var o = o
+            o.exitTime = r.id.startNs
+            processes[old] = o
+            exited(old)
+        }
+        processes[r.id] = r
+        if byPid[r.id.pid].map({ r.id >= $0 }) ?? true { byPid[r.id.pid] = r.id }
+        if r.exited {
+            exited(r.id)
+        } else if let p = r.parent {
+            liveChildren[p, default: 0] += 1
+        }
+    }
+
+    private mutating func exited(_ id: Identity) {
+        guard let r = processes[id] else { return }
+        if let p = r.parent, let n = liveChildren[p] {
+            if n <= 1 {
+                liveChildren[p] = nil
+                if processes[p]?.exited == true { evictable.append(p) }
+            } else {
+                liveChildren[p] = n - 1
+            }
+        }
+        if liveChildren[id] == nil { evictable.append(id) }
+        trim()
+    }
+
+    private mutating func trim() {
+        while evictable.count - evictHead > exitedRetention {
+            let id = evictable[evictHead]
+            evictHead += 1
+            guard let r = processes[id], r.exited, liveChildren[id] == nil else { continue }
+            processes[id] = nil
+            if byPid[id.pid] == id { byPid[id.pid] = nil }
+            evicted += 1
+        }
+        if evictHead > 4096, evictHead * 2 > evictable.count {
+            evictable.removeFirst(evictHead)
+            evictHead = 0
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import CRevenantBPF
+import Glibc
+import RevenantCore
+import Synchronization
+
+/// What the reader thread hands to Swift concurrency.
+public enum TraceItem: Sendable {
+    case event(Event)
+    /// A record that could not be decoded: reported, never fatal.
+    case malformed(DecodeError)
+}
+
+/// Kernel-side counters, summed over CPUs.
+public struct TraceCounters: Sendable, Equatable {
+    public var ringbufFull: UInt64
+    public var procMapFull: UInt64
+    public var events: UInt64
+
+    public static let zero = TraceCounters(ringbufFull: 0, procMapFull: 0, events: 0)
+
+    public init(ringbufFull: UInt64, procMapFull: UInt64, events: UInt64) {
+        self.ringbufFull = ringbufFull; self.procMapFull = procMapFull; self.events = events
+    }
+}
+
+/// Loads the BPF program, attaches it, and reads its ring buffer on a dedicated thread.
+public final class Tracer: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// Ring buffer bytes (power of two). 8 MiB holds ~2,700 maximal exec records.
+        public var ringbufBytes: UInt32 = 8 << 20
+        /// Pending bytes that trigger a reader wake-up; below it the reader polls.
+        public var wakeupBytes: UInt64 = 1 << 20
+        /// How often the reader drains the ring when not woken.
+        public var pollMs: Int32 = 20
+        public init() {}
+    }
+
+    public let events: AsyncStream<TraceItem>
+    private let continuation: AsyncStream<TraceItem>.Continuation
+    private var handle: OpaquePointer?
+    private let stopping = Atomic<Bool>(false)
+    private var thread: pthread_t?
+    private let options: Options
+
+    /// Opens, loads and attaches; events start flowing into `events` at once.
+    public init(options: Options = Options()) throws(BPFError) {
+        self.options = options
+        (events, continuation) = AsyncStream.makeStream(of: TraceItem.self, bufferingPolicy: .unbounded)
+        var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes)
+        var stage: Int32 = 0
+        var log = [CChar](repeating: 0, count: 8192)
+        var h: OpaquePointer?
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        let rc = rv_bpf_start(&h, &opts, Tracer.onRecord, ctx, &stage, &log, UInt(log.count))
+        guard rc == 0, let h else {
+            let st: BPFError.Stage = switch stage {
+            case Int32(RV_STAGE_OPEN.rawValue): .open
+            case Int32(RV_STAGE_LOAD.rawValue): .load
+            case Int32(RV_STAGE_ATTACH.rawValue): .attach
+            default: .ringbuf
+            }
+            throw BPFError(stage: st, errno: -rc, message: String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        handle = h
+        startThread()
+    }
+
+    deinit {
+        stop()
+    }
+
+    private static let onRecord: rv_event_fn = { ctx, data, size in
+        let me = Unmanaged<Tracer>.fromOpaque(ctx!).takeUnretainedValue()
+        let buf = UnsafeRawBufferPointer(start: data, count: Int(size))
+        do throws(DecodeError) {
+            me.continuation.yield(.event(try EventDecoder.decode(buf)))
+        } catch {
+            me.continuation.yield(.malformed(error))
+        }
+        return 0
+    }
+
+    private func startThread() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            let me = Unmanaged<Tracer>.fromOpaque(arg!).takeRetainedValue()
+            me.loop()
+            return nil
+        }, box)
+        thread = t
+    }
+
+    private func loop() {
+        guard let h = handle else { return }
+        while !stopping.load(ordering: .acquiring) {
+            let n = rv_bpf_poll(h, options.pollMs)
+            if n < 0 && n != -EINTR {
+                continuation.finish()
+                return
+            }
+        }
+        // Drain what is left so nothing submitted before stop is lost.
+        _ = rv_bpf_poll(h, 0)
+        continuation.finish()
+    }
+
+    /// Kernel counters: events lost to a full ring, processes the kernel map could not hold.
+    public func counters() throws(BPFError) -> TraceCounters {
+        guard let h = handle else { throw BPFError(stage: .counters, errno: EBADF, message: "tracer stopped") }
+        var v = [UInt64](repeating: 0, count: Int(RV_CNT__MAX.rawValue))
+        let rc = rv_bpf_counters(h, &v)
+        guard rc == 0 else { throw BPFError(stage: .counters, errno: -rc, message: "") }
+        return TraceCounters(
+            ringbufFull: v[Int(RV_CNT_RINGBUF_FULL.rawValue)],
+            procMapFull: v[Int(RV_CNT_PROCMAP_FULL.rawValue)],
+            events: v[Int(RV_CNT_EVENTS.rawValue)])
+    }
+
+    /// Processes currently held by the kernel map.
+    public func kernelProcessCount() -> Int {
+        guard let h = handle else { return 0 }
+        return rv_bpf_proc_count(h)
+    }
+
+    /// Stops the reader (after a final drain) and detaches. Idempotent.
+    public func stop() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if let t = thread {
+            if pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
+            thread = nil
+        }
+        if let h = handle {
+            rv_bpf_stop(h)
+            handle = nil
+        }
+        continuation.finish()
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import RevenantCore
+import RevenantSystem
+
+struct Trace: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stream exec and exit events live, each with its fork-time ancestry."
+    )
+
+    @Flag(help: "JSON lines instead of text.") var json = false
+    @Flag(help: "Also print fork events.") var forks = false
+    @Option(help: "Only programs whose path or command line contains this text.") var exe: String?
+    @Option(help: "Only processes whose name (comm) contains this text.") var comm: String?
+    @Option(help: "Only this PID and its fork-time descendants.") var pid: Int32?
+    @Option(help: "Stop after this many printed events.") var count: Int?
+    @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
+
+    func run() async throws {
+        try Preflight.requireTracing()
+        var options = Tracer.Options()
+        options.ringbufBytes = ringbufMib << 20
+        let tracer: Tracer
+        do {
+            tracer = try Tracer(options: options)
+        } catch {
+            throw Failure(error.description)
+        }
+        // Seed after attaching, so nothing starts in a gap between the two.
+        var table = ProcessTable()
+        for r in ProcReader().all() { table.seed(r) }
+        let root: Identity? = try pid.map { p in
+            guard let r = table.latest(pid: p) else { throw Failure("no process with PID \(p)") }
+            return r.id
+        }
+
+        let signals = SignalWatcher([SIGINT, SIGTERM]) { tracer.stop() }
+        let out = LineWriter.stdout
+        let clock = BootClock()
+        let json = self.json
+        let lossWatch = Task {
+            var last = TraceCounters.zero
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(500))
+                guard let c = try? tracer.counters() else { continue }
+                if c.ringbufFull != last.ringbufFull || c.procMapFull != last.procMapFull {
+                    LossReport(c, since: last).print(to: out, json: json, clock: clock)
+                    last = c
+                }
+            }
+        }
+
+        var printed = 0
+        var malformed = 0
+        for await item in tracer.events {
+            guard case .event(let event) = item else {
+                malformed += 1
+                if case .malformed(let err) = item { warn("skipped a malformed record: \(err)") }
+                continue
+            }
+            table.apply(event)
+            guard matches(event, table: table, root: root) else { continue }
+            if case .fork = event, !forks { continue }
+            let rec = TraceRecord(event, table: table, clock: clock)
+            if json { out.json(rec) } else { out.line(rec.text) }
+            printed += 1
+            if let count, printed >= count { tracer.stop() }
+        }
+        lossWatch.cancel()
+        let c = try? tracer.counters()
+        tracer.stop()
+        _ = signals
+        if let c, c.ringbufFull + c.procMapFull > 0 {
+            LossReport(c, since: TraceCounters.zero).print(to: out, json: json, clock: clock)
+        }
+    }
+
+    private func matches(_ event: Event, table: ProcessTable, root: Identity?) -> Bool {
+        let r = table[event.process]
+        if let root, !table.isInSubtree(event.process, of: root) { return false }
+        if let exe {
+            guard let img = r?.image, img.filename.contains(exe) || img.argv.joined(separator: " ").contains(exe) else { return false }
+        }
+        if let comm {
+            guard let r, r.name.contains(comm) else { return false }
+        }
+        return true
+    }
+}
+
+/// A non-zero loss counter, as a warning line or a JSON record.
+struct LossReport: Encodable {
+    let type = "lost"
+    let time: String
+    let ringbuf_full: UInt64
+    let procmap_full: UInt64
+    let ringbuf_full_new: UInt64
+    let procmap_full_new: UInt64
+
+    init(_ c: TraceCounters, since last: TraceCounters) {
+        time = Clock.iso.string(from: Date())
+        ringbuf_full = c.ringbufFull
+        procmap_full = c.procMapFull
+        ringbuf_full_new = c.ringbufFull - last.ringbufFull
+        procmap_full_new = c.procMapFull - last.procMapFull
+    }
+
+    func print(to out: LineWriter, json: Bool, clock: BootClock) {
+        if json { out.json(self); return }
+        var parts: [String] = []
+        if ringbuf_full_new > 0 { parts.append("\(ringbuf_full_new) events lost: ring buffer full (total \(ringbuf_full)); raise --ringbuf-mib") }
+        if procmap_full_new > 0 { parts.append("\(procmap_full_new) processes not tracked: kernel process map full (total \(procmap_full))") }
+        out.line("WARNING " + parts.joined(separator: "; "))
+        warn(parts.joined(separator: "; "))
+    }
+}
+
+/// Runs a handler on the first of the given signals.
+final class SignalWatcher: @unchecked Sendable {  // sources are immutable after init
+    private let sources: [any DispatchSourceSignal]
+    init(_ signals: [Int32], handler: @escaping @Sendable () -> Void) {
+        sources = signals.map { sig in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler(handler: handler)
+            s.resume()
+            return s
+        }
+    }
+}
