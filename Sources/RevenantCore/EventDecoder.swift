@@ -91,7 +91,7 @@ public enum EventDecoder {
             exeDevice: e.exe_dev, exeInode: e.exe_ino,
             argv: argv, argc: Int(e.argc), argvTruncated: truncated,
             comm: cString(e.comm), uid: e.uid, euid: e.euid, gid: e.gid, loginuid: loginuid,
-            cgroupId: e.cgroup_id, cgroup: cString(e.cgroup),
+            cgroupId: e.cgroup_id, cgroup: { let c = cString(e.cgroup); return c.isEmpty ? "/" : c }(),
             cwd: withUnsafeBytes(of: e.cwd) { cwdPath($0) },
             cwdTruncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0,
             flags: flags)

@@ -1,0 +1,46 @@
+import CRevenantABI
+import Testing
+
+/// The BPF program and Swift share revenant_abi.h; these pin its layout so an edit that
+/// would desynchronise the two (or a padding change) fails here first.
+@Suite struct ABILayoutTests {
+    @Test func sizes() {
+        #expect(MemoryLayout<rv_ident>.size == 16)
+        #expect(MemoryLayout<rv_header>.size == 32)
+        #expect(MemoryLayout<rv_fork_event>.size == 56)
+        #expect(MemoryLayout<rv_exit_event>.size == 72)
+        #expect(MemoryLayout<rv_exec_event>.size == 1032 + Int(RV_ARGV_BYTES))
+        #expect(MemoryLayout<rv_proc>.size == 32)
+    }
+
+    @Test func headerOffsets() {
+        #expect(MemoryLayout<rv_header>.offset(of: \.type) == 0)
+        #expect(MemoryLayout<rv_header>.offset(of: \.size) == 4)
+        #expect(MemoryLayout<rv_header>.offset(of: \.time_ns) == 8)
+        #expect(MemoryLayout<rv_header>.offset(of: \.proc) == 16)
+        #expect(MemoryLayout<rv_ident>.offset(of: \.start_ns) == 8)
+    }
+
+    @Test func eventOffsets() {
+        #expect(MemoryLayout<rv_fork_event>.offset(of: \.parent) == 32)
+        #expect(MemoryLayout<rv_fork_event>.offset(of: \.parent_thread) == 48)
+        #expect(MemoryLayout<rv_exit_event>.offset(of: \.real_parent) == 48)
+        #expect(MemoryLayout<rv_exit_event>.offset(of: \.exit_code) == 64)
+        typealias E = rv_exec_event
+        #expect(MemoryLayout<E>.offset(of: \.parent) == 32)
+        #expect(MemoryLayout<E>.offset(of: \.real_parent) == 48)
+        #expect(MemoryLayout<E>.offset(of: \.exe_dev) == 64)
+        #expect(MemoryLayout<E>.offset(of: \.exe_ino) == 72)
+        #expect(MemoryLayout<E>.offset(of: \.cgroup_id) == 80)
+        #expect(MemoryLayout<E>.offset(of: \.old_pid) == 88)
+        #expect(MemoryLayout<E>.offset(of: \.flags) == 108)
+        #expect(MemoryLayout<E>.offset(of: \.argc) == 112)
+        #expect(MemoryLayout<E>.offset(of: \.argv_len) == 116)
+        #expect(MemoryLayout<E>.offset(of: \.comm) == 120)
+        #expect(MemoryLayout<E>.offset(of: \.filename) == 136)
+        #expect(MemoryLayout<E>.offset(of: \.interp) == 136 + 256)
+        #expect(MemoryLayout<E>.offset(of: \.cwd) == 136 + 512)
+        #expect(MemoryLayout<E>.offset(of: \.cgroup) == 136 + 768)
+        #expect(MemoryLayout<E>.offset(of: \.argv) == 1032)
+    }
+}

@@ -1,0 +1,166 @@
+import CRevenantABI
+import Testing
+@testable import RevenantCore
+
+/// Builds records byte for byte as the BPF program writes them.
+enum Records {
+    static func ident(_ pid: UInt32, _ ns: UInt64) -> rv_ident { rv_ident(tgid: pid, _pad: 0, start_ns: ns) }
+
+    static func bytes<T>(_ v: T, count: Int? = nil) -> [UInt8] {
+        withUnsafeBytes(of: v) { Array($0.prefix(count ?? MemoryLayout<T>.size)) }
+    }
+
+    static func fork(pid: UInt32, start: UInt64, parent: UInt32, parentStart: UInt64) -> [UInt8] {
+        var e = rv_fork_event()
+        e.h.type = UInt32(RV_EVENT_FORK.rawValue)
+        e.h.size = UInt32(MemoryLayout<rv_fork_event>.size)
+        e.h.time_ns = start
+        e.h.proc = ident(pid, start)
+        e.parent = ident(parent, parentStart)
+        e.parent_thread = parent
+        return bytes(e)
+    }
+
+    static func setString<T>(_ field: inout T, _ s: String) {
+        withUnsafeMutableBytes(of: &field) { raw in
+            let u = Array(s.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: u)
+            raw[u.count] = 0
+        }
+    }
+
+    static func exec(pid: UInt32, start: UInt64, time: UInt64, parent: (UInt32, UInt64)?, realParent: (UInt32, UInt64),
+                     filename: String, argv: [String], comm: String, cwdLeafFirst: [String] = [],
+                     argvBytes: [UInt8]? = nil, flags: UInt32 = 0) -> [UInt8] {
+        var e = rv_exec_event()
+        e.h.type = UInt32(RV_EVENT_EXEC.rawValue)
+        e.h.time_ns = time
+        e.h.proc = ident(pid, start)
+        if let parent { e.parent = ident(parent.0, parent.1) } else { e.flags |= RV_F_PARENT_UNKNOWN.rawValue }
+        e.flags |= flags
+        e.real_parent = ident(realParent.0, realParent.1)
+        e.old_pid = pid
+        setString(&e.filename, filename)
+        setString(&e.comm, comm)
+        withUnsafeMutableBytes(of: &e.cwd) { raw in
+            var off = 0
+            for c in cwdLeafFirst {
+                for b in c.utf8 { raw[off] = b; off += 1 }
+                raw[off] = 0; off += 1
+            }
+            raw[off] = 0
+        }
+        let av = argvBytes ?? argv.flatMap { Array($0.utf8) + [0] }
+        withUnsafeMutableBytes(of: &e.argv) { $0.copyBytes(from: av) }
+        e.argv_len = UInt32(av.count)
+        e.argc = UInt32(argv.count)
+        let size = 1032 + av.count
+        e.h.size = UInt32(size)
+        return bytes(e, count: size)
+    }
+
+    static func exit(pid: UInt32, start: UInt64, time: UInt64, parent: (UInt32, UInt64)?, realParent: (UInt32, UInt64), code: UInt32) -> [UInt8] {
+        var e = rv_exit_event()
+        e.h.type = UInt32(RV_EVENT_EXIT.rawValue)
+        e.h.size = UInt32(MemoryLayout<rv_exit_event>.size)
+        e.h.time_ns = time
+        e.h.proc = ident(pid, start)
+        if let parent { e.parent = ident(parent.0, parent.1) } else { e.flags = RV_F_PARENT_UNKNOWN.rawValue }
+        e.real_parent = ident(realParent.0, realParent.1)
+        e.exit_code = code
+        return bytes(e)
+    }
+}
+
+@Suite struct EventDecoderTests {
+    @Test func decodesFork() throws {
+        let ev = try EventDecoder.decode(Records.fork(pid: 42, start: 5_000_000_000, parent: 7, parentStart: 1_000_000_000))
+        guard case .fork(let f) = ev else { Issue.record("not a fork: \(ev)"); return }
+        #expect(f.process == Identity(pid: 42, startNs: 5_000_000_000))
+        #expect(f.parent == Identity(pid: 7, startNs: 1_000_000_000))
+        #expect(f.parentThread == 7)
+    }
+
+    @Test func decodesExecWithCwdAndArgv() throws {
+        let raw = Records.exec(pid: 42, start: 5, time: 9, parent: (7, 1), realParent: (1, 0),
+                               filename: "/usr/bin/python3", argv: ["python3", "/opt/w/worker.py", ""],
+                               comm: "python3", cwdLeafFirst: ["workers", "opt"])
+        guard case .exec(let e) = try EventDecoder.decode(raw) else { Issue.record("not exec"); return }
+        #expect(e.argv == ["python3", "/opt/w/worker.py", ""])
+        #expect(e.filename == "/usr/bin/python3")
+        #expect(e.comm == "python3")
+        #expect(e.cwd == "/opt/workers")
+        #expect(e.parent == Identity(pid: 7, startNs: 1))
+        #expect(e.realParent.pid == 1)
+        #expect(e.interpreter == nil)
+        #expect(e.cgroup == "/")
+        #expect(!e.argvTruncated)
+    }
+
+    @Test func execWithUnknownParentAndRootCwd() throws {
+        let raw = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0),
+                               filename: "/bin/true", argv: ["true"], comm: "true")
+        guard case .exec(let e) = try EventDecoder.decode(raw) else { Issue.record("not exec"); return }
+        #expect(e.parent == nil)
+        #expect(e.cwd == "/")
+    }
+
+    @Test func truncatedArgvIsMarked() throws {
+        let cut = Array("python3\0/opt/very/long".utf8)
+        let raw = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x",
+                               argv: ["python3", "/opt/very/long/path.py"], comm: "x", argvBytes: cut,
+                               flags: RV_F_ARGV_TRUNCATED.rawValue)
+        guard case .exec(let e) = try EventDecoder.decode(raw) else { Issue.record("not exec"); return }
+        #expect(e.argvTruncated)
+        #expect(e.argv == ["python3", "/opt/very/long…"])
+        #expect(e.argc == 2)
+    }
+
+    @Test func decodesExitStatus() throws {
+        let killed = try EventDecoder.decode(Records.exit(pid: 3, start: 5, time: 9, parent: (2, 1), realParent: (1, 0), code: 9))
+        guard case .exit(let k) = killed else { Issue.record("not exit"); return }
+        #expect(k.status == .signaled(9, coreDumped: false))
+        #expect(k.status.description == "signal 9 (SIGKILL)")
+        let normal = try EventDecoder.decode(Records.exit(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), code: 3 << 8))
+        guard case .exit(let n) = normal else { Issue.record("not exit"); return }
+        #expect(n.status == .exited(3))
+        #expect(n.parent == nil)
+    }
+
+    @Test func shortRecordIsAnError() {
+        #expect(throws: DecodeError.tooShort(got: 10, need: 32)) {
+            try EventDecoder.decode([UInt8](repeating: 0, count: 10))
+        }
+        #expect(throws: DecodeError.tooShort(got: 0, need: 32)) { try EventDecoder.decode([]) }
+    }
+
+    @Test func unknownTypeIsAnError() {
+        var raw = Records.fork(pid: 1, start: 1, parent: 0, parentStart: 0)
+        raw[0] = 99
+        #expect(throws: DecodeError.unknownType(99)) { try EventDecoder.decode(raw) }
+    }
+
+    @Test func sizeLiesAreErrors() {
+        // A fork record cut short, though its header claims the full size.
+        let raw = Array(Records.fork(pid: 1, start: 1, parent: 0, parentStart: 0).prefix(40))
+        #expect(throws: DecodeError.sizeMismatch(type: 1, declared: 56, got: 40)) { try EventDecoder.decode(raw) }
+        // An exec record whose argv_len points past its end.
+        var exec = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x", argv: ["a"], comm: "x")
+        exec[116] = 200
+        #expect(throws: DecodeError.argvLength(declared: 200, available: 2)) { try EventDecoder.decode(exec) }
+        // An exec record shorter than its fixed part.
+        var short = Array(exec.prefix(600))
+        short[4] = 0x58; short[5] = 0x02  // size 600
+        #expect(throws: DecodeError.sizeMismatch(type: 2, declared: 600, got: 600)) { try EventDecoder.decode(short) }
+    }
+
+    @Test func garbageNeverCrashes() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let n = Int.random(in: 0...1200, using: &rng)
+            var raw = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if n >= 4 { raw[0] = UInt8.random(in: 0...4, using: &rng); raw[1] = 0; raw[2] = 0; raw[3] = 0 }
+            _ = try? EventDecoder.decode(raw)
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Testing
+@testable import RevenantCore
+
+private func id(_ pid: Int32, _ s: UInt64) -> Identity { Identity(pid: pid, startNs: s * 1_000_000_000) }
+
+private func fork(_ child: Identity, of parent: Identity) -> Event {
+    .fork(ForkEvent(time: child.startNs, process: child, parent: parent, parentThread: parent.pid))
+}
+
+private func exec(_ p: Identity, _ argv: [String], parent: Identity?, real: Identity, at t: UInt64 = 0) -> Event {
+    .exec(ExecEvent(time: p.startNs + t, process: p, parent: parent, realParent: real, oldPid: p.pid,
+                    filename: argv[0], interpreter: nil, exeDevice: 1, exeInode: 2, argv: argv, argc: argv.count,
+                    argvTruncated: false, comm: String(argv[0].split(separator: "/").last!), uid: 0, euid: 0, gid: 0,
+                    loginuid: nil, cgroupId: 1, cgroup: "/", cwd: "/", cwdTruncated: false, flags: 0))
+}
+
+private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 = 0, at t: UInt64 = 1_000) -> Event {
+    .exit(ExitEvent(time: p.startNs + t, process: p, parent: parent, realParent: real, status: .exited(code)))
+}
+
+@Suite struct ProcessTableTests {
+    let initP = id(1, 0)
+
+    @Test func chainKeepsForkTimeParents() {
+        var t = ProcessTable()
+        let a = id(100, 1), b = id(101, 2), c = id(102, 3)
+        t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
+        t.apply(fork(a, of: initP)); t.apply(exec(a, ["/bin/sh"], parent: initP, real: initP))
+        t.apply(fork(b, of: a)); t.apply(exec(b, ["/usr/sbin/cron"], parent: a, real: a))
+        t.apply(fork(c, of: b)); t.apply(exec(c, ["/usr/bin/python3", "w.py"], parent: b, real: b))
+        #expect(t.ancestry(of: c).map(\.id) == [b, a, initP])
+        #expect(Lineage.chain(t, of: c) == "cron(101) ← sh(100) ← systemd(1)")
+        #expect(t.isInSubtree(c, of: a))
+        #expect(!t.isInSubtree(a, of: c))
+    }
+
+    @Test func doubleForkRecordsAdoptionApart() {
+        var t = ProcessTable()
+        let shell = id(200, 1), child = id(201, 2), grand = id(202, 3)
+        t.apply(fork(child, of: shell)); t.apply(exec(child, ["/bin/sh"], parent: shell, real: shell))
+        t.apply(fork(grand, of: child))
+        t.apply(exit(child, parent: shell, real: shell))
+        // The grandchild execs after its parent died: the kernel reports PID 1 as its parent now.
+        t.apply(exec(grand, ["/opt/worker"], parent: child, real: initP, at: 5_000))
+        let g = t[grand]!
+        #expect(g.parent == child)
+        #expect(g.adoptedBy == initP)
+        #expect(t.ancestry(of: grand).first?.id == child)
+        #expect(t[child]!.exited)
+    }
+
+    @Test func execAddsImagesToOneProcess() {
+        var t = ProcessTable()
+        let p = id(300, 1), sh = id(301, 2)
+        t.apply(exec(p, ["/bin/bash"], parent: nil, real: initP))
+        t.apply(fork(sh, of: p))
+        #expect(t[sh]!.images.map(\.filename) == ["/bin/bash"])  // inherited until it execs
+        t.apply(exec(sh, ["/bin/sh", "-c", "exec python3 x.py"], parent: p, real: p, at: 1))
+        t.apply(exec(sh, ["python3", "x.py"], parent: p, real: p, at: 2))
+        #expect(t[sh]!.images.map(\.filename) == ["/bin/sh", "python3"])
+        #expect(t[sh]!.name == "python3")
+        #expect(t.count == 2)
+    }
+
+    @Test func pidReuseGivesTwoIdentities() {
+        var t = ProcessTable()
+        let first = id(400, 1), second = id(400, 9)
+        t.apply(fork(first, of: initP)); t.apply(exit(first, parent: initP, real: initP))
+        t.apply(fork(second, of: initP))
+        #expect(first != second)
+        #expect(t[first]!.exited)
+        #expect(!t[second]!.exited)
+        #expect(t.latest(pid: 400)?.id == second)
+    }
+
+    @Test func missedExitIsClosedByReuse() {
+        var t = ProcessTable()
+        let first = id(401, 1), second = id(401, 9)
+        t.apply(fork(first, of: initP))
+        t.apply(fork(second, of: initP))
+        #expect(t[first]!.exited)
+        #expect(t[first]!.exitStatus == nil)
+    }
+
+    @Test func identityComparesAtTickPrecision() {
+        let exact = Identity(pid: 5, startNs: 1_234_567_891_234)
+        let seeded = Identity(pid: 5, startTicks: 123_456)
+        #expect(exact == seeded)
+        #expect(exact.description == "5@1234.56")
+        #expect(Identity("5@1234.56") == exact)
+        #expect(Identity("5@1234.5") == nil)
+        #expect(Identity("x@1") == nil)
+        #expect(Identity(pid: 5, startNs: 1_234_577_000_000) != exact)
+    }
+
+    @Test func retentionEvictsOldestExitedButKeepsLiveChains() {
+        var t = ProcessTable(exitedRetention: 3)
+        let keeper = id(10, 1), live = id(11, 2)
+        t.apply(fork(keeper, of: initP)); t.apply(fork(live, of: keeper))
+        t.apply(exit(keeper, parent: initP, real: initP))
+        for i in 0..<10 {
+            let p = id(Int32(100 + i), UInt64(10 + i))
+            t.apply(fork(p, of: initP)); t.apply(exit(p, parent: initP, real: initP))
+        }
+        // The exited parent of a live process stays; only 3 other exited ones remain.
+        #expect(t[keeper] != nil)
+        #expect(t.ancestry(of: live).first?.id == keeper)
+        #expect(t.processes.values.filter { $0.exited && $0.id != keeper }.count == 3)
+        #expect(t.evicted == 7)
+        #expect(t[id(109, 19)] != nil)
+        #expect(t[id(100, 10)] == nil)
+        // Once the child exits, the parent becomes evictable too.
+        t.apply(exit(live, parent: keeper, real: initP))
+        #expect(t.processes.values.filter(\.exited).count == 3)
+    }
+
+    @Test func seededLineageAboveUnknownIsMarked() {
+        var t = ProcessTable()
+        var orphan = ProcessRecord(id: id(50, 1), parent: nil, comm: "worker")
+        orphan.parentIsCurrentOnly = true
+        t.seed(orphan)
+        let kid = id(51, 2)
+        t.apply(fork(kid, of: orphan.id))
+        #expect(t[orphan.id]!.seeded)
+        #expect(Lineage.chain(t, of: kid) == "worker(50) ← ?")
+        let gone = id(52, 3)
+        t.apply(fork(gone, of: id(49, 0)))
+        #expect(Lineage.chain(t, of: gone) == "?(49)")
+    }
+
+    @Test func imagesAreBounded() {
+        var t = ProcessTable()
+        let p = id(60, 1)
+        for i in 0..<(ProcessTable.maxImages + 5) {
+            t.apply(exec(p, ["/bin/x\(i)"], parent: nil, real: initP, at: UInt64(i)))
+        }
+        #expect(t[p]!.images.count == ProcessTable.maxImages)
+        #expect(t[p]!.images.first?.filename == "/bin/x0")
+        #expect(t[p]!.images.last?.filename == "/bin/x\(ProcessTable.maxImages + 4)")
+        #expect(t[p]!.imagesDropped == 5)
+    }
+}
