@@ -1,8 +1,10 @@
 /// A process identity: a PID is reused, `(tgid, start time)` is not.
 ///
-/// Start time is CLOCK_BOOTTIME in nanoseconds (the kernel's `start_boottime`). Processes seeded
-/// from `/proc` only know it in clock ticks, so identities compare at tick precision: two
-/// processes with the same PID cannot both start within one tick.
+/// Start time is CLOCK_BOOTTIME in nanoseconds (the kernel's `start_boottime`): `precise`.
+/// Processes seeded from `/proc` only know it in clock ticks (USER_HZ): not `precise`.
+/// A PID can be handed out twice within one tick (measured here with `ns_last_pid`), so
+/// precise identities compare exactly; `ProcessTable` joins a seeded identity to the
+/// precise one the kernel reports for the same process (`sameTick`).
 public struct Identity: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// USER_HZ: the unit of `/proc/<pid>/stat` start times on every mainstream Linux arch.
     public static let ticksPerSecond: UInt64 = 100
@@ -10,49 +12,53 @@ public struct Identity: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public let pid: Int32
     public let startNs: UInt64
+    public let precise: Bool
 
     public init(pid: Int32, startNs: UInt64) {
         self.pid = pid
         self.startNs = startNs
+        self.precise = true
     }
 
     public init(pid: Int32, startTicks: UInt64) {
-        self.init(pid: pid, startNs: startTicks &* Identity.nsPerTick)
+        self.pid = pid
+        self.startNs = startTicks &* Identity.nsPerTick
+        self.precise = false
     }
 
     public var startTicks: UInt64 { startNs / Identity.nsPerTick }
 
-    public static func == (a: Identity, b: Identity) -> Bool {
-        a.pid == b.pid && a.startTicks == b.startTicks
-    }
-
-    public func hash(into h: inout Hasher) {
-        h.combine(pid)
-        h.combine(startTicks)
+    /// Same PID and same start tick: how a /proc entry is matched to a kernel identity.
+    public func sameTick(_ other: Identity) -> Bool {
+        pid == other.pid && startTicks == other.startTicks
     }
 
     public static func < (a: Identity, b: Identity) -> Bool {
-        (a.startTicks, a.pid) < (b.startTicks, b.pid)
+        (a.startNs, a.pid) < (b.startNs, b.pid)
     }
 
-    /// `7085@1234.56`: PID, then seconds since boot at tick precision.
+    /// `7085@1234.567890123` (precise, ns) or `7085@1234.56` (from /proc, ticks).
     public var description: String {
-        let t = startTicks
-        let frac = t % Identity.ticksPerSecond
-        return "\(pid)@\(t / Identity.ticksPerSecond).\(frac < 10 ? "0" : "")\(frac)"
+        let secs = startNs / 1_000_000_000
+        if precise {
+            let ns = String(startNs % 1_000_000_000)
+            return "\(pid)@\(secs).\(String(repeating: "0", count: 9 - ns.count))\(ns)"
+        }
+        let frac = startTicks % Identity.ticksPerSecond
+        return "\(pid)@\(secs).\(frac < 10 ? "0" : "")\(frac)"
     }
 
     /// Parses what `description` prints.
     public init?(_ text: String) {
         let parts = text.split(separator: "@", maxSplits: 1)
-        guard parts.count == 2, let pid = Int32(parts[0]) else { return nil }
+        guard parts.count == 2, let pid = Int32(parts[0]), pid > 0 else { return nil }
         let time = parts[1].split(separator: ".", maxSplits: 1)
-        guard let secs = UInt64(time[0]) else { return nil }
-        var ticks = secs * Identity.ticksPerSecond
-        if time.count == 2 {
-            guard time[1].count == 2, let f = UInt64(time[1]) else { return nil }
-            ticks += f
+        guard time.count == 2, let secs = UInt64(time[0]), time[1].allSatisfy(\.isNumber),
+              let frac = UInt64(time[1]) else { return nil }
+        switch time[1].count {
+        case 9: self.init(pid: pid, startNs: secs * 1_000_000_000 + frac)
+        case 2: self.init(pid: pid, startTicks: secs * Identity.ticksPerSecond + frac)
+        default: return nil
         }
-        self.init(pid: pid, startTicks: ticks)
     }
 }

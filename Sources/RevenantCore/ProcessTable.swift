@@ -36,7 +36,7 @@ public struct Image: Hashable, Sendable {
 
 /// What is known of one process.
 public struct ProcessRecord: Hashable, Sendable {
-    public let id: Identity
+    public private(set) var id: Identity
     /// The process that forked it; nil when unknown (seeded, or it predates tracing).
     public var parent: Identity?
     /// Seeded: the parent seen in /proc when tracing started, which may be an adopter.
@@ -55,6 +55,12 @@ public struct ProcessRecord: Hashable, Sendable {
 
     public init(id: Identity, parent: Identity?, comm: String) {
         self.id = id; self.parent = parent; self.comm = comm
+    }
+
+    /// The same record under the precise identity the kernel reported.
+    public init(rekeying r: ProcessRecord, to id: Identity) {
+        self = r
+        self.id = id
     }
 
     /// True while `images` holds only the image inherited from the parent at fork.
@@ -80,6 +86,9 @@ public struct ProcessTable: Sendable {
     /// Newest identity for each PID.
     public private(set) var byPid: [Int32: Identity] = [:]
     private var liveChildren: [Identity: Int] = [:]
+    /// Seeded (tick-precision) identities by PID, and what they became once the kernel named them.
+    private var seededByPid: [Int32: Identity] = [:]
+    private var aliases: [Identity: Identity] = [:]
     private var evictable: [Identity] = []
     private var evictHead = 0
     public private(set) var evicted = 0
@@ -91,17 +100,24 @@ public struct ProcessTable: Sendable {
 
     public var count: Int { processes.count }
 
-    public subscript(id: Identity) -> ProcessRecord? { processes[id] }
+    public subscript(id: Identity) -> ProcessRecord? {
+        if let r = processes[id] { return r }
+        if let a = aliases[id] { return processes[a] }
+        if id.precise, let s = seededByPid[id.pid], s.sameTick(id) { return processes[s] }
+        return nil
+    }
 
     /// The newest known process with this PID.
     public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { processes[$0] } }
 
     public mutating func apply(_ event: Event) {
+        join(event.process)
         switch event {
         case .fork(let e):
-            var r = ProcessRecord(id: e.process, parent: e.parent, comm: processes[e.parent]?.name ?? "")
+            join(e.parent)
+            var r = ProcessRecord(id: e.process, parent: e.parent, comm: self[e.parent]?.name ?? "")
             // A fork of a known process inherits its image (until it execs).
-            if let p = processes[e.parent], let img = p.image {
+            if let p = self[e.parent], let img = p.image {
                 r.images = [img]
                 r.comm = img.comm
                 r.imageInherited = true
@@ -136,18 +152,33 @@ public struct ProcessTable: Sendable {
     public mutating func seed(_ r: ProcessRecord) {
         var r = r
         r.seeded = true
-        guard processes[r.id] == nil else { return }
+        guard self[r.id] == nil else { return }
+        seededByPid[r.id.pid] = r.id
         insert(r)
+    }
+
+    /// A precise identity the kernel reports for a process seeded at tick precision:
+    /// re-key the record, so both names reach it.
+    private mutating func join(_ id: Identity) {
+        guard id.precise, processes[id] == nil, let s = seededByPid[id.pid], s.sameTick(id),
+              var r = processes[s] else { return }
+        seededByPid[id.pid] = nil
+        processes[s] = nil
+        r = ProcessRecord(rekeying: r, to: id)
+        processes[id] = r
+        aliases[s] = id
+        if byPid[id.pid] == s { byPid[id.pid] = id }
+        if let n = liveChildren.removeValue(forKey: s) { liveChildren[id] = n }
     }
 
     /// Fork-time ancestors, nearest first, as far as they are known (at most `limit`).
     public func ancestry(of id: Identity, limit: Int = 64) -> [ProcessRecord] {
         var out: [ProcessRecord] = []
-        var seen: Set<Identity> = [id]
-        var cur = processes[id]?.parent
-        while let p = cur, out.count < limit, !seen.contains(p), let r = processes[p] {
+        var seen: Set<Identity> = [self[id]?.id ?? id]
+        var cur = self[id]?.parent
+        while let p = cur, out.count < limit, let r = self[p], !seen.contains(r.id) {
             out.append(r)
-            seen.insert(p)
+            seen.insert(r.id)
             cur = r.parent
         }
         return out
@@ -155,7 +186,8 @@ public struct ProcessTable: Sendable {
 
     /// True when `id` is `root` or one of its fork-time descendants.
     public func isInSubtree(_ id: Identity, of root: Identity) -> Bool {
-        id == root || ancestry(of: id).contains { $0.id == root }
+        let root = self[root]?.id ?? root
+        return (self[id]?.id ?? id) == root || ancestry(of: id).contains { $0.id == root }
     }
 
     // MARK: - bookkeeping
@@ -170,8 +202,11 @@ public struct ProcessTable: Sendable {
 
     private func noteAdoption(_ r: inout ProcessRecord, realParent: Identity) {
         guard realParent.pid != 0 else { return }
-        if let p = r.parent, p != realParent { r.adoptedBy = realParent }
+        if let p = r.parent, canon(p) != canon(realParent) { r.adoptedBy = realParent }
     }
+
+    /// The identity a record is filed under now (seeded ones are re-keyed once the kernel names them).
+    private func canon(_ id: Identity) -> Identity { self[id]?.id ?? id }
 
     private mutating func insert(_ r: ProcessRecord) {
         if let old = byPid[r.id.pid], old != r.id, let o = processes[old], !o.exited {
@@ -186,13 +221,13 @@ public struct ProcessTable: Sendable {
         if r.exited {
             exited(r.id)
         } else if let p = r.parent {
-            liveChildren[p, default: 0] += 1
+            liveChildren[canon(p), default: 0] += 1
         }
     }
 
     private mutating func exited(_ id: Identity) {
         guard let r = processes[id] else { return }
-        if let p = r.parent, let n = liveChildren[p] {
+        if let p = r.parent.map(canon), let n = liveChildren[p] {
             if n <= 1 {
                 liveChildren[p] = nil
                 if processes[p]?.exited == true { evictable.append(p) }

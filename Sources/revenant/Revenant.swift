@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Revenant: AsyncParsableCommand {
@@ -8,4 +9,21 @@ struct Revenant: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Trace.self]
     )
+
+    /// Failures print one line and exit with their own status; the rest is ArgumentParser's.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch let f as Failure {
+            warn(f.description)
+            Foundation.exit(f.status)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

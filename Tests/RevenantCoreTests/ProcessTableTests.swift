@@ -82,15 +82,37 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(t[first]!.exitStatus == nil)
     }
 
-    @Test func identityComparesAtTickPrecision() {
+    @Test func identityTextRoundTrips() {
         let exact = Identity(pid: 5, startNs: 1_234_567_891_234)
         let seeded = Identity(pid: 5, startTicks: 123_456)
-        #expect(exact == seeded)
-        #expect(exact.description == "5@1234.56")
-        #expect(Identity("5@1234.56") == exact)
+        #expect(exact != seeded)
+        #expect(exact.sameTick(seeded))
+        #expect(exact.description == "5@1234.567891234")
+        #expect(seeded.description == "5@1234.56")
+        #expect(Identity("5@1234.567891234") == exact)
+        #expect(Identity("5@1234.56") == seeded)
+        #expect(Identity("5@0.000000007") == Identity(pid: 5, startNs: 7))
         #expect(Identity("5@1234.5") == nil)
-        #expect(Identity("x@1") == nil)
-        #expect(Identity(pid: 5, startNs: 1_234_577_000_000) != exact)
+        #expect(Identity("x@1.00") == nil)
+        #expect(Identity("5@1234") == nil)
+        // Two processes with one PID inside one tick stay two.
+        #expect(Identity(pid: 5, startNs: 1_234_567_891_235) != exact)
+    }
+
+    @Test func seededProcessJoinsItsKernelIdentity() {
+        var t = ProcessTable()
+        let seededParent = Identity(pid: 70, startTicks: 150)          // 1.50 s, from /proc
+        let kernelParent = Identity(pid: 70, startNs: 1_503_000_000)   // the same process, exact
+        t.seed(ProcessRecord(id: Identity(pid: 1, startTicks: 0), parent: nil, comm: "init"))
+        t.seed(ProcessRecord(id: seededParent, parent: Identity(pid: 1, startTicks: 0), comm: "bash"))
+        let kid = id(71, 3)
+        t.apply(fork(kid, of: kernelParent))
+        t.apply(exec(kid, ["/bin/true"], parent: kernelParent, real: kernelParent))
+        #expect(t.ancestry(of: kid).map(\.name) == ["bash", "init"])
+        #expect(t[kernelParent]?.seeded == true)
+        #expect(t[seededParent]?.id == kernelParent)
+        #expect(t[kid]?.adoptedBy == nil)
+        #expect(t.count == 3)
     }
 
     @Test func retentionEvictsOldestExitedButKeepsLiveChains() {

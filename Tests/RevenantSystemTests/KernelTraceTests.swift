@@ -1,0 +1,149 @@
+import Glibc
+import RevenantCore
+import RevenantSystem
+import Testing
+
+/// The real BPF program in the real kernel, driven by real processes.
+@Suite(.serialized) struct KernelTraceTests {
+    @Test func chainHasForkTimeParents() async throws {
+        try Kernel.check()
+        let rec = try Recorder()
+        let tok = token("chain")
+        // A (sh) forks B (sh), which forks C (echo). "; true" stops sh from exec-ing its last command.
+        let a = spawn(["/bin/sh", "-c", "/bin/sh -c '/bin/echo \(tok) >/dev/null; true'; true"])
+        #expect(a.status == 0)
+        let ok = await rec.wait { _ in rec.execs(containing: tok).contains { $0.comm == "echo" } }
+        await rec.stop()
+        try #require(ok, "no exec event for the leaf")
+        let c = try #require(rec.execs(containing: tok).first { $0.comm == "echo" })
+        let cFork = try #require(rec.forks(of: c.process))
+        let b = try #require(rec.execs(containing: tok).first { $0.process == cFork.parent && $0.comm == "sh" })
+        let bFork = try #require(rec.forks(of: b.process))
+        #expect(bFork.parent.pid == a.pid)
+        let aFork = try #require(rec.forks(of: bFork.parent))
+        #expect(aFork.parent.pid == getpid())
+        // The exec record carries the fork-time parent from the kernel map, too.
+        #expect(c.parent == b.process)
+        #expect(c.filename == "/bin/echo")
+        #expect(c.argv == ["/bin/echo", tok])
+        #expect(c.exeInode != 0)
+        #expect(rec.exit(of: c.process)?.status == .exited(0))
+        let table = rec.table()
+        #expect(table.ancestry(of: c.process).prefix(2).map(\.id) == [b.process, bFork.parent])
+        #expect(rec.malformedRecords.isEmpty)
+    }
+
+    @Test func doubleForkKeepsTheRealSpawner() async throws {
+        try Kernel.check()
+        let rec = try Recorder()
+        let tok = token("dfork")
+        // The outer shell starts a background subshell and exits at once; the subshell
+        // execs only after its parent is gone, so the kernel has reparented it.
+        let a = spawn(["/bin/sh", "-c", "( sleep 0.6; exec /bin/echo \(tok) >/dev/null ) & exit 0"])
+        #expect(a.status == 0)
+        // Read who the kernel reparented the orphan to, while it sleeps.
+        var reaper: Int32?
+        var grandPid: Int32?
+        let sawExit = await rec.wait(seconds: 5) { evs in
+            evs.contains { if case .exit(let x) = $0, x.process.pid == a.pid { return true }; return false }
+        }
+        #expect(sawExit)
+        if let f = rec.events.lazy.compactMap({ e -> ForkEvent? in
+            if case .fork(let f) = e, f.parent.pid == a.pid { return f }; return nil }).first {
+            grandPid = f.process.pid
+            reaper = ProcReader().stat(f.process.pid)?.ppid
+        }
+        let ok = await rec.wait { _ in rec.execs(containing: tok).contains { $0.comm == "echo" } }
+        await rec.stop()
+        try #require(ok, "the grandchild's exec never arrived")
+        let g = try #require(rec.execs(containing: tok).first { $0.comm == "echo" })
+        #expect(g.process.pid == grandPid)
+        #expect(g.parent?.pid == a.pid, "fork-time parent must stay the shell that forked it")
+        #expect(g.realParent.pid != a.pid)
+        let table = rec.table()
+        let r = try #require(table[g.process])
+        #expect(r.parent?.pid == a.pid)
+        #expect(r.adoptedBy?.pid == reaper)
+        #expect(r.adoptedBy != nil)
+        #expect(table.ancestry(of: g.process).first?.id.pid == a.pid)
+    }
+
+    @Test func execChainIsOneProcessWithSeveralImages() async throws {
+        try Kernel.check()
+        let rec = try Recorder()
+        let tok = token("images")
+        let a = spawn(["/bin/sh", "-c", "exec python3 -c 'import sys' \(tok)"])
+        #expect(a.status == 0)
+        let ok = await rec.wait { evs in
+            evs.contains { if case .exit(let x) = $0, x.process.pid == a.pid { return true }; return false }
+        }
+        await rec.stop()
+        try #require(ok)
+        let table = rec.table()
+        let p = try #require(table.latest(pid: a.pid))
+        #expect(p.images.count >= 2, "sh then python3 (a pyenv shim adds a bash image between)")
+        #expect(p.images.first?.comm == "sh")
+        #expect(p.images.last?.comm.hasPrefix("python") == true)
+        #expect(p.images.last?.argv.last == tok)
+        #expect(p.exitStatus == .exited(0))
+        // Every image belongs to the same identity: no new process per exec.
+        let ids = Set(rec.events.compactMap { if case .exec(let e) = $0, e.process.pid == a.pid { return e.process }; return nil })
+        #expect(ids.count == 1)
+    }
+
+    @Test func pidReuseGivesDistinctIdentities() async throws {
+        try Kernel.check()
+        let rec = try Recorder()
+        let first = token("reuse1"), second = token("reuse2")
+        let old = spawn(["/bin/echo", first])
+        var reused = false
+        for _ in 0..<50 where !reused {
+            // The next PID handed out is ns_last_pid + 1; other processes may race us, so retry.
+            let fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
+            try #require(fd >= 0, "cannot open ns_last_pid: errno \(errno)")
+            let text = "\(old.pid - 1)"
+            _ = text.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+            let again = spawn(["/bin/echo", second])
+            reused = again.pid == old.pid
+        }
+        try #require(reused, "could not get PID \(old.pid) again in 50 tries")
+        let ok = await rec.wait { _ in rec.execs(containing: second).contains { $0.process.pid == old.pid } }
+        await rec.stop()
+        try #require(ok)
+        let a = try #require(rec.execs(containing: first).first)
+        let b = try #require(rec.execs(containing: second).first { $0.process.pid == old.pid })
+        #expect(a.process.pid == b.process.pid)
+        #expect(a.process != b.process)
+        #expect(a.process.description != b.process.description)
+        let table = rec.table()
+        #expect(table[a.process]?.exited == true)
+        #expect(table.latest(pid: old.pid)?.id == b.process)
+    }
+
+    @Test func fullRingBufferIsCounted() async throws {
+        try Kernel.check()
+        var options = Tracer.Options()
+        options.ringbufBytes = 16 << 10   // holds about a dozen exec records
+        options.pollMs = 2000               // and is drained rarely
+        options.wakeupBytes = 1 << 30
+        let rec = try Recorder(options: options)
+        spawn(["/bin/sh", "-c", "i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done"])
+        let counters = try rec.tracer.counters()
+        await rec.stop()
+        #expect(counters.ringbufFull > 0, "a storm into a 16 KiB ring must lose events, and say so")
+        #expect(counters.events > 0)
+    }
+
+    @Test func countersAreZeroUnderNormalLoad() async throws {
+        try Kernel.check()
+        let rec = try Recorder()
+        spawn(["/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"])
+        let counters = try rec.tracer.counters()
+        #expect(await rec.wait { evs in evs.count >= 900 })
+        await rec.stop()
+        #expect(counters.ringbufFull == 0)
+        #expect(counters.procMapFull == 0)
+        #expect(counters.events >= 900)
+    }
+}
