@@ -16,6 +16,8 @@ struct Trace: AsyncParsableCommand {
     @Option(help: "Only this PID and its fork-time descendants.") var pid: Int32?
     @Option(help: "Stop after this many printed events.") var count: Int?
     @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
+    @Flag(help: "Print no events; on exit print one JSON summary (events read, lost). For benchmarks.")
+    var stats = false
 
     func run() async throws {
         try Preflight.requireTracing()
@@ -53,6 +55,7 @@ struct Trace: AsyncParsableCommand {
 
         var printed = 0
         var malformed = 0
+        var read = 0
         for await item in tracer.events {
             guard case .event(let event) = item else {
                 malformed += 1
@@ -60,6 +63,8 @@ struct Trace: AsyncParsableCommand {
                 continue
             }
             table.apply(event)
+            read += 1
+            if stats { continue }
             guard matches(event, table: table, root: root) else { continue }
             if case .fork = event, !forks { continue }
             let rec = TraceRecord(event, table: table, clock: clock)
@@ -71,7 +76,11 @@ struct Trace: AsyncParsableCommand {
         let c = try? tracer.counters()
         tracer.stop()
         _ = signals
-        if let c, c.ringbufFull + c.procMapFull > 0 {
+        if stats {
+            out.json(TraceStats(events_read: read, malformed: malformed, kernel_events: c?.events ?? 0,
+                                ringbuf_full: c?.ringbufFull ?? 0, procmap_full: c?.procMapFull ?? 0,
+                                processes_tracked: table.count))
+        } else if let c, c.ringbufFull + c.procMapFull > 0 {
             LossReport(c, since: TraceCounters.zero).print(to: out, json: json, clock: clock)
         }
     }
@@ -87,6 +96,16 @@ struct Trace: AsyncParsableCommand {
         }
         return true
     }
+}
+
+struct TraceStats: Encodable {
+    let type = "stats"
+    let events_read: Int
+    let malformed: Int
+    let kernel_events: UInt64
+    let ringbuf_full: UInt64
+    let procmap_full: UInt64
+    let processes_tracked: Int
 }
 
 /// A non-zero loss counter, as a warning line or a JSON record.

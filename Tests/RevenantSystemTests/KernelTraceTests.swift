@@ -27,6 +27,8 @@ import Testing
         #expect(c.filename == "/bin/echo")
         #expect(c.argv == ["/bin/echo", tok])
         #expect(c.exeInode != 0)
+        var cwd = [CChar](repeating: 0, count: 4096)
+        #expect(c.cwd == String(cString: getcwd(&cwd, cwd.count)))
         #expect(rec.exit(of: c.process)?.status == .exited(0))
         let table = rec.table()
         #expect(table.ancestry(of: c.process).prefix(2).map(\.id) == [b.process, bFork.parent])
@@ -145,5 +147,49 @@ import Testing
         #expect(counters.ringbufFull == 0)
         #expect(counters.procMapFull == 0)
         #expect(counters.events >= 900)
+    }
+
+    @Test func execFromANonLeaderThreadKeepsTheProcess() async throws {
+        try Kernel.check()
+        let rec = try Recorder()
+        let tok = token("thread")
+        // A second thread calls exec: the kernel makes it the leader; the process stays one.
+        let script = "import os, threading\nt = threading.Thread(target=lambda: os.execv('/bin/echo', ['echo', '\(tok)']))\nt.start(); t.join()"
+        let a = spawn(["/usr/bin/python3", "-c", script])
+        #expect(a.status == 0)
+        let ok = await rec.wait { _ in rec.execs(containing: tok).contains { $0.comm == "echo" } }
+        await rec.stop()
+        try #require(ok)
+        let e = try #require(rec.execs(containing: tok).first { $0.comm == "echo" })
+        #expect(e.process.pid == a.pid)
+        #expect(e.oldPid != a.pid, "the exec came from another thread")
+        #expect(e.flags & 0x20 != 0, "RV_F_NONLEADER_EXEC")
+        let py = try #require(rec.events.compactMap { ev -> ExecEvent? in
+            if case .exec(let x) = ev, x.process.pid == a.pid, x.comm.hasPrefix("python") { return x }; return nil }.first)
+        #expect(py.process == e.process, "same identity before and after the exec")
+        #expect(rec.exit(of: e.process)?.status == .exited(0))
+        // Threads are not processes: no fork event for the thread.
+        #expect(!rec.events.contains { if case .fork(let f) = $0 { return f.process.pid == e.oldPid }; return false })
+    }
+
+    @Test func execRecordsTheLeafCgroup() async throws {
+        try Kernel.check()
+        // The cgroup-v2 hierarchy: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid).
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].first { access($0 + "/cgroup.procs", W_OK) == 0 && access($0 + "/cgroup.controllers", F_OK) == 0 }
+        let base = try #require(root, "no writable cgroup-v2 hierarchy")
+        let name = "rvtest-\(getpid()).service"
+        let dir = base + "/" + name
+        try #require(mkdir(dir, 0o755) == 0 || errno == EEXIST, "mkdir \(dir): errno \(errno)")
+        defer { rmdir(dir) }
+        let rec = try Recorder()
+        let tok = token("cgroup")
+        let a = spawn(["/bin/sh", "-c", "echo $$ > \(dir)/cgroup.procs && exec /bin/echo \(tok)"])
+        #expect(a.status == 0)
+        let ok = await rec.wait { _ in rec.execs(containing: tok).contains { $0.comm == "echo" } }
+        await rec.stop()
+        try #require(ok)
+        let e = try #require(rec.execs(containing: tok).first { $0.comm == "echo" })
+        #expect(e.cgroup == name)
+        #expect(e.cgroupId != 1)
     }
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Benchmarks, printed as a table. Usage: run.sh PATH-TO-revenant [iterations] [rounds]
+# Figures are ratios measured in the same run: absolute times drift on shared machines.
+set -euo pipefail
+BIN=${1:?usage: run.sh PATH-TO-revenant [iterations] [rounds]}
+N=${2:-10000}
+ROUNDS=${3:-5}
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$(cd "$HERE/../.." && pwd)/build/bench
+mkdir -p "$OUT"
+cc -O2 -o "$OUT/execloop" "$HERE/execloop.c"
+
+mean() { awk '{ s += $1; n++ } END { printf "%.4f", s / n }'; }
+
+echo "== exec loop: fork+exec+wait of /bin/true, $N iterations x $ROUNDS rounds, alternating =="
+: > "$OUT/none.txt"; : > "$OUT/traced.txt"; : > "$OUT/stats.txt"
+for r in $(seq "$ROUNDS"); do
+  "$OUT/execloop" "$N" >> "$OUT/none.txt"
+  "$BIN" trace --stats > "$OUT/stats.$r.json" &
+  tracer=$!
+  sleep 1.5   # load + attach + /proc seed
+  "$OUT/execloop" "$N" >> "$OUT/traced.txt"
+  sleep 0.2
+  kill -INT "$tracer"; wait "$tracer" || true
+  cat "$OUT/stats.$r.json" >> "$OUT/stats.txt"
+done
+none=$(mean < "$OUT/none.txt")
+traced=$(mean < "$OUT/traced.txt")
+lost=$(python3 -c 'import json,sys; print(sum(json.loads(l)["ringbuf_full"] for l in open(sys.argv[1]) if l.strip()))' "$OUT/stats.txt")
+read_=$(python3 -c 'import json,sys; print(sum(json.loads(l)["events_read"] for l in open(sys.argv[1]) if l.strip()))' "$OUT/stats.txt")
+printf '%-34s %10s\n' "mean wall, nothing attached (s)" "$none"
+printf '%-34s %10s\n' "mean wall, revenant attached (s)" "$traced"
+printf '%-34s %10s\n' "slowdown" "$(awk -v a="$traced" -v b="$none" 'BEGIN { printf "%+.2f %%", (a / b - 1) * 100 }')"
+printf '%-34s %10s\n' "events read by revenant" "$read_"
+printf '%-34s %10s\n' "events lost (ring buffer full)" "$lost"
