@@ -89,6 +89,8 @@ public struct ProcessTable: Sendable {
     /// Seeded (tick-precision) identities by PID, and what they became once the kernel named them.
     private var seededByPid: [Int32: Identity] = [:]
     private var aliases: [Identity: Identity] = [:]
+    /// Seeded identities re-keyed to precise ones since the last `drainRekeys()`.
+    private var pendingRekeys: [(from: Identity, to: Identity)] = []
     private var evictable: [Identity] = []
     private var evictHead = 0
     public private(set) var evicted = 0
@@ -167,9 +169,19 @@ public struct ProcessTable: Sendable {
         r = ProcessRecord(rekeying: r, to: id)
         processes[id] = r
         aliases[s] = id
+        pendingRekeys.append((s, id))
         if byPid[id.pid] == s { byPid[id.pid] = id }
         if let n = liveChildren.removeValue(forKey: s) { liveChildren[id] = n }
     }
+
+    /// Seeded identities that became precise since the last call, for a store keyed by identity.
+    public mutating func drainRekeys() -> [(from: Identity, to: Identity)] {
+        defer { pendingRekeys.removeAll(keepingCapacity: true) }
+        return pendingRekeys
+    }
+
+    /// The identity a record is filed under now.
+    public func canonical(_ id: Identity) -> Identity { self[id]?.id ?? id }
 
     /// Fork-time ancestors, nearest first, as far as they are known (at most `limit`).
     public func ancestry(of id: Identity, limit: Int = 64) -> [ProcessRecord] {

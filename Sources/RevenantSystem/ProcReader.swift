@@ -95,7 +95,7 @@ public struct ProcReader: Sendable {
     }
 
     static func leaf(_ path: String) -> String {
-        path == "/" ? "" : String(path.split(separator: "/").last ?? "")
+        path == "/" ? "/" : String(path.split(separator: "/").last ?? "/")
     }
 
     private func statusIDs(_ pid: Int32) -> (uid: UInt32, euid: UInt32, gid: UInt32) {

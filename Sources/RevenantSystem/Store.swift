@@ -1,0 +1,403 @@
+import Foundation
+import GRDB
+import RevenantCore
+
+/// A failure to open, read or write the store, naming the file.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public var description: String { "store \(path): \(reason)" }
+}
+
+/// A process as the store holds it: the record plus where and when it lived.
+public struct StoredProcess: Sendable, Equatable {
+    public var boot: String
+    public var record: ProcessRecord
+    public var startWallNs: Int64
+    public var exitWallNs: Int64?
+
+    public init(boot: String, record: ProcessRecord, startWallNs: Int64, exitWallNs: Int64?) {
+        self.boot = boot; self.record = record; self.startWallNs = startWallNs; self.exitWallNs = exitWallNs
+    }
+}
+
+/// One daemon lifetime: gaps between runs are gaps in the history.
+public struct DaemonRun: Sendable, Equatable {
+    public var id: Int64
+    public var boot: String
+    public var startedWallNs: Int64
+    /// Last flush that reached the disk; after a crash the gap starts here.
+    public var lastSeenWallNs: Int64
+    public var stoppedWallNs: Int64?
+    public var stopReason: String?
+    public var lostEvents: Int64
+}
+
+/// What one flush writes, in one transaction.
+public struct StoreBatch: Sendable {
+    public var boot: String
+    public var bootEpochNs: Int64
+    public var rekeys: [(from: Identity, to: Identity)] = []
+    public var processes: [ProcessRecord] = []
+    public var images: [(process: Identity, seq: Int, image: Image)] = []
+
+    public init(boot: String, bootEpochNs: Int64) {
+        self.boot = boot; self.bootEpochNs = bootEpochNs
+    }
+
+    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty }
+}
+
+/// The lineage history: SQLite through GRDB, WAL mode, schema migrations.
+///
+/// Processes are keyed by (boot id, pid, start ns); the fork-time parent is kept as a key
+/// (not a row id) so a process can be written before or without its parent.
+public final class Store: Sendable {
+    public static let defaultPath = "/var/lib/revenant/revenant.db"
+    public let path: String
+    private let db: DatabaseQueue
+
+    public init(path: String, readOnly: Bool = false) throws(StoreError) {
+        self.path = path
+        var config = Configuration()
+        config.readonly = readOnly
+        config.label = "revenant"
+        do {
+            if readOnly {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw StoreError(path: path, reason: "no such file (has `revenant run` ever run with this --db?)")
+                }
+            } else {
+                let dir = (path as NSString).deletingLastPathComponent
+                if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            }
+            config.prepareDatabase { db in
+                if !db.configuration.readonly {
+                    try db.execute(sql: "PRAGMA journal_mode = WAL")
+                    // Durable at each committed batch, without an fsync per row.
+                    try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                }
+            }
+            db = try DatabaseQueue(path: path, configuration: config)
+            if readOnly {
+                let applied = try db.read { try Store.migrator.appliedIdentifiers($0) }
+                guard applied.contains("v1") else {
+                    throw StoreError(path: path, reason: "not a revenant store (no schema)")
+                }
+            } else {
+                try Store.migrator.migrate(db)
+            }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(path: path, reason: Store.explain(error))
+        }
+    }
+
+    static func explain(_ error: any Error) -> String {
+        if let e = error as? DatabaseError { return e.message ?? "\(e.resultCode)" }
+        if let e = error as? CocoaError, let u = e.userInfo[NSUnderlyingErrorKey] as? NSError { return u.localizedDescription }
+        return "\(error)"
+    }
+
+    static let migrator: DatabaseMigrator = {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE boot (
+                    id TEXT PRIMARY KEY,
+                    epoch_ns INTEGER NOT NULL            -- wall-clock ns at boot
+                );
+                CREATE TABLE process (
+                    rowid INTEGER PRIMARY KEY,
+                    boot TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    start_ns INTEGER NOT NULL,           -- CLOCK_BOOTTIME
+                    precise INTEGER NOT NULL,            -- 0: seeded from /proc, tick precision
+                    start_wall_ns INTEGER NOT NULL,
+                    parent_pid INTEGER,                  -- fork-time parent; NULL = unknown
+                    parent_start_ns INTEGER,
+                    parent_current_only INTEGER NOT NULL DEFAULT 0,
+                    adopted_pid INTEGER,
+                    adopted_start_ns INTEGER,
+                    comm TEXT NOT NULL,
+                    exit_ns INTEGER,
+                    exit_wall_ns INTEGER,
+                    exit_code INTEGER,
+                    exit_signal INTEGER,
+                    seeded INTEGER NOT NULL DEFAULT 0,
+                    images_dropped INTEGER NOT NULL DEFAULT 0,
+                    UNIQUE (boot, pid, start_ns)
+                );
+                CREATE INDEX process_by_pid ON process (pid, start_wall_ns);
+                CREATE INDEX process_by_parent ON process (boot, parent_pid, parent_start_ns);
+                CREATE INDEX process_by_exit ON process (exit_wall_ns);
+                CREATE TABLE image (
+                    process INTEGER NOT NULL REFERENCES process (rowid) ON DELETE CASCADE,
+                    seq INTEGER NOT NULL,
+                    time_ns INTEGER NOT NULL,
+                    exe TEXT NOT NULL,
+                    interpreter TEXT,
+                    argv BLOB NOT NULL,                  -- NUL-separated
+                    argv_truncated INTEGER NOT NULL,
+                    comm TEXT NOT NULL,
+                    uid INTEGER NOT NULL, euid INTEGER NOT NULL, gid INTEGER NOT NULL,
+                    loginuid INTEGER,
+                    cgroup TEXT NOT NULL,
+                    cgroup_id INTEGER NOT NULL,
+                    cwd TEXT,
+                    exe_dev INTEGER NOT NULL,
+                    exe_ino INTEGER NOT NULL,
+                    PRIMARY KEY (process, seq)
+                ) WITHOUT ROWID;
+                CREATE TABLE daemon_run (
+                    id INTEGER PRIMARY KEY,
+                    boot TEXT NOT NULL,
+                    started_wall_ns INTEGER NOT NULL,
+                    last_seen_wall_ns INTEGER NOT NULL,
+                    stopped_wall_ns INTEGER,
+                    stop_reason TEXT,
+                    lost_events INTEGER NOT NULL DEFAULT 0,
+                    version TEXT NOT NULL
+                );
+                """)
+        }
+        return m
+    }()
+
+    /// Applied schema migrations, oldest first.
+    public func schemaVersions() throws(StoreError) -> [String] {
+        try read { try Store.migrator.appliedIdentifiers($0).sorted() }
+    }
+
+    // MARK: - writing
+
+    public func beginRun(boot: String, bootEpochNs: Int64, version: String, nowWallNs: Int64) throws(StoreError) -> Int64 {
+        try write { db in
+            try db.execute(sql: "INSERT INTO boot (id, epoch_ns) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                           arguments: [boot, bootEpochNs])
+            try db.execute(sql: """
+                INSERT INTO daemon_run (boot, started_wall_ns, last_seen_wall_ns, version) VALUES (?, ?, ?, ?)
+                """, arguments: [boot, nowWallNs, nowWallNs, version])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func endRun(_ id: Int64, nowWallNs: Int64, reason: String, lostEvents: Int64) throws(StoreError) {
+        try write { db in
+            try db.execute(sql: """
+                UPDATE daemon_run SET stopped_wall_ns = ?, last_seen_wall_ns = ?, stop_reason = ?, lost_events = ? WHERE id = ?
+                """, arguments: [nowWallNs, nowWallNs, reason, lostEvents, id])
+        }
+    }
+
+    /// Writes a batch in one transaction; a crash leaves either all of it or none.
+    public func write(_ batch: StoreBatch, run: Int64? = nil, nowWallNs: Int64, lostEvents: Int64 = 0) throws(StoreError) {
+        try write { db in
+            let boot = batch.boot
+            for (from, to) in batch.rekeys {
+                try db.cachedStatement(sql: "UPDATE process SET start_ns = ?, precise = 1 WHERE boot = ? AND pid = ? AND start_ns = ?")
+                    .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
+                try db.cachedStatement(sql: "UPDATE process SET parent_start_ns = ? WHERE boot = ? AND parent_pid = ? AND parent_start_ns = ?")
+                    .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
+            }
+            let upsert = try db.cachedStatement(sql: """
+                INSERT INTO process (boot, pid, start_ns, precise, start_wall_ns, parent_pid, parent_start_ns,
+                    parent_current_only, adopted_pid, adopted_start_ns, comm, exit_ns, exit_wall_ns, exit_code,
+                    exit_signal, seeded, images_dropped)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (boot, pid, start_ns) DO UPDATE SET
+                    parent_pid = excluded.parent_pid, parent_start_ns = excluded.parent_start_ns,
+                    parent_current_only = excluded.parent_current_only,
+                    adopted_pid = excluded.adopted_pid, adopted_start_ns = excluded.adopted_start_ns,
+                    comm = excluded.comm, exit_ns = excluded.exit_ns, exit_wall_ns = excluded.exit_wall_ns,
+                    exit_code = excluded.exit_code, exit_signal = excluded.exit_signal,
+                    images_dropped = excluded.images_dropped
+                """)
+            for r in batch.processes {
+                var code: Int32?, sig: Int32?
+                switch r.exitStatus {
+                case .exited(let c): code = c
+                case .signaled(let s, _): sig = s
+                case nil: break
+                }
+                let args: [(any DatabaseValueConvertible)?] = [
+                    boot, r.id.pid, Int64(r.id.startNs), r.id.precise, batch.bootEpochNs + Int64(r.id.startNs),
+                    r.parent?.pid, r.parent.map { Int64($0.startNs) }, r.parentIsCurrentOnly,
+                    r.adoptedBy?.pid, r.adoptedBy.map { Int64($0.startNs) }, r.name,
+                    r.exitTime.map { Int64($0) }, r.exitTime.map { batch.bootEpochNs + Int64($0) }, code, sig,
+                    r.seeded, r.imagesDropped,
+                ]
+                try upsert.execute(arguments: StatementArguments(args))
+            }
+            let img = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
+                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino)
+                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                FROM process WHERE boot = ? AND pid = ? AND start_ns = ?
+                """)
+            for (p, seq, i) in batch.images {
+                let args: [(any DatabaseValueConvertible)?] = [
+                    seq, Int64(i.time), i.filename, i.interpreter, Data(Store.joinArgv(i.argv)), i.argvTruncated, i.comm,
+                    Int64(i.uid), Int64(i.euid), Int64(i.gid), i.loginuid.map { Int64($0) }, i.cgroup,
+                    Int64(bitPattern: i.cgroupId), i.cwd, Int64(bitPattern: i.exeDevice), Int64(bitPattern: i.exeInode),
+                    boot, p.pid, Int64(p.startNs),
+                ]
+                try img.execute(arguments: StatementArguments(args))
+            }
+            if let run {
+                try db.cachedStatement(sql: "UPDATE daemon_run SET last_seen_wall_ns = ?, lost_events = ? WHERE id = ?")
+                    .execute(arguments: [nowWallNs, lostEvents, run])
+            }
+        }
+    }
+
+    /// Deletes exited processes that ended before `exitedBeforeWallNs`, then the oldest exited
+    /// ones beyond `maxProcesses` rows. Live processes are never deleted. Returns rows deleted.
+    @discardableResult
+    public func enforceRetention(exitedBeforeWallNs: Int64, maxProcesses: Int) throws(StoreError) -> Int {
+        try write { db in
+            try db.execute(sql: "DELETE FROM process WHERE exit_wall_ns IS NOT NULL AND exit_wall_ns < ?",
+                           arguments: [exitedBeforeWallNs])
+            var deleted = db.changesCount
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM process") ?? 0
+            if total > maxProcesses {
+                try db.execute(sql: """
+                    DELETE FROM process WHERE rowid IN (
+                        SELECT rowid FROM process WHERE exit_wall_ns IS NOT NULL ORDER BY exit_wall_ns LIMIT ?)
+                    """, arguments: [total - maxProcesses])
+                deleted += db.changesCount
+            }
+            return deleted
+        }
+    }
+
+    // MARK: - reading
+
+    /// Every stored process with this PID, newest first (across boots).
+    public func incarnations(pid: Int32, limit: Int = 100) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM process WHERE pid = ? ORDER BY start_wall_ns DESC LIMIT ?",
+                                        arguments: [pid, limit])
+            return try rows.map { try Store.process(from: $0, db) }
+        }
+    }
+
+    public func process(boot: String, id: Identity) throws(StoreError) -> StoredProcess? {
+        try read { db in try Store.fetch(db, boot: boot, pid: id.pid, startNs: Int64(id.startNs)) }
+    }
+
+    /// Fork-time ancestors, nearest first, as far as the store has them.
+    public func ancestry(of p: StoredProcess, limit: Int = 64) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            var out: [StoredProcess] = []
+            var cur = p.record.parent
+            var seen: Set<Identity> = [p.record.id]
+            while let id = cur, out.count < limit, !seen.contains(id),
+                  let a = try Store.fetch(db, boot: p.boot, pid: id.pid, startNs: Int64(id.startNs)) {
+                out.append(a)
+                seen.insert(id)
+                cur = a.record.parent
+            }
+            return out
+        }
+    }
+
+    public func runs() throws(StoreError) -> [DaemonRun] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM daemon_run ORDER BY id").map { r in
+                DaemonRun(id: r["id"], boot: r["boot"], startedWallNs: r["started_wall_ns"],
+                          lastSeenWallNs: r["last_seen_wall_ns"], stoppedWallNs: r["stopped_wall_ns"],
+                          stopReason: r["stop_reason"], lostEvents: r["lost_events"])
+            }
+        }
+    }
+
+    public func processCount() throws(StoreError) -> Int {
+        try read { try Int.fetchOne($0, sql: "SELECT count(*) FROM process") ?? 0 }
+    }
+
+    /// SQLite's own integrity check: "ok" or the problems found.
+    public func integrityCheck() throws(StoreError) -> [String] {
+        try read { db in
+            let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+            let fk = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").map { "foreign key: \($0)" }
+            return integrity + fk
+        }
+    }
+
+    /// Stored processes whose recorded fork-time parent is not in the store (same boot).
+    public func orphanedParents() throws(StoreError) -> [(pid: Int32, parentPid: Int32)] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT c.pid, c.parent_pid FROM process c
+                WHERE c.parent_pid IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM process p WHERE p.boot = c.boot AND p.pid = c.parent_pid AND p.start_ns = c.parent_start_ns)
+                """).map { ($0[0], $0[1]) }
+        }
+    }
+
+    // MARK: - plumbing
+
+    private static func fetch(_ db: Database, boot: String, pid: Int32, startNs: Int64) throws -> StoredProcess? {
+        try Row.fetchOne(db, sql: "SELECT * FROM process WHERE boot = ? AND pid = ? AND start_ns = ?",
+                         arguments: [boot, pid, startNs]).map { try process(from: $0, db) }
+    }
+
+    private static func process(from row: Row, _ db: Database) throws -> StoredProcess {
+        let precise: Bool = row["precise"]
+        let pid: Int32 = row["pid"]
+        let start = UInt64(row["start_ns"] as Int64)
+        let id = precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
+        var parent: Identity?
+        if let pp: Int32 = row["parent_pid"], let ps: Int64 = row["parent_start_ns"] {
+            // A parent at exact tick boundary may be a seeded (tick) identity; the key is what matters.
+            parent = Identity(pid: pp, startNs: UInt64(ps))
+        }
+        var r = ProcessRecord(id: id, parent: parent, comm: row["comm"])
+        r.parentIsCurrentOnly = row["parent_current_only"]
+        if let ap: Int32 = row["adopted_pid"], let s: Int64 = row["adopted_start_ns"] {
+            r.adoptedBy = Identity(pid: ap, startNs: UInt64(s))
+        }
+        r.seeded = row["seeded"]
+        r.imagesDropped = row["images_dropped"]
+        if let e: Int64 = row["exit_ns"] {
+            r.exitTime = UInt64(e)
+            if let c: Int32 = row["exit_code"] { r.exitStatus = .exited(c) }
+            if let s: Int32 = row["exit_signal"] { r.exitStatus = .signaled(s, coreDumped: false) }
+        }
+        let rowid: Int64 = row["rowid"]
+        r.images = try Row.fetchAll(db, sql: "SELECT * FROM image WHERE process = ? ORDER BY seq", arguments: [rowid]).map { i in
+            let argv: Data = i["argv"]
+            return Image(time: UInt64(i["time_ns"] as Int64), filename: i["exe"], interpreter: i["interpreter"],
+                         exeDevice: UInt64(bitPattern: i["exe_dev"]), exeInode: UInt64(bitPattern: i["exe_ino"]),
+                         argv: Store.splitArgv([UInt8](argv)), argvTruncated: i["argv_truncated"], comm: i["comm"],
+                         uid: UInt32(i["uid"] as Int64), euid: UInt32(i["euid"] as Int64), gid: UInt32(i["gid"] as Int64),
+                         loginuid: (i["loginuid"] as Int64?).map { UInt32($0) }, cgroupId: UInt64(bitPattern: i["cgroup_id"]),
+                         cgroup: i["cgroup"], cwd: i["cwd"])
+        }
+        return StoredProcess(boot: row["boot"], record: r, startWallNs: row["start_wall_ns"], exitWallNs: row["exit_wall_ns"])
+    }
+
+    static func joinArgv(_ argv: [String]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (i, a) in argv.enumerated() {
+            if i > 0 { out.append(0) }
+            out.append(contentsOf: a.utf8)
+        }
+        return out
+    }
+
+    static func splitArgv(_ b: [UInt8]) -> [String] {
+        guard !b.isEmpty else { return [] }
+        return b.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try db.read(body) } catch { throw StoreError(path: path, reason: Store.explain(error)) }
+    }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try db.write(body) } catch { throw StoreError(path: path, reason: Store.explain(error)) }
+    }
+}

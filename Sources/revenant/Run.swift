@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RevenantSystem
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: trace, keep the lineage history store."
+    )
+
+    @Option(help: "SQLite store.") var db: String = Store.defaultPath
+    @Option(help: "Days exited processes are kept in the store.") var retentionDays: Int = 7
+    @Option(help: "Most processes kept in the store (oldest exited go first).") var maxProcesses: Int = 2_000_000
+    @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
+    @Flag(help: "Debug logging.") var verbose = false
+
+    func run() async throws {
+        try Preflight.requireTracing()
+        LoggingSystem.bootstrap { label in
+            var h = JournalLogHandler(label: label)
+            h.logLevel = .info
+            return h
+        }
+        var log = Logger(label: "revenant")
+        if verbose { log.logLevel = .debug }
+        var config = Daemon.Config()
+        config.dbPath = db
+        config.retentionSeconds = Int64(retentionDays) * 86_400
+        config.maxProcesses = maxProcesses
+        config.tracer.ringbufBytes = ringbufMib << 20
+        let daemon = Daemon(config: config, logger: log)
+        let signals = SignalWatcher([SIGINT, SIGTERM]) { daemon.stop(reason: "signal") }
+        defer { _ = signals }
+        do {
+            try await daemon.run()
+        } catch let e as BPFError {
+            throw Failure(e.description, status: 2)
+        } catch let e as StoreError {
+            throw Failure(e.description, status: 2)
+        }
+    }
+}
