@@ -1,0 +1,97 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The real `revenant run`, as a child process with its own store.
+final class DaemonUnderTest {
+    let dir: String
+    let db: String
+    let log: String
+    let process = Process()
+
+    init(name: String) throws {
+        dir = NSTemporaryDirectory() + "rvtest-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        db = dir + "/revenant.db"
+        log = dir + "/daemon.log"
+    }
+
+    func start() async throws {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: revenantBinary)
+        process.arguments = ["run", "--db", db]
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 {
+            if logText.contains("seeded from /proc") { return }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("daemon did not start: \(logText)")
+        throw CancellationError()
+    }
+
+    var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    /// Waits for at least one flush after now (the daemon flushes every 200 ms).
+    func settle() async throws { try await Task.sleep(for: .milliseconds(700)) }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    func kill9() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+let revenantBinary = packageRoot + "/.build/debug/revenant"
+
+/// Runs the revenant CLI and returns (status, stdout, stderr).
+func revenant(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: revenantBinary)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+func whoSpawnedJSON(_ pid: Int32, db: String, extra: [String] = []) throws -> [String: Any] {
+    let r = try revenant(["who-spawned", String(pid), "--db", db, "--json"] + extra)
+    try #require(r.status == 0, "who-spawned \(pid) failed (\(r.status)): \(r.err)")
+    return try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+}
+
+/// Children of a PID now, from /proc.
+func childrenOf(_ pid: Int32) -> [Int32] {
+    let fm = FileManager.default
+    return ((try? fm.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { p in
+        guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let f = stat[stat.index(after: close)...].split(separator: " ")
+        return f.count > 1 && Int32(f[1]) == pid
+    }
+}
+
+func setNextPid(_ pid: Int32) throws {
+    let fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
+    try #require(fd >= 0, "cannot open ns_last_pid: errno \(errno)")
+    let text = "\(pid - 1)"
+    _ = text.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
+}

@@ -1,0 +1,174 @@
+import Foundation
+import Glibc
+import RevenantCore
+import RevenantSystem
+import Testing
+
+/// The daemon with its real store, and `who-spawned` reading that store.
+@Suite(.serialized) struct DaemonTests {
+    @Test func whoSpawnedSeesBothIncarnationsOfAReusedPid() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "reuse")
+        try await d.start()
+        let tok = token("chain")
+        // A (sh) → leaf (sh, then exec sleep). A waits for the leaf, then runs `true`.
+        let a = spawn(["/bin/sh", "-c", "/bin/sh -c 'exec /bin/sleep 30'; true # \(tok)"], wait: false)
+        var leaf: Int32?
+        for _ in 0..<100 where leaf == nil {
+            try await Task.sleep(for: .milliseconds(20))
+            leaf = childrenOf(a.pid).first
+        }
+        let first = try #require(leaf, "the leaf never started")
+        try await Task.sleep(for: .milliseconds(100))
+        kill(first, SIGKILL)
+        var st: Int32 = 0
+        waitpid(a.pid, &st, 0)
+
+        // Hand the same PID to a new process spawned by this test.
+        var reused = false
+        for _ in 0..<50 where !reused {
+            try setNextPid(first)
+            reused = spawn(["/bin/echo", tok + "-second"]).pid == first
+        }
+        try #require(reused, "could not get PID \(first) again")
+        try await d.settle()
+
+        let newest = try whoSpawnedJSON(first, db: d.db)
+        let incs = try #require(newest["incarnations"] as? [[String: Any]])
+        #expect(incs.count >= 2)
+        // Newest first: the echo spawned by this test.
+        #expect((newest["images"] as? [[String: Any]])?.last?["argv"] as? [String] == ["/bin/echo", tok + "-second"])
+        let anc2 = try #require(newest["ancestry"] as? [[String: Any]])
+        #expect(anc2.first?["pid"] as? Int == Int(getpid()))
+
+        // The killed one, by its identity: forked by A, exec'd sleep, died of SIGKILL.
+        let killedId = try #require(incs.dropFirst().first { _ in true }?["id"] as? String)
+        let old = try whoSpawnedJSON(first, db: d.db, extra: ["--id", killedId])
+        #expect(old["id"] as? String == killedId)
+        #expect(old["exit_status"] as? String == "signal 9 (SIGKILL)")
+        let images = try #require(old["images"] as? [[String: Any]])
+        #expect(images.map { $0["exe"] as? String } == ["/bin/sh", "/bin/sleep"])
+        let anc1 = try #require(old["ancestry"] as? [[String: Any]])
+        #expect(anc1.first?["pid"] as? Int == Int(a.pid))
+        #expect((anc1.first?["argv"] as? [String])?.last?.contains(tok) == true)
+        #expect(anc1.dropFirst().first?["pid"] as? Int == Int(getpid()))
+        #expect(newest["id"] as? String != killedId)
+
+        // The text form lists both incarnations.
+        let text = try revenant(["who-spawned", String(first), "--db", d.db])
+        #expect(text.status == 0)
+        #expect(text.out.contains("incarnations"))
+        #expect(text.out.contains(killedId))
+        d.stop()
+    }
+
+    @Test func doubleForkedProcessPointsAtItsRealSpawner() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "dfork")
+        try await d.start()
+        let tok = token("dfork")
+        // The shell backgrounds a subshell and exits; the subshell later execs the worker.
+        let a = spawn(["/bin/sh", "-c", "( sleep 0.4; exec /usr/bin/python3 -c 'import time; time.sleep(20)' \(tok) ) & exit 0"])
+        #expect(a.status == 0)
+        try await Task.sleep(for: .milliseconds(900))
+        let worker = try #require(((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).first { p in
+            ((try? String(contentsOfFile: "/proc/\(p)/cmdline", encoding: .utf8)) ?? "").hasPrefix("/usr/bin/python3\u{0}-c\u{0}import time; time.sleep(20)\u{0}\(tok)")
+        }, "worker not found")
+        defer { kill(worker, SIGKILL) }
+        try await d.settle()
+        let j = try whoSpawnedJSON(worker, db: d.db)
+        let anc = try #require(j["ancestry"] as? [[String: Any]])
+        #expect(anc.first?["pid"] as? Int == Int(a.pid), "the fork-time parent is the shell that exited")
+        #expect(anc.first?["exited"] as? Bool == true)
+        #expect(j["adopted_by"] as? String != nil)
+        #expect(j["source"] as? String == "store")
+        d.stop()
+    }
+
+    @Test func seededProcessIsMarked() async throws {
+        try Kernel.check()
+        let early = spawn(["/bin/sleep", "30"], wait: false)
+        defer { kill(early.pid, SIGKILL); var s: Int32 = 0; waitpid(early.pid, &s, 0) }
+        let d = try DaemonUnderTest(name: "seeded")
+        try await d.start()
+        try await d.settle()
+        let j = try whoSpawnedJSON(early.pid, db: d.db)
+        #expect(j["seeded"] as? Bool == true)
+        let anc = try #require(j["ancestry"] as? [[String: Any]])
+        #expect(anc.first?["pid"] as? Int == Int(getpid()))
+        #expect(anc.first?["seeded"] as? Bool == true)
+        #expect((j["lineage_end"] as? String)?.contains("already running when revenant started") == true)
+        let text = try revenant(["who-spawned", String(early.pid), "--db", d.db])
+        #expect(text.out.contains("seeded"))
+        d.stop()
+    }
+
+    @Test func killDashNineLeavesAConsistentStore() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "crash")
+        try await d.start()
+        let burst = spawn(["/bin/sh", "-c", "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done"], wait: false)
+        try await Task.sleep(for: .milliseconds(600))
+        d.kill9()
+        var st: Int32 = 0
+        waitpid(burst.pid, &st, 0)
+        let store = try Store(path: d.db, readOnly: true)
+        #expect(try store.integrityCheck() == ["ok"])
+        #expect(try store.processCount() > 100)
+        let orphans = try store.orphanedParents()
+        #expect(orphans.isEmpty, "processes whose parent is missing: \(orphans.prefix(5))")
+        let run = try #require(try store.runs().last)
+        #expect(run.stoppedWallNs == nil, "a crash leaves the run open: the gap is visible")
+        // A new daemon opens the same store and records a clean run.
+        let again = DaemonUnderTestReuse(d)
+        try await again.start()
+        again.stop()
+        let runs = try Store(path: d.db, readOnly: true).runs()
+        #expect(runs.count == 2)
+        #expect(runs.last?.stopReason == "signal")
+    }
+
+    @Test func unknownPidAndBadStoreSaySo() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "unknown")
+        try await d.start()
+        d.stop()
+        // A PID above pid_max is never running and never stored.
+        let r = try revenant(["who-spawned", "99999999", "--db", d.db])
+        #expect(r.status == 1)
+        #expect(r.err.contains("no process with PID 99999999"))
+        let bad = d.dir + "/not-a-db"
+        FileManager.default.createFile(atPath: bad, contents: Data("garbage".utf8))
+        let b = try revenant(["who-spawned", "99999999", "--db", bad])
+        #expect(b.status == 2)
+        #expect(b.err.contains(bad))
+        let missing = try revenant(["who-spawned", "99999999", "--db", d.dir + "/missing.db"])
+        #expect(missing.status == 2)
+        #expect(missing.err.contains("missing.db"))
+        #expect(missing.err.contains("no such file"))
+    }
+}
+
+/// A second daemon on the store of the first.
+final class DaemonUnderTestReuse {
+    let process = Process()
+    let base: DaemonUnderTest
+    init(_ d: DaemonUnderTest) { base = d }
+    func start() async throws {
+        process.executableURL = URL(fileURLWithPath: revenantBinary)
+        process.arguments = ["run", "--db", base.db]
+        let log = base.dir + "/daemon2.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        for _ in 0..<200 {
+            if ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("seeded from /proc") { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("second daemon did not start")
+    }
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import RevenantCore
+import RevenantSystem
+import Testing
+
+/// The store on its own, with synthetic processes: no kernel needed.
+@Suite struct StoreTests {
+    let dir = NSTemporaryDirectory() + "rvstore-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+
+    func proc(_ pid: Int32, start: UInt64, parent: Identity?, exitAt: UInt64? = nil) -> ProcessRecord {
+        var r = ProcessRecord(id: Identity(pid: pid, startNs: start), parent: parent, comm: "p\(pid)")
+        if let exitAt { r.exitTime = exitAt; r.exitStatus = .exited(0) }
+        return r
+    }
+
+    @Test func migratesAnEmptyStore() throws {
+        let s = try Store(path: dir + "/new.db")
+        #expect(try s.schemaVersions() == ["v1"])
+        #expect(try s.processCount() == 0)
+        // Opening again applies nothing twice.
+        let again = try Store(path: dir + "/new.db")
+        #expect(try again.schemaVersions() == ["v1"])
+    }
+
+    @Test func refusesWhatIsNotAStore() throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let bad = dir + "/bad.db"
+        FileManager.default.createFile(atPath: bad, contents: Data(repeating: 0x41, count: 4096))
+        #expect { try Store(path: bad, readOnly: true) } throws: { e in
+            (e as? StoreError)?.description.contains(bad) == true
+        }
+        #expect { try Store(path: dir + "/absent.db", readOnly: true) } throws: { e in
+            (e as? StoreError)?.reason.contains("no such file") == true
+        }
+    }
+
+    @Test func roundTripsAChainWithImages() throws {
+        let s = try Store(path: dir + "/chain.db")
+        var b = StoreBatch(boot: "b1", bootEpochNs: 1_000_000_000_000)
+        let a = proc(10, start: 100, parent: nil)
+        let c = proc(11, start: 200, parent: a.id, exitAt: 900)
+        b.processes = [a, c]
+        let img = Image(time: 250, filename: "/usr/bin/python3", argv: ["python3", "/opt/w/worker.py", ""], comm: "python3",
+                        uid: 1000, cgroup: "worker.service", cwd: "/opt")
+        b.images = [(c.id, 0, img)]
+        try s.write(b, nowWallNs: 1)
+        let got = try #require(try s.incarnations(pid: 11).first)
+        #expect(got.record.images == [img])
+        #expect(got.record.exitStatus == .exited(0))
+        #expect(got.startWallNs == 1_000_000_000_200)
+        #expect(try s.ancestry(of: got).map(\.record.id) == [a.id])
+    }
+
+    @Test func rekeyMovesASeededProcessAndItsChildren() throws {
+        let s = try Store(path: dir + "/rekey.db")
+        var b = StoreBatch(boot: "b1", bootEpochNs: 0)
+        let seeded = Identity(pid: 20, startTicks: 150)
+        var parent = ProcessRecord(id: seeded, parent: nil, comm: "bash")
+        parent.seeded = true
+        let kid = proc(21, start: 1_600_000_000, parent: seeded)
+        b.processes = [parent, kid]
+        try s.write(b, nowWallNs: 1)
+        var b2 = StoreBatch(boot: "b1", bootEpochNs: 0)
+        let exact = Identity(pid: 20, startNs: 1_503_000_000)
+        b2.rekeys = [(seeded, exact)]
+        try s.write(b2, nowWallNs: 2)
+        let k = try #require(try s.incarnations(pid: 21).first)
+        let chain = try s.ancestry(of: k)
+        #expect(chain.map(\.record.id) == [exact])
+        #expect(chain.first?.record.seeded == true)
+        #expect(try s.orphanedParents().isEmpty)
+    }
+
+    @Test func retentionDropsOldExitedAndBoundsRows() throws {
+        let s = try Store(path: dir + "/ret.db")
+        var b = StoreBatch(boot: "b1", bootEpochNs: 0)
+        for i in 0..<100 { b.processes.append(proc(Int32(1000 + i), start: UInt64(i), parent: nil, exitAt: UInt64(10 + i))) }
+        for i in 0..<10 { b.processes.append(proc(Int32(5000 + i), start: UInt64(i), parent: nil)) }
+        try s.write(b, nowWallNs: 1)
+        // Exited before t=60: 50 of them (exit times 10…59).
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 60, maxProcesses: 1_000) == 50)
+        #expect(try s.processCount() == 60)
+        // Then a row bound: oldest exited go first, live ones stay.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 0, maxProcesses: 20) == 40)
+        #expect(try s.processCount() == 20)
+        #expect(try s.incarnations(pid: 5009).count == 1)
+        #expect(try s.incarnations(pid: 1099).count == 1)
+        #expect(try s.incarnations(pid: 1089).isEmpty)
+    }
+}
