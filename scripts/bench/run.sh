@@ -33,3 +33,16 @@ printf '%-34s %10s\n' "mean wall, revenant attached (s)" "$traced"
 printf '%-34s %10s\n' "slowdown" "$(awk -v a="$traced" -v b="$none" 'BEGIN { printf "%+.2f %%", (a / b - 1) * 100 }')"
 printf '%-34s %10s\n' "events read by revenant" "$read_"
 printf '%-34s %10s\n' "events lost (ring buffer full)" "$lost"
+printf '%-34s %10s\n' "exec rate of this machine (exec/s)" "$(awk -v n="$N" -v t="$none" 'BEGIN { printf "%.0f", n / t }')"
+
+echo
+echo "== store: ingest and who-spawned on a synthetic store (${STORE_PROCESSES:=1000000} processes, chains of depth 6) =="
+"$BIN" bench-store --db "$OUT/bench.db" --processes "$STORE_PROCESSES" | tee "$OUT/store.txt" | grep -v '^leaf-pid'
+leaf=$(awk '/^leaf-pid/ { print $2 }' "$OUT/store.txt")
+: > "$OUT/cli.txt"
+for i in $(seq 21); do
+  t0=$(date +%s%N)
+  "$BIN" who-spawned "$leaf" --db "$OUT/bench.db" --json > /dev/null
+  echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/cli.txt"
+done
+printf '%-34s %10s\n' "who-spawned CLI wall, p50 (ms)" "$(sort -n "$OUT/cli.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"

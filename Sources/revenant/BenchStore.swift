@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import RevenantCore
+import RevenantSystem
+
+/// `make bench`: store ingest rate and who-spawned query latency on a synthetic store.
+struct BenchStore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-store", abstract: "Benchmark the store (synthetic data).", shouldDisplay: false)
+
+    @Option var db: String
+    @Option var processes = 1_000_000
+    @Option var depth = 6
+    @Option var queries = 500
+
+    func run() throws {
+        try? FileManager.default.removeItem(atPath: db)
+        let store = try Store(path: db)
+        let boot = "bench"
+        let chainLen = depth + 1
+        let chains = processes / chainLen
+        var batch = StoreBatch(boot: boot, bootEpochNs: 1_700_000_000_000_000_000)
+        var written = 0
+        var leaves: [Int32] = []
+        let t0 = ContinuousClock.now
+        var t: UInt64 = 1_000_000_000
+        for c in 0..<chains {
+            var parent: Identity?
+            for level in 0..<chainLen {
+                t += 1_000
+                let pid = Int32((c * chainLen + level) % 4_000_000 + 2)
+                var r = ProcessRecord(id: Identity(pid: pid, startNs: t), parent: parent, comm: "p\(level)")
+                r.exitTime = t + 500; r.exitStatus = .exited(0)
+                r.images = [Image(time: t, filename: "/usr/bin/python3",
+                                  argv: ["python3", "/opt/ai-video-codec/workers/training_worker.py", "--level", "\(level)"],
+                                  comm: "python3", cgroup: "training-worker.service", cwd: "/opt")]
+                batch.processes.append(r)
+                batch.images.append((r.id, 0, r.images[0]))
+                parent = r.id
+                if level == depth { leaves.append(pid) }
+            }
+            if batch.processes.count >= 4096 {
+                written += batch.processes.count
+                try store.write(batch, nowWallNs: 0)
+                batch = StoreBatch(boot: boot, bootEpochNs: batch.bootEpochNs)
+            }
+        }
+        written += batch.processes.count
+        try store.write(batch, nowWallNs: 0)
+        let ingest = ContinuousClock.now - t0
+        let secs = Double(ingest.components.seconds) + Double(ingest.components.attoseconds) / 1e18
+        print(String(format: "store ingest: %d processes (each with 1 image) in %.1f s = %.0f processes/s", written, secs, Double(written) / secs))
+
+        var lat: [Double] = []
+        for _ in 0..<queries {
+            let pid = leaves.randomElement()!
+            let q0 = ContinuousClock.now
+            let incs = try store.incarnations(pid: pid)
+            let chain = try store.ancestry(of: incs[0])
+            let d = ContinuousClock.now - q0
+            precondition(chain.count == depth, "chain of \(chain.count)")
+            lat.append(Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3)
+        }
+        lat.sort()
+        print(String(format: "who-spawned query (store, depth %d, in-process): p50 %.2f ms  p99 %.2f ms  over %d queries",
+                     depth, lat[lat.count / 2], lat[lat.count * 99 / 100], lat.count))
+        print("leaf-pid \(leaves[leaves.count / 2])")
+    }
+}
