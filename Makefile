@@ -1,5 +1,6 @@
 # revenant — build, run, test, benchmark.  `make V=1` shows every command.
 .DELETE_ON_ERROR:
+.SECONDARY:
 .DEFAULT_GOAL := build
 
 CLANG   ?= clang
@@ -12,7 +13,7 @@ OUT      := build/bpf
 GEN      := Sources/CRevenantBPF/generated
 BTF      ?= /sys/kernel/btf/vmlinux
 ABI      := Sources/CRevenantABI/include/revenant_abi.h
-SKEL     := $(GEN)/revenant.skel.h
+SKEL     := $(GEN)/revenant.skel.h $(GEN)/revenant_lsm.skel.h
 BIN       = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path)/revenant
 RUN_DIR  := build/run
 
@@ -38,15 +39,15 @@ $(OUT)/vmlinux.h: | build/.deps
 	@echo "  BTF     $@"
 	$(Q)$(BPFTOOL) btf dump file $(BTF) format c > $@
 
-$(OUT)/revenant.bpf.o: bpf/revenant.bpf.c $(ABI) $(OUT)/vmlinux.h
+$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/common.bpf.h $(ABI) $(OUT)/vmlinux.h
 	@echo "  BPF     $@"
 	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wno-unknown-warning-option \
 		-Wno-default-const-init-var-unsafe -I$(OUT) -ISources/CRevenantABI/include -c $< -o $@
 
-$(SKEL): $(OUT)/revenant.bpf.o
+$(GEN)/%.skel.h: $(OUT)/%.bpf.o
 	$(Q)mkdir -p $(GEN)
 	@echo "  SKEL    $@"
-	$(Q)$(BPFTOOL) gen skeleton $< name revenant_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
 bpf: $(SKEL)
 

@@ -8,80 +8,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Wake the reader only when this much is pending; it polls on a timer otherwise.
- * A wake-up per event is an IPI, which costs ~20% of an exec loop in a VM. 0 = every event. */
-const volatile __u64 wakeup_bytes = 1 << 20;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* the loader may resize before load */
-} events SEC(".maps");
-
-/* tgid -> identity and fork-time parent. A plain hash, not LRU: a full map must be
- * counted (RV_CNT_PROCMAP_FULL), never evict a live process silently. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RV_MAX_PROCS);
-	__type(key, __u32);
-	__type(value, struct rv_proc);
-} procs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RV_CNT__MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-/* The exec record is too large for the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct rv_exec_event);
-} scratch SEC(".maps");
-
-static __always_inline void count(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-	if (v)
-		*v += 1;
-}
-
-static __always_inline void emit(void *data, __u64 size)
-{
-	__u64 flags = BPF_RB_NO_WAKEUP;
-
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, data, size, flags))
-		count(RV_CNT_RINGBUF_FULL);
-	else
-		count(RV_CNT_EVENTS);
-}
-
-/* A process is its thread group: identity is the tgid and the leader's start time. */
-static __always_inline void ident_of(struct task_struct *t, struct rv_ident *id)
-{
-	id->tgid = BPF_CORE_READ(t, tgid);
-	id->_pad = 0;
-	id->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-}
-
-/* Fork-time parent from the map; unknown for processes that predate the load. */
-static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_ident *parent)
-{
-	struct rv_proc *p = bpf_map_lookup_elem(&procs, &self->tgid);
-
-	if (p && p->self.start_ns == self->start_ns) {
-		*parent = p->parent;
-		return 0;
-	}
-	parent->tgid = 0;
-	parent->_pad = 0;
-	parent->start_ns = 0;
-	return RV_F_PARENT_UNKNOWN;
-}
+#include "common.bpf.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
@@ -148,6 +75,169 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 	return RV_F_CWD_TRUNCATED;
 }
 
+/* Hashing argv elements, one byte per bpf_loop step (verified once, not per byte). */
+struct scan {
+	const char *buf;
+	__u32 len;
+	__u64 full, base, rel, mask;
+	__u8 slash, empty;
+};
+
+static __always_inline __u64 fnv_byte(__u64 h, __u8 c)
+{
+	return (h ^ c) * RV_FNV_PRIME;
+}
+
+static __always_inline __u64 base_seed(void)
+{
+	return fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_BASE);
+}
+
+static __always_inline void scan_lookup(struct scan *s)
+{
+	__u64 *m;
+
+	if (s->empty)
+		return;
+	m = bpf_map_lookup_elem(&script_rules, &s->full);
+	if (m)
+		s->mask |= *m;
+	m = bpf_map_lookup_elem(&script_rules, &s->base);
+	if (m)
+		s->mask |= *m;
+	if (!s->slash) {
+		m = bpf_map_lookup_elem(&script_rules, &s->rel);
+		if (m)
+			s->mask |= *m;
+	}
+}
+
+static __always_inline void scan_reset(struct scan *s, __u64 rel_seed)
+{
+	s->full = RV_FNV_OFFSET;
+	s->base = base_seed();
+	s->rel = rel_seed;
+	s->slash = 0;
+	s->empty = 1;
+}
+
+struct scan_ctx {
+	struct scan s;
+	__u64 rel_seed;
+};
+
+static long scan_step(__u32 i, struct scan_ctx *c)
+{
+	__u8 ch;
+
+	if (i >= c->s.len)
+		return 1;
+	/* One constant mask for both buffers: each lies at least RV_ARGV_BYTES before the end
+	 * of the scratch record, and len keeps reads inside the buffer itself. */
+	ch = c->s.buf[i & (RV_ARGV_BYTES - 1)];
+	if (ch == 0) {
+		scan_lookup(&c->s);
+		scan_reset(&c->s, c->rel_seed);
+		return 0;
+	}
+	c->s.empty = 0;
+	c->s.full = fnv_byte(c->s.full, ch);
+	c->s.rel = fnv_byte(c->s.rel, ch);
+	if (ch == '/') {
+		c->s.slash = 1;
+		c->s.base = base_seed();
+	} else {
+		c->s.base = fnv_byte(c->s.base, ch);
+	}
+	return 0;
+}
+
+struct cwd_ctx {
+	const char *buf;
+	__u64 h;
+	__u8 prev_nul;
+};
+
+/* cwd as captured (components leaf first, each NUL-terminated, an empty one at the end). */
+static long cwd_step(__u32 i, struct cwd_ctx *c)
+{
+	__u8 ch = c->buf[i & (RV_CWD_BYTES - 1)];
+
+	if (ch == 0 && (c->prev_nul || i == 0))
+		return 1;
+	c->h = fnv_byte(c->h, ch);
+	c->prev_nul = ch == 0;
+	return 0;
+}
+
+/* Rule bits whose script/argv keys match this exec. */
+static __always_inline __u64 match_script(struct rv_exec_event *e, __u32 filename_len, __u32 cwd_ok)
+{
+	struct cwd_ctx cw = { .buf = e->cwd, .h = fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_REL) };
+	struct scan_ctx c = {};
+
+	if (cwd_ok)
+		bpf_loop(RV_CWD_BYTES, cwd_step, &cw, 0);
+	c.rel_seed = cwd_ok ? cw.h : 0;
+
+	c.s.buf = e->argv;
+	c.s.len = e->argv_len;
+	scan_reset(&c.s, c.rel_seed);
+	bpf_loop(RV_ARGV_BYTES, scan_step, &c, 0);
+	/* A last element cut by the argv bound is not a whole name: it must not match. */
+	if (!(e->flags & RV_F_ARGV_TRUNCATED))
+		scan_lookup(&c.s);
+
+	c.s.buf = e->filename;
+	c.s.len = filename_len;
+	scan_reset(&c.s, c.rel_seed);
+	bpf_loop(RV_PATH_BYTES, scan_step, &c, 0);
+	return c.s.mask;
+}
+
+static __always_inline void enforce(struct rv_exec_event *e, __u32 filename_len)
+{
+	__u32 zero = 0, *slot = bpf_map_lookup_elem(&policy_slot, &zero);
+	struct rv_policy *pol;
+	__u64 exe = 0, script = 0, comm = 0, *m, matched;
+	struct rv_exe_key ek;
+	struct rv_comm_key ck = {};
+
+	if (!slot)
+		return;
+	pol = bpf_map_lookup_elem(&policy, slot);
+	if (!pol || !(pol->audit | pol->kill | pol->deny))
+		return;
+
+	ek.dev = e->exe_dev;
+	ek.ino = e->exe_ino;
+	if (pol->need_exe) {
+		m = bpf_map_lookup_elem(&exe_rules, &ek);
+		if (m)
+			exe = *m;
+	}
+	if (pol->need_comm) {
+		__builtin_memcpy(ck.comm, e->comm, RV_COMM_BYTES);
+		m = bpf_map_lookup_elem(&comm_rules, &ck);
+		if (m)
+			comm = *m;
+	}
+	if (pol->need_script)
+		script = match_script(e, filename_len, !(e->flags & RV_F_CWD_TRUNCATED));
+
+	matched = (exe | ~pol->need_exe) & (script | ~pol->need_script) & (comm | ~pol->need_comm);
+	matched &= pol->audit | pol->kill | pol->deny;
+	e->matched = matched;
+	if (!matched)
+		return;
+	if (matched & pol->kill) {
+		/* Signals the new image itself: it dies before its first user instruction. */
+		e->action = bpf_send_signal(9) ? RV_ACT_KILL_FAILED : RV_ACT_KILL;
+	} else {
+		e->action = RV_ACT_AUDIT;
+	}
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -155,6 +245,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct rv_exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
 	const char *filename, *interp;
 	unsigned long arg_start, arg_end, len;
+	__u32 filename_len;
 	struct kernfs_node *kn;
 	__u32 flags = 0;
 	long n;
@@ -196,6 +287,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	filename = BPF_CORE_READ(bprm, filename);
 	interp = BPF_CORE_READ(bprm, interp);
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+	filename_len = n > 0 ? n : 0;
 	if (n <= 0)
 		e->filename[0] = 0;
 	else if (n == sizeof(e->filename))
@@ -225,6 +317,10 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	}
 	e->argv_len = len;
 	e->flags = flags;
+	e->matched = 0;
+	e->action = RV_ACT_NONE;
+	e->_pad2 = 0;
+	enforce(e, filename_len);
 	e->h.size = __builtin_offsetof(struct rv_exec_event, argv) + len;
 	emit(e, __builtin_offsetof(struct rv_exec_event, argv) + len);
 	return 0;

@@ -3,13 +3,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include "revenant_bpf.h"
 #include "generated/revenant.skel.h"
+#include "generated/revenant_lsm.skel.h"
 
 struct rv_bpf {
     struct revenant_bpf *skel;
+    struct revenant_lsm_bpf *lsm;
+    int lsm_err, lsm_stage;
+    char lsm_log[2048];
     struct ring_buffer *rb;
     int ncpus;
 };
@@ -26,6 +32,55 @@ static int collect(enum libbpf_print_level level, const char *fmt, va_list ap)
     if (n > 0)
         log_len = (log_len + (size_t)n < log_cap) ? log_len + (size_t)n : log_cap - 1;
     return n;
+}
+
+/* The deny program shares the tracing object's maps; any failure leaves tracing as it was. */
+static void start_lsm(struct rv_bpf *b)
+{
+    char *saved = log_buf;
+    size_t saved_len = log_len, saved_cap = log_cap;
+    struct revenant_lsm_bpf *l;
+    int err;
+
+    log_buf = b->lsm_log; log_len = 0; log_cap = sizeof(b->lsm_log);
+    b->lsm_stage = RV_STAGE_OPEN;
+    l = revenant_lsm_bpf__open();
+    if (!l) {
+        err = -errno;
+        goto out;
+    }
+#define SHARE(m) do { err = bpf_map__reuse_fd(l->maps.m, bpf_map__fd(b->skel->maps.m)); if (err) goto fail; } while (0)
+    SHARE(events); SHARE(procs); SHARE(counters); SHARE(exe_rules); SHARE(script_rules);
+    SHARE(comm_rules); SHARE(policy); SHARE(policy_slot);
+#undef SHARE
+    b->lsm_stage = RV_STAGE_LOAD;
+    err = revenant_lsm_bpf__load(l);
+    if (err)
+        goto fail;
+    b->lsm_stage = RV_STAGE_ATTACH;
+    err = revenant_lsm_bpf__attach(l);
+    if (err)
+        goto fail;
+    b->lsm = l;
+    err = 0;
+    goto out;
+fail:
+    revenant_lsm_bpf__destroy(l);
+out:
+    b->lsm_err = err < 0 ? err : -err;
+    log_buf = saved; log_len = saved_len; log_cap = saved_cap;
+}
+
+int rv_bpf_lsm_status(struct rv_bpf *b, int *stage, char *log, unsigned long loglen)
+{
+    *stage = b->lsm_stage;
+    if (log && loglen) {
+        strncpy(log, b->lsm_log, loglen - 1);
+        log[loglen - 1] = 0;
+    }
+    if (!b->lsm && !b->lsm_err && !b->lsm_stage)
+        return -ENOENT; /* not attempted */
+    return b->lsm_err;
 }
 
 int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
@@ -78,6 +133,8 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
         err = b->ncpus ? b->ncpus : -EINVAL;
         goto fail;
     }
+    if (opts && opts->try_lsm)
+        start_lsm(b);
     log_buf = NULL;
     *out = b;
     return 0;
@@ -134,11 +191,49 @@ long rv_bpf_proc_count(struct rv_bpf *b)
     return n;
 }
 
+int rv_bpf_map_fd(struct rv_bpf *b, int map)
+{
+    switch (map) {
+    case RV_MAP_EXE_RULES: return bpf_map__fd(b->skel->maps.exe_rules);
+    case RV_MAP_SCRIPT_RULES: return bpf_map__fd(b->skel->maps.script_rules);
+    case RV_MAP_COMM_RULES: return bpf_map__fd(b->skel->maps.comm_rules);
+    case RV_MAP_POLICY: return bpf_map__fd(b->skel->maps.policy);
+    case RV_MAP_POLICY_SLOT: return bpf_map__fd(b->skel->maps.policy_slot);
+    default: return -1;
+    }
+}
+
+int rv_map_update(int fd, const void *key, const void *value)
+{
+    return bpf_map_update_elem(fd, key, value, BPF_ANY) ? -errno : 0;
+}
+
+int rv_map_lookup(int fd, const void *key, void *value)
+{
+    return bpf_map_lookup_elem(fd, key, value) ? -errno : 0;
+}
+
+int rv_map_delete(int fd, const void *key)
+{
+    return bpf_map_delete_elem(fd, key) ? -errno : 0;
+}
+
+int rv_pidfd_open(int pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int rv_pidfd_send_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
 void rv_bpf_stop(struct rv_bpf *b)
 {
     if (!b)
         return;
     ring_buffer__free(b->rb);
+    revenant_lsm_bpf__destroy(b->lsm);
     revenant_bpf__destroy(b->skel);
     free(b);
 }

@@ -61,6 +61,14 @@ public struct ExecEvent: Hashable, Sendable {
     public var cwd: String?
     public var cwdTruncated: Bool
     public var flags: UInt32
+    /// Policy rule bits that matched in the kernel, and what the kernel did.
+    public var matched: UInt64 = 0
+    public var action: KernelAction = .none
+}
+
+/// What the kernel did to an exec (enum rv_action).
+public enum KernelAction: UInt32, Sendable, Hashable {
+    case none = 0, audit = 1, kill = 2, killFailed = 3, deny = 4
 }
 
 public struct ExitEvent: Hashable, Sendable {
@@ -71,17 +79,32 @@ public struct ExitEvent: Hashable, Sendable {
     public var status: ExitStatus
 }
 
+/// An execve the deny tier refused: the caller keeps its image.
+public struct DenyEvent: Hashable, Sendable {
+    public var time: UInt64
+    public var process: Identity
+    public var parent: Identity?
+    public var filename: String
+    public var exeDevice: UInt64
+    public var exeInode: UInt64
+    public var matched: UInt64
+    public var uid: UInt32
+    public var comm: String
+}
+
 /// One record from the kernel.
 public enum Event: Hashable, Sendable {
     case fork(ForkEvent)
     case exec(ExecEvent)
     case exit(ExitEvent)
+    case deny(DenyEvent)
 
     public var process: Identity {
         switch self {
         case .fork(let e): return e.process
         case .exec(let e): return e.process
         case .exit(let e): return e.process
+        case .deny(let e): return e.process
         }
     }
 
@@ -90,6 +113,7 @@ public enum Event: Hashable, Sendable {
         case .fork(let e): return e.time
         case .exec(let e): return e.time
         case .exit(let e): return e.time
+        case .deny(let e): return e.time
         }
     }
 }

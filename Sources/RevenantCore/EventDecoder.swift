@@ -45,6 +45,13 @@ public enum EventDecoder {
                 realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code)))
         case UInt32(RV_EVENT_EXEC.rawValue):
             return .exec(try exec(bytes, declared: declared))
+        case UInt32(RV_EVENT_DENY.rawValue):
+            let e: rv_deny_event = try fixed(bytes, type: type, declared: declared)
+            return .deny(DenyEvent(
+                time: e.h.time_ns, process: ident(e.h.proc),
+                parent: e.flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
+                filename: cString(e.filename), exeDevice: e.exe_dev, exeInode: e.exe_ino, matched: e.matched,
+                uid: e.uid, comm: cString(e.comm)))
         default:
             throw .unknownType(type)
         }
@@ -94,7 +101,7 @@ public enum EventDecoder {
             cgroupId: e.cgroup_id, cgroup: { let c = cString(e.cgroup); return c.isEmpty ? "/" : c }(),
             cwd: withUnsafeBytes(of: e.cwd) { cwdPath($0) },
             cwdTruncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0,
-            flags: flags)
+            flags: flags, matched: e.matched, action: KernelAction(rawValue: e.action) ?? .none)
     }
 
     static func ident(_ i: rv_ident) -> Identity {

@@ -15,6 +15,8 @@ public struct Image: Hashable, Sendable {
     public var cgroupId: UInt64
     public var cgroup: String
     public var cwd: String?
+    /// What enforcement did to this image, e.g. `killed at exec (rule "block-v1")`.
+    public var enforcement: String?
 
     public init(time: UInt64, filename: String, interpreter: String? = nil, exeDevice: UInt64 = 0,
                 exeInode: UInt64 = 0, argv: [String], argvTruncated: Bool = false, comm: String,
@@ -52,6 +54,8 @@ public struct ProcessRecord: Hashable, Sendable {
     public var exitStatus: ExitStatus?
     /// Alive before tracing started and read from /proc.
     public var seeded: Bool = false
+    /// execve calls the deny tier refused (the latest 16).
+    public var denied: [DenyEvent] = []
 
     public init(id: Identity, parent: Identity?, comm: String) {
         self.id = id; self.parent = parent; self.comm = comm
@@ -137,6 +141,11 @@ public struct ProcessTable: Sendable {
             append(Image(e), to: &r)
             noteAdoption(&r, realParent: e.realParent)
             if isNew { insert(r) } else { processes[r.id] = r }
+        case .deny(let e):
+            guard var r = processes[e.process] else { return }
+            r.denied.append(e)
+            if r.denied.count > 16 { r.denied.removeFirst() }
+            processes[r.id] = r
         case .exit(let e):
             var r = processes[e.process] ?? ProcessRecord(id: e.process, parent: e.parent, comm: "")
             let isNew = processes[e.process] == nil
@@ -148,6 +157,13 @@ public struct ProcessTable: Sendable {
             if isNew { insert(r) } else { processes[r.id] = r }
             exited(r.id)
         }
+    }
+
+    /// Annotates the newest image of a process (enforcement results).
+    public mutating func replaceLatestImage(of id: Identity, with img: Image) {
+        guard var r = processes[id], !r.images.isEmpty else { return }
+        r.images[r.images.count - 1] = img
+        processes[id] = r
     }
 
     /// Adds a process that was alive before tracing started.

@@ -17,6 +17,8 @@ public final class Daemon: Sendable {
         public var retentionEverySeconds = 60
         public var tracer = Tracer.Options()
         public var version = "0.1.0"
+        /// Policy file; nil runs without enforcement.
+        public var policyPath: String?
         public init() {}
     }
 
@@ -25,6 +27,7 @@ public final class Daemon: Sendable {
     private struct Control {
         var tracer: Tracer?
         var stopReason: String?
+        var inputs: AsyncStream<Input>.Continuation?
     }
     private let control = Mutex(Control())
 
@@ -42,10 +45,17 @@ public final class Daemon: Sendable {
         t?.stop()
     }
 
-    private enum Input: Sendable {
+    enum Input: Sendable {
         case item(TraceItem)
         case tick
+        case reload
     }
+
+    /// Re-reads the policy (SIGHUP). An invalid file is logged; the running policy stays.
+    public func reload() {
+        _ = control.withLock { $0.inputs?.yield(.reload) }
+    }
+
 
     public func run() async throws {
         let store = try Store(path: config.dbPath)
@@ -81,7 +91,22 @@ public final class Daemon: Sendable {
         try store.write(batch, run: run, nowWallNs: Daemon.wallNs())
         log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)"])
 
+        let enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
+        var policy: CompiledPolicy?
+        if let path = config.policyPath {
+            do {
+                policy = try installPolicy(path, enforcer: enforcer, table: table)
+            } catch {
+                tracer.stop()
+                try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "invalid policy", lostEvents: 0)
+                throw error
+            }
+        } else {
+            log.notice("no policy: tracing only")
+        }
+
         let (inputs, cont) = AsyncStream.makeStream(of: Input.self)
+        control.withLock { $0.inputs = cont }
         let pump = Task.detached {
             for await item in tracer.events { cont.yield(.item(item)) }
             cont.finish()
@@ -140,6 +165,16 @@ public final class Daemon: Sendable {
                 switch input {
                 case .tick:
                     try flush()
+                case .reload:
+                    guard let path = config.policyPath else {
+                        log.warning("SIGHUP: no policy file to reload (start with --policy)")
+                        continue
+                    }
+                    do {
+                        policy = try installPolicy(path, enforcer: enforcer, table: table)
+                    } catch {
+                        log.error("policy reload rejected, previous policy stays in force", metadata: ["error": "\(error)"])
+                    }
                 case .item(.malformed(let e)):
                     malformed += 1
                     log.warning("malformed record skipped", metadata: ["error": "\(e)"])
@@ -148,7 +183,12 @@ public final class Daemon: Sendable {
                     ingested += 1
                     let id = table.canonical(e.process)
                     dirty[id] = ()
-                    if case .exec = e, let r = table[id], let img = r.image {
+                    if case .exec(let x) = e, var r = table[id], var img = r.image {
+                        if x.matched != 0, let policy {
+                            img.enforcement = enforce(x, record: r, policy: policy, enforcer: enforcer, table: table)
+                            r.images[r.images.count - 1] = img
+                            table.replaceLatestImage(of: id, with: img)
+                        }
                         batch.images.append((id, r.images.count - 1 + r.imagesDropped, img))
                     }
                     if dirty.count + batch.images.count >= config.flushChanges { try flush() }
@@ -167,6 +207,77 @@ public final class Daemon: Sendable {
         try store.endRun(run, nowWallNs: Daemon.wallNs(), reason: reason, lostEvents: Int64(lost.ringbufFull))
         log.info("stopped", metadata: ["reason": "\(reason)", "events": "\(ingested)", "malformed": "\(malformed)",
                                        "lost": "\(lost.ringbufFull)"])
+    }
+
+    /// Loads, checks and installs a policy; kills matching running processes where asked.
+    private func installPolicy(_ path: String, enforcer: Enforcer, table: ProcessTable) throws -> CompiledPolicy {
+        let compiled = try PolicyLoader.load(path, bitBase: enforcer.nextBitBase)
+        let missing = try enforcer.install(compiled)
+        for m in missing {
+            log.warning("policy exe does not exist here: its rules match only by script or comm", metadata: ["exe": "\(m)"])
+        }
+        let tiers = Set(compiled.rules.compactMap { enforcer.tier(for: $0.action)?.rawValue }).sorted()
+        log.notice("policy loaded", metadata: [
+            "file": "\(path)", "rules": "\(compiled.rules.count)",
+            "tier": "\(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))",
+            "lsm": "\(enforcer.lsmActive ? "active" : "not active: deny rules are killed at exec")"])
+        killExisting(compiled, table: table)
+        return compiled
+    }
+
+    private func killExisting(_ policy: CompiledPolicy, table: ProcessTable) {
+        let wanted = policy.rules.enumerated().filter { $0.element.killExisting && $0.element.action != .audit }
+        guard !wanted.isEmpty else { return }
+        let mask = wanted.reduce(UInt64(0)) { $0 | policy.bitFor($1.offset) }
+        let reader = ProcReader()
+        for pid in reader.pids() where pid > 1 && pid != getpid() {
+            guard let r = reader.record(pid), let img = r.image else { continue }
+            let exeKey = fileID("/proc/\(pid)/exe").map { (DeviceNumber.kernel(fromUser: $0.dev), $0.ino) }
+            var exeMask: UInt64 = 0
+            for (path, m) in policy.exeKeys {
+                if let f = fileID(path), let k = exeKey, DeviceNumber.kernel(fromUser: f.dev) == k.0, f.ino == k.1 { exeMask |= m }
+            }
+            let keys = ScriptHash.keys(forExec: img.argv, filename: img.filename, cwd: img.cwd)
+            let hit = policy.matches(exeMask: exeMask, scriptKeys: keys, comm: r.comm, argv: img.argv) & mask
+            guard hit != 0 else { continue }
+            let names = policy.rules(in: hit).map(\.name)
+            let ok = PidfdKiller.kill(r.id, reader: reader)
+            log.warning("kill_existing: \(ok ? "killed" : "could not kill") a running process", metadata: [
+                "pid": "\(pid)", "id": "\(r.id)", "rules": "\(names.joined(separator: ","))",
+                "argv": "\(img.argv.joined(separator: " "))", "ancestry": "\(Lineage.chain(table, of: table.canonical(r.id)))"])
+        }
+    }
+
+    /// Logs an enforcement with its lineage; falls back to a userspace kill when the kernel could not.
+    private func enforce(_ e: ExecEvent, record: ProcessRecord, policy: CompiledPolicy, enforcer: Enforcer, table: ProcessTable) -> String? {
+        // argv globs refine what the kernel matched.
+        var mask = e.matched
+        for (i, r) in policy.rules.enumerated() where r.match.argv != nil && mask & policy.bitFor(i) != 0 {
+            if !Glob.match(r.match.argv!, e.argv.joined(separator: " ")) { mask &= ~policy.bitFor(i) }
+        }
+        let rules = policy.rules(in: mask)
+        guard !rules.isEmpty else { return nil }
+        let names = rules.map { "\"\($0.name)\"" }.joined(separator: ", ")
+        var text: String
+        switch e.action {
+        case .kill:
+            text = "killed at exec by the kernel (rule \(names))"
+        case .killFailed:
+            let ok = PidfdKiller.kill(e.process)
+            text = ok ? "killed from userspace, the kernel could not (rule \(names))" : "kill failed (rule \(names))"
+        case .deny:
+            text = "denied (rule \(names))"
+        case .audit, .none:
+            let strongest = rules.map(\.action).max() ?? .audit
+            text = strongest == .audit ? "audited (rule \(names))" : "matched \(strongest) rule \(names) but the kernel did not act"
+        }
+        let level: Logger.Level = e.action == .audit || e.action == .none ? .info : .warning
+        log.log(level: level, "\(text)", metadata: [
+            "pid": "\(e.process.pid)", "id": "\(e.process)", "exe": "\(e.filename)",
+            "argv": "\(e.argv.joined(separator: " "))",
+            "tier": "\(e.action == .kill ? EnforcementTier.killAtExec.rawValue : e.action == .killFailed ? EnforcementTier.userspaceKill.rawValue : e.action == .deny ? EnforcementTier.deny.rawValue : "none")",
+            "ancestry": "\(Lineage.chain(table, of: table.canonical(e.process)))"])
+        return text
     }
 
     public static func wallNs() -> Int64 {

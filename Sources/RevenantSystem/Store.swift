@@ -162,6 +162,9 @@ public final class Store: Sendable {
                 );
                 """)
         }
+        m.registerMigration("v2-enforcement") { db in
+            try db.execute(sql: "ALTER TABLE image ADD COLUMN enforcement TEXT")
+        }
         return m
     }()
 
@@ -232,8 +235,8 @@ public final class Store: Sendable {
             }
             let img = try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
-                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino)
-                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement)
+                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
                 FROM process WHERE boot = ? AND pid = ? AND start_ns = ?
                 """)
             for (p, seq, i) in batch.images {
@@ -241,7 +244,7 @@ public final class Store: Sendable {
                     seq, Int64(i.time), i.filename, i.interpreter, Data(Store.joinArgv(i.argv)), i.argvTruncated, i.comm,
                     Int64(i.uid), Int64(i.euid), Int64(i.gid), i.loginuid.map { Int64($0) }, i.cgroup,
                     Int64(bitPattern: i.cgroupId), i.cwd, Int64(bitPattern: i.exeDevice), Int64(bitPattern: i.exeInode),
-                    boot, p.pid, Int64(p.startNs),
+                    i.enforcement, boot, p.pid, Int64(p.startNs),
                 ]
                 try img.execute(arguments: StatementArguments(args))
             }
@@ -369,12 +372,14 @@ public final class Store: Sendable {
         let rowid: Int64 = row["rowid"]
         r.images = try Row.fetchAll(db, sql: "SELECT * FROM image WHERE process = ? ORDER BY seq", arguments: [rowid]).map { i in
             let argv: Data = i["argv"]
-            return Image(time: UInt64(i["time_ns"] as Int64), filename: i["exe"], interpreter: i["interpreter"],
+            var img = Image(time: UInt64(i["time_ns"] as Int64), filename: i["exe"], interpreter: i["interpreter"],
                          exeDevice: UInt64(bitPattern: i["exe_dev"]), exeInode: UInt64(bitPattern: i["exe_ino"]),
                          argv: Store.splitArgv([UInt8](argv)), argvTruncated: i["argv_truncated"], comm: i["comm"],
                          uid: UInt32(i["uid"] as Int64), euid: UInt32(i["euid"] as Int64), gid: UInt32(i["gid"] as Int64),
                          loginuid: (i["loginuid"] as Int64?).map { UInt32($0) }, cgroupId: UInt64(bitPattern: i["cgroup_id"]),
                          cgroup: i["cgroup"], cwd: i["cwd"])
+            img.enforcement = i["enforcement"]
+            return img
         }
         return StoredProcess(boot: row["boot"], record: r, startWallNs: row["start_wall_ns"], exitWallNs: row["exit_wall_ns"])
     }

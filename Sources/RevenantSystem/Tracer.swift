@@ -32,6 +32,8 @@ public final class Tracer: @unchecked Sendable {
         public var wakeupBytes: UInt64 = 1 << 20
         /// How often the reader drains the ring when not woken.
         public var pollMs: Int32 = 20
+        /// Load the deny program too (where BPF LSM is active); failure only disables that tier.
+        public var tryLSM = false
         public init() {}
     }
 
@@ -41,12 +43,17 @@ public final class Tracer: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
     private let options: Options
+    /// The deny program (lsm/bprm_check_security) is loaded and attached.
+    public private(set) var lsmActive = false
+    /// Why it is not, when it is not.
+    public private(set) var lsmStatus = "not attempted"
 
     /// Opens, loads and attaches; events start flowing into `events` at once.
     public init(options: Options = Options()) throws(BPFError) {
         self.options = options
         (events, continuation) = AsyncStream.makeStream(of: TraceItem.self, bufferingPolicy: .unbounded)
-        var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes)
+        var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes,
+                                  try_lsm: options.tryLSM ? 1 : 0)
         var stage: Int32 = 0
         var log = [CChar](repeating: 0, count: 8192)
         var h: OpaquePointer?
@@ -62,6 +69,14 @@ public final class Tracer: @unchecked Sendable {
             throw BPFError(stage: st, errno: -rc, message: String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         handle = h
+        if options.tryLSM {
+            var st: Int32 = 0
+            var lsmLog = [CChar](repeating: 0, count: 2048)
+            let rc = rv_bpf_lsm_status(h, &st, &lsmLog, UInt(lsmLog.count))
+            lsmActive = rc == 0
+            let text = String(decoding: lsmLog.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            lsmStatus = rc == 0 ? "attached" : "\(BPFError(stage: st == Int32(RV_STAGE_ATTACH.rawValue) ? .attach : .load, errno: -rc, message: text))"
+        }
         startThread()
     }
 
@@ -115,6 +130,14 @@ public final class Tracer: @unchecked Sendable {
             ringbufFull: v[Int(RV_CNT_RINGBUF_FULL.rawValue)],
             procMapFull: v[Int(RV_CNT_PROCMAP_FULL.rawValue)],
             events: v[Int(RV_CNT_EVENTS.rawValue)])
+    }
+
+    /// A policy map's descriptor (enum rv_map).
+    public func mapFD(_ map: Int32) throws(BPFError) -> Int32 {
+        guard let h = handle else { throw BPFError(stage: .policy, errno: EBADF, message: "tracer stopped") }
+        let fd = rv_bpf_map_fd(h, map)
+        guard fd >= 0 else { throw BPFError(stage: .policy, errno: EBADF, message: "no map \(map)") }
+        return fd
     }
 
     /// Processes currently held by the kernel map.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RevenantCore
 import RevenantSystem
 
 struct Run: AsyncParsableCommand {
@@ -9,6 +10,8 @@ struct Run: AsyncParsableCommand {
     )
 
     @Option(help: "SQLite store.") var db: String = Store.defaultPath
+    @Option(help: "Policy file (YAML). Default \(PolicyLoader.defaultPath) when it exists; SIGHUP reloads it.")
+    var policy: String?
     @Option(help: "Days exited processes are kept in the store.") var retentionDays: Int = 7
     @Option(help: "Most processes kept in the store (oldest exited go first).") var maxProcesses: Int = 2_000_000
     @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
@@ -28,14 +31,22 @@ struct Run: AsyncParsableCommand {
         config.retentionSeconds = Int64(retentionDays) * 86_400
         config.maxProcesses = maxProcesses
         config.tracer.ringbufBytes = ringbufMib << 20
+        if let policy {
+            config.policyPath = policy
+        } else if FileManager.default.fileExists(atPath: PolicyLoader.defaultPath) {
+            config.policyPath = PolicyLoader.defaultPath
+        }
         let daemon = Daemon(config: config, logger: log)
         let signals = SignalWatcher([SIGINT, SIGTERM]) { daemon.stop(reason: "signal") }
-        defer { _ = signals }
+        let hup = SignalWatcher([SIGHUP]) { daemon.reload() }
+        defer { _ = signals; _ = hup }
         do {
             try await daemon.run()
         } catch let e as BPFError {
             throw Failure(e.description, status: 2)
         } catch let e as StoreError {
+            throw Failure(e.description, status: 2)
+        } catch let e as PolicyError {
             throw Failure(e.description, status: 2)
         }
     }

@@ -85,6 +85,10 @@ struct TraceRecord: Encodable {
             exit_code = nil; signal = nil
             let cmd = img.map { Lineage.commandLine($0) } ?? ""
             text = "\(stamp) exec  \(pidText) \(cmd)  ← \(chain)\(adopted)"
+        case .deny(let e):
+            type = "deny"
+            exit_code = nil; signal = nil
+            text = "\(stamp) DENY  \(pidText) \(e.filename)  ← \(comm)(\(e.process.pid)) ← \(chain)  (execve refused: EPERM)"
         case .exit(let e):
             type = "exit"
             switch e.status {

@@ -9,7 +9,9 @@ import Testing
         #expect(MemoryLayout<rv_header>.size == 32)
         #expect(MemoryLayout<rv_fork_event>.size == 56)
         #expect(MemoryLayout<rv_exit_event>.size == 72)
-        #expect(MemoryLayout<rv_exec_event>.size == 1032 + Int(RV_ARGV_BYTES))
+        #expect(MemoryLayout<rv_exec_event>.size == 1048 + Int(RV_ARGV_BYTES))
+        #expect(MemoryLayout<rv_policy>.size == 48)
+        #expect(MemoryLayout<rv_exe_key>.size == 16)
         #expect(MemoryLayout<rv_proc>.size == 32)
     }
 
@@ -36,11 +38,13 @@ import Testing
         #expect(MemoryLayout<E>.offset(of: \.flags) == 108)
         #expect(MemoryLayout<E>.offset(of: \.argc) == 112)
         #expect(MemoryLayout<E>.offset(of: \.argv_len) == 116)
-        #expect(MemoryLayout<E>.offset(of: \.comm) == 120)
-        #expect(MemoryLayout<E>.offset(of: \.filename) == 136)
-        #expect(MemoryLayout<E>.offset(of: \.interp) == 136 + 256)
-        #expect(MemoryLayout<E>.offset(of: \.cwd) == 136 + 512)
-        #expect(MemoryLayout<E>.offset(of: \.cgroup) == 136 + 768)
-        #expect(MemoryLayout<E>.offset(of: \.argv) == 1032)
+        #expect(MemoryLayout<E>.offset(of: \.matched) == 120)
+        #expect(MemoryLayout<E>.offset(of: \.action) == 128)
+        #expect(MemoryLayout<E>.offset(of: \.comm) == 136)
+        #expect(MemoryLayout<E>.offset(of: \.filename) == 152)
+        #expect(MemoryLayout<E>.offset(of: \.interp) == 152 + 256)
+        #expect(MemoryLayout<E>.offset(of: \.cwd) == 152 + 512)
+        #expect(MemoryLayout<E>.offset(of: \.cgroup) == 152 + 768)
+        #expect(MemoryLayout<E>.offset(of: \.argv) == 1048)
     }
 }

@@ -54,7 +54,7 @@ enum Records {
         withUnsafeMutableBytes(of: &e.argv) { $0.copyBytes(from: av) }
         e.argv_len = UInt32(av.count)
         e.argc = UInt32(argv.count)
-        let size = 1032 + av.count
+        let size = 1048 + av.count
         e.h.size = UInt32(size)
         return bytes(e, count: size)
     }
@@ -146,7 +146,7 @@ enum Records {
         #expect(throws: DecodeError.sizeMismatch(type: 1, declared: 56, got: 40)) { try EventDecoder.decode(raw) }
         // An exec record whose argv_len points past its end.
         var exec = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x", argv: ["a"], comm: "x")
-        exec[116] = 200
+        exec[116] = 200  // argv_len
         #expect(throws: DecodeError.argvLength(declared: 200, available: 2)) { try EventDecoder.decode(exec) }
         // An exec record shorter than its fixed part.
         var short = Array(exec.prefix(600))

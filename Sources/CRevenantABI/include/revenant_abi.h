@@ -16,10 +16,51 @@
 /* Per-process kernel map: processes tracked at once. */
 #define RV_MAX_PROCS      131072
 
+/* Policy maps. Rules occupy one half of a 64-bit mask; a reload fills the other half and
+ * then flips the active slot, so enforcement never pauses. */
+#define RV_MAX_EXE_KEYS     1024
+#define RV_MAX_SCRIPT_KEYS  2048
+#define RV_MAX_COMM_KEYS    256
+#define RV_POLICY_SLOTS     2
+
+/* FNV-1a 64, also computed by RevenantCore's ScriptHash. */
+#define RV_FNV_OFFSET 0xcbf29ce484222325ULL
+#define RV_FNV_PRIME  0x00000100000001b3ULL
+#define RV_HASH_TAG_REL  0x01
+#define RV_HASH_TAG_BASE 0x02
+
+struct rv_exe_key {
+    unsigned long long dev;   /* kernel dev_t: major << 20 | minor */
+    unsigned long long ino;
+};
+
+struct rv_comm_key {
+    char comm[RV_COMM_BYTES];
+};
+
+/* One policy slot: which rule bits need which kind of match, and what each does. */
+struct rv_policy {
+    unsigned long long need_exe;
+    unsigned long long need_script;
+    unsigned long long need_comm;
+    unsigned long long audit;
+    unsigned long long kill;     /* killed at exec (deny rules too, where the LSM tier is absent) */
+    unsigned long long deny;     /* refused by the LSM program */
+};
+
+enum rv_action {
+    RV_ACT_NONE = 0,
+    RV_ACT_AUDIT = 1,
+    RV_ACT_KILL = 2,          /* SIGKILL sent at exec, before the first user instruction */
+    RV_ACT_KILL_FAILED = 3,   /* bpf_send_signal refused */
+    RV_ACT_DENY = 4,          /* execve refused with EPERM (LSM) */
+};
+
 enum rv_event_type {
     RV_EVENT_FORK = 1,
     RV_EVENT_EXEC = 2,
     RV_EVENT_EXIT = 3,
+    RV_EVENT_DENY = 4,   /* execve refused by the LSM program: no exec follows */
 };
 
 enum rv_flags {
@@ -87,6 +128,9 @@ struct rv_exec_event {
     unsigned int flags;
     unsigned int argc;            /* full argument count, even if argv is truncated */
     unsigned int argv_len;        /* bytes of argv captured */
+    unsigned long long matched;   /* policy rule bits that matched */
+    unsigned int action;          /* enum rv_action taken in the kernel */
+    unsigned int _pad2;
     char comm[RV_COMM_BYTES];
     char filename[RV_PATH_BYTES]; /* path passed to exec */
     char interp[RV_PATH_BYTES];   /* interpreter actually run, when it differs (#!, binfmt_misc) */
@@ -95,11 +139,26 @@ struct rv_exec_event {
     char argv[RV_ARGV_BYTES];     /* last: the record is cut after argv_len bytes */
 };
 
+/* An execve refused by the deny tier (the process keeps its old image). */
+struct rv_deny_event {
+    struct rv_header h;
+    struct rv_ident parent;       /* fork-time parent of the caller */
+    unsigned long long exe_dev;
+    unsigned long long exe_ino;
+    unsigned long long matched;
+    unsigned int uid;
+    unsigned int flags;
+    char comm[RV_COMM_BYTES];     /* the caller's */
+    char filename[RV_PATH_BYTES]; /* path passed to execve */
+};
+
+_Static_assert(sizeof(struct rv_deny_event) == 352, "rv_deny_event layout");
 _Static_assert(sizeof(struct rv_ident) == 16, "rv_ident layout");
 _Static_assert(sizeof(struct rv_header) == 32, "rv_header layout");
 _Static_assert(sizeof(struct rv_fork_event) == 56, "rv_fork_event layout");
 _Static_assert(sizeof(struct rv_exit_event) == 72, "rv_exit_event layout");
-_Static_assert(__builtin_offsetof(struct rv_exec_event, argv) == 1032, "rv_exec_event layout");
-_Static_assert(sizeof(struct rv_exec_event) == 1032 + RV_ARGV_BYTES, "rv_exec_event layout");
+_Static_assert(__builtin_offsetof(struct rv_exec_event, argv) == 1048, "rv_exec_event layout");
+_Static_assert(sizeof(struct rv_exec_event) == 1048 + RV_ARGV_BYTES, "rv_exec_event layout");
+_Static_assert(sizeof(struct rv_policy) == 48, "rv_policy layout");
 
 #endif

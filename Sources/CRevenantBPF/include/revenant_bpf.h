@@ -12,7 +12,11 @@ typedef int (*rv_event_fn)(void *ctx, const void *data, unsigned long size);
 struct rv_bpf_options {
     unsigned int ringbuf_bytes;      /* power of two, multiple of the page size; 0 = default */
     unsigned long long wakeup_bytes; /* wake the reader when this much is pending; 0 = every event */
+    int try_lsm;                     /* also load the deny program (lsm/bprm_check_security) */
 };
+
+/* Outcome of the optional deny program: 0 attached, else -errno of the failed step. */
+int rv_bpf_lsm_status(struct rv_bpf *b, int *stage, char *log, unsigned long loglen);
 
 enum rv_bpf_stage {
     RV_STAGE_OPEN = 1,
@@ -34,6 +38,26 @@ int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out);
 
 /* Entries currently in the per-process map (walks it: for diagnostics, not hot paths). */
 long rv_bpf_proc_count(struct rv_bpf *b);
+
+enum rv_map {
+    RV_MAP_EXE_RULES = 0,
+    RV_MAP_SCRIPT_RULES = 1,
+    RV_MAP_COMM_RULES = 2,
+    RV_MAP_POLICY = 3,
+    RV_MAP_POLICY_SLOT = 4,
+};
+
+/* File descriptor of one of the policy maps, or -1. */
+int rv_bpf_map_fd(struct rv_bpf *b, int map);
+
+/* Thin wrappers over the bpf(2) map commands: 0 or -errno. */
+int rv_map_update(int fd, const void *key, const void *value);
+int rv_map_lookup(int fd, const void *key, void *value);
+int rv_map_delete(int fd, const void *key);
+
+/* pidfd_open(2) and pidfd_send_signal(2): -1 with errno on failure. */
+int rv_pidfd_open(int pid);
+int rv_pidfd_send_signal(int pidfd, int sig);
 
 void rv_bpf_stop(struct rv_bpf *b);
 

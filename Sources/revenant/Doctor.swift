@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import RevenantSystem
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What this kernel allows: tracing, enforcement tiers, and how to fix what is missing.")
+
+    @Flag(help: "JSON output.") var json = false
+
+    /// Whether a deny program can attach here (for `policy check`), without loading anything.
+    static func lsmActiveHint() -> Bool {
+        ((try? String(contentsOfFile: "/sys/kernel/security/lsm", encoding: .utf8)) ?? "").split(separator: ",").contains("bpf")
+            && geteuid() == 0 && false == ProcessInfo.processInfo.environment.keys.contains("REVENANT_NO_LSM")
+    }
+
+    func run() throws {
+        let p = HostProbe.run()
+        if json {
+            LineWriter.stdout.json(p)
+            return
+        }
+        let out = LineWriter.stdout
+        let w = p.checks.map(\.name.count).max() ?? 10
+        for c in p.checks {
+            let mark = c.ok ? "ok " : "!! "
+            out.line("\(mark) \(c.name.padding(toLength: w, withPad: " ", startingAt: 0))  \(c.value)")
+            if !c.advice.isEmpty { out.line("    \(String(repeating: " ", count: w))  → \(c.advice)") }
+        }
+        out.line("")
+        out.line("strongest enforcement tier: \(p.tier)")
+    }
+}

@@ -1,0 +1,118 @@
+/* Maps and helpers shared by revenant.bpf.c and revenant_lsm.bpf.c: the loader hands the LSM object
+ * the tracing object's map descriptors, so both see one policy and one ring buffer. */
+#ifndef REVENANT_COMMON_BPF_H
+#define REVENANT_COMMON_BPF_H
+
+/* Wake the reader only when this much is pending; it polls on a timer otherwise.
+ * A wake-up per event is an IPI, which costs ~20% of an exec loop in a VM. 0 = every event. */
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* the loader may resize before load */
+} events SEC(".maps");
+
+/* tgid -> identity and fork-time parent. A plain hash, not LRU: a full map must be
+ * counted (RV_CNT_PROCMAP_FULL), never evict a live process silently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RV_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct rv_proc);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RV_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Policy: keys map to rule bits; `policy` holds two slots, `policy_slot` the active one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RV_MAX_EXE_KEYS);
+	__type(key, struct rv_exe_key);
+	__type(value, __u64);
+} exe_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RV_MAX_SCRIPT_KEYS);
+	__type(key, __u64);
+	__type(value, __u64);
+} script_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RV_MAX_COMM_KEYS);
+	__type(key, struct rv_comm_key);
+	__type(value, __u64);
+} comm_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RV_POLICY_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rv_policy);
+} policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} policy_slot SEC(".maps");
+
+/* The exec record is too large for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rv_exec_event);
+} scratch SEC(".maps");
+
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void emit(void *data, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, data, size, flags))
+		count(RV_CNT_RINGBUF_FULL);
+	else
+		count(RV_CNT_EVENTS);
+}
+
+/* A process is its thread group: identity is the tgid and the leader's start time. */
+static __always_inline void ident_of(struct task_struct *t, struct rv_ident *id)
+{
+	id->tgid = BPF_CORE_READ(t, tgid);
+	id->_pad = 0;
+	id->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+}
+
+/* Fork-time parent from the map; unknown for processes that predate the load. */
+static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_ident *parent)
+{
+	struct rv_proc *p = bpf_map_lookup_elem(&procs, &self->tgid);
+
+	if (p && p->self.start_ns == self->start_ns) {
+		*parent = p->parent;
+		return 0;
+	}
+	parent->tgid = 0;
+	parent->_pad = 0;
+	parent->start_ns = 0;
+	return RV_F_PARENT_UNKNOWN;
+}
+
+#endif
