@@ -16,15 +16,16 @@ final class DaemonUnderTest {
         log = dir + "/daemon.log"
     }
 
-    func start() async throws {
+    func start(_ extra: [String] = []) async throws {
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: revenantBinary)
-        process.arguments = ["run", "--db", db]
+        process.arguments = ["run", "--db", db] + extra
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        let ready = extra.contains("--policy") ? "policy loaded" : "seeded from /proc"
         for _ in 0..<200 {
-            if logText.contains("seeded from /proc") { return }
+            if logText.contains(ready) { return }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -42,6 +43,8 @@ final class DaemonUnderTest {
         process.terminate()
         process.waitUntilExit()
     }
+
+    func hangUp() { Glibc.kill(process.processIdentifier, SIGHUP) }
 
     func kill9() {
         Glibc.kill(process.processIdentifier, SIGKILL)

@@ -89,7 +89,18 @@ func spawn(_ argv: [String], wait: Bool = true) -> (pid: pid_t, status: Int32) {
     var pid: pid_t = 0
     let cargs = argv.map { strdup($0) } + [nil]
     defer { cargs.forEach { free($0) } }
-    let rc = posix_spawnp(&pid, argv[0], nil, nil, cargs, environ)
+    // Test runner threads may block signals; children must start with none blocked.
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t(), defaults = sigset_t()
+    sigemptyset(&empty)
+    sigemptyset(&defaults)
+    for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, s) }
+    posix_spawnattr_setsigmask(&attr, &empty)
+    posix_spawnattr_setsigdefault(&attr, &defaults)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let rc = posix_spawnp(&pid, argv[0], nil, &attr, cargs, environ)
     precondition(rc == 0, "posix_spawn \(argv[0]) failed: \(rc)")
     var status: Int32 = 0
     if wait { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
