@@ -165,6 +165,9 @@ public final class Store: Sendable {
         m.registerMigration("v2-enforcement") { db in
             try db.execute(sql: "ALTER TABLE image ADD COLUMN enforcement TEXT")
         }
+        m.registerMigration("v3-argv-index") { db in
+            try db.execute(sql: "CREATE INDEX image_by_argv ON image (argv)")
+        }
         return m
     }()
 
@@ -303,6 +306,29 @@ public final class Store: Sendable {
                 cur = a.record.parent
             }
             return out
+        }
+    }
+
+    /// Processes that ran exactly this command line (any image), newest first.
+    public func instances(argv: [String], limit: Int = 500) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM process WHERE rowid IN (SELECT DISTINCT process FROM image WHERE argv = ?)
+                ORDER BY start_wall_ns DESC LIMIT ?
+                """, arguments: [Data(Store.joinArgv(argv)), limit])
+            return try rows.map { try Store.process(from: $0, db) }
+        }
+    }
+
+    /// Processes whose exe or command line contains `text`, newest first.
+    public func matching(_ text: String, limit: Int = 500) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM process WHERE rowid IN (
+                    SELECT DISTINCT process FROM image WHERE instr(argv, ?) > 0 OR instr(exe, ?) > 0)
+                ORDER BY start_wall_ns DESC LIMIT ?
+                """, arguments: [Data(text.utf8), text, limit])
+            return try rows.map { try Store.process(from: $0, db) }
         }
     }
 

@@ -15,6 +15,7 @@ struct WhoSpawned: ParsableCommand {
     @Option(help: "Pick the incarnation alive at this time (ISO 8601, 'HH:MM[:SS]' today, or Unix seconds).") var at: String?
     @Option(help: "Pick the incarnation with this identity (as printed, e.g. 7085@1234.567890123).") var id: String?
     @Flag(help: "Full command lines.") var full = false
+    @Option(help: "Read respawn configuration under this root when the spawner is gone.") var root: String = "/"
     @Flag(help: "One JSON object.") var json = false
 
     func run() throws {
@@ -39,7 +40,11 @@ struct WhoSpawned: ParsableCommand {
             throw Failure("no process with PID \(pid) on record in \(db), and none running")
         }
         let chosen = try select(incs)
-        let report = try Report(chosen, all: incs, store: store, reader: procs, note: note)
+        var report = try Report(chosen, all: incs, store: store, reader: procs, note: note)
+        if let store, !chosen.fromProc {
+            let s = StoredProcess(boot: chosen.boot, record: chosen.record, startWallNs: chosen.startWallNs, exitWallNs: chosen.exitWallNs)
+            report.respawn = try Attributor.report(for: s, store: store, root: root, reader: procs)
+        }
         if json {
             LineWriter.stdout.json(report.json)
         } else {
@@ -117,6 +122,7 @@ struct Report {
     let ancestry: [Line]
     let incarnations: [Incarnation]
     let chosen: Incarnation
+    var respawn: RespawnReport?
     /// Why the chain stops where it does.
     let end: String?
     let note: String?
@@ -206,6 +212,7 @@ struct Report {
         for row in table {
             out.line("  " + (0..<header.count - 1).map { pad(row[$0], widths[$0]) }.joined(separator: "  ") + "  " + row.last!)
         }
+        if let r = respawn { RespawnText.print(r, to: out) }
     }
 
     private func row(_ l: Line, depth: Int, full: Bool, isTarget: Bool = false) -> [String] {
@@ -281,6 +288,7 @@ struct Report {
         let seeded: Bool
         let ancestry: [JSONProcess]
         let lineage_end: String?
+        let respawned_by: RespawnReport?
         let incarnations: [JSONIncarnation]
         let note: String?
     }
@@ -314,11 +322,41 @@ struct Report {
                                    source: l.fromProc ? "proc" : "store")
             },
             lineage_end: end,
+            respawned_by: respawn,
             incarnations: incarnations.map { i in
                 JSONIncarnation(id: i.record.id.description, start: Fmt.iso(i.startWallNs), exit: i.exitWallNs.map(Fmt.iso),
                                 selected: i.record.id == chosen.record.id)
             },
             note: note)
+    }
+}
+
+enum RespawnText {
+    static func print(_ r: RespawnReport, to out: LineWriter) {
+        out.line("")
+        var head = "Respawned by  \(r.mechanism)"
+        if let u = r.unit { head += " \(u)" }
+        if let s = r.spawner { head += "  — \(s.argv.first.map { ($0 as NSString).lastPathComponent } ?? "?")(\(s.pid))" }
+        let settings = r.settings.filter { $0.key != "program" && $0.key != "user" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        if !settings.isEmpty { head += "   (\(settings.joined(separator: ", ")))" }
+        out.line(head + "   [confidence \(r.confidence)]")
+        if let src = r.source {
+            out.line("  source      \(src.file):\(src.line)  \(src.text)")
+            if let p = r.settings["program"] { out.line("  program     [program:\(p)]") }
+            if let u = r.settings["user"] { out.line("  user        \(u)") }
+            for n in src.notes { out.line("  note        \(n)") }
+        } else if r.mechanism != "unknown" {
+            out.line("  source      not found (looked under \(r.config_root ?? "the spawner's root or --root"))")
+        }
+        if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }
+        if let c = r.command { out.line("  command     \(c)") }
+        var ev = r.evidence
+        if r.gap_seconds.count > 0 {
+            let g = r.gap_seconds
+            ev.append(String(format: "restart gap mean %.1fs (min %.1fs, max %.1fs)", g.reduce(0, +) / Double(g.count), g.min()!, g.max()!))
+        }
+        for (i, e) in ev.enumerated() { out.line((i == 0 ? "  evidence    " : "              ") + e) }
+        for (i, c) in r.remediation.enumerated() { out.line((i == 0 ? "  stop it     " : "              ") + c) }
     }
 }
 

@@ -1,0 +1,168 @@
+/// What respawns a program.
+public enum Mechanism: String, Sendable, Codable {
+    case systemdService = "systemd service"
+    case systemdTimer = "systemd timer"
+    case systemdUserUnit = "systemd user unit"
+    case cron
+    case supervisord
+    case rcLocal = "rc.local"
+    case shellLoop = "shell loop"
+    case container
+    case pm2
+    case runit = "runit/s6"
+    case session = "login session"
+    case unknown
+}
+
+/// One instance of the program: the process and its fork-time ancestors, nearest first.
+public struct Instance: Sendable {
+    public var process: ProcessRecord
+    public var ancestry: [ProcessRecord]
+    public var startWallNs: Int64
+    public var exitWallNs: Int64?
+
+    public init(process: ProcessRecord, ancestry: [ProcessRecord], startWallNs: Int64, exitWallNs: Int64?) {
+        self.process = process; self.ancestry = ancestry; self.startWallNs = startWallNs; self.exitWallNs = exitWallNs
+    }
+}
+
+/// The answer to "what keeps bringing this back", before configuration files are read.
+public struct Finding: Sendable {
+    public enum Confidence: String, Sendable, Codable { case high, medium, low }
+    public var mechanism: Mechanism
+    /// The process that forked each instance (or its nearest persistent ancestor).
+    public var spawner: ProcessRecord?
+    /// What started the spawner, when that is a mechanism too (rc.local starting a loop).
+    public var launcher: ProcessRecord?
+    public var launcherMechanism: Mechanism?
+    /// systemd unit, supervisord program, cron command, container id… as far as lineage tells.
+    public var unit: String?
+    /// The command text the mechanism runs (cron's `sh -c` line, a loop's child command).
+    public var command: String?
+    public var confidence: Confidence
+    public var evidence: [String]
+}
+
+public enum Attribution {
+    static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"]
+
+    /// The nearest ancestor that is the same process in every instance's chain.
+    public static func persistentSpawner(_ instances: [Instance]) -> ProcessRecord? {
+        guard let first = instances.first else { return nil }
+        for candidate in first.ancestry {
+            if instances.dropFirst().allSatisfy({ $0.ancestry.contains { $0.id == candidate.id } }) { return candidate }
+        }
+        return nil
+    }
+
+    public static func analyze(_ instances: [Instance]) -> Finding {
+        var evidence: [String] = []
+        let sorted = instances.sorted { $0.startWallNs < $1.startWallNs }
+        guard let latest = sorted.last else {
+            return Finding(mechanism: .unknown, confidence: .low, evidence: ["no instance on record"])
+        }
+        let several = sorted.count > 1
+        var spawner = several ? persistentSpawner(sorted) : latest.ancestry.first
+        if several, let s = spawner {
+            evidence.append("\(sorted.count) instances, each forked under \(s.name)(\(s.id.pid)) \(s.id)")
+        } else if !several {
+            evidence.append("a single instance: the spawner is its parent, not yet confirmed by a respawn")
+        } else {
+            evidence.append("\(sorted.count) instances share no ancestor on record")
+        }
+        let chain = latest.ancestry
+        let cgroup = latest.process.image?.cgroup ?? ""
+        var f = Finding(mechanism: .unknown, spawner: spawner, confidence: several ? .high : .medium, evidence: evidence)
+
+        func names(_ r: ProcessRecord) -> [String] {
+            var out = [r.name]
+            if let img = r.image { out += img.argv.prefix(3).map { String($0.split(separator: "/").last ?? "") } }
+            return out
+        }
+        func any(_ pred: (ProcessRecord) -> Bool) -> ProcessRecord? { chain.first(where: pred) }
+
+        // Lineage markers, nearest first: the first manager found is the direct respawner.
+        for (i, r) in chain.enumerated() {
+            let n = names(r)
+            if n.contains("supervisord") {
+                f.mechanism = .supervisord
+                f.spawner = r
+                f.evidence.append("forked by supervisord(\(r.id.pid)): \(r.image?.argv.joined(separator: " ") ?? "")")
+                break
+            }
+            if n.contains(where: { $0 == "cron" || $0 == "crond" || $0 == "CRON" }) {
+                f.mechanism = .cron
+                // Debian: cron → CRON (per job) → sh -c CMD → … ; the daemon is the persistent one.
+                let daemon = chain[i...].last { names($0).contains { $0 == "cron" || $0 == "crond" } } ?? r
+                f.spawner = daemon
+                if let sh = chain[..<i].last(where: { shells.contains($0.name) }), let img = sh.image,
+                   let c = img.argv.firstIndex(of: "-c"), c + 1 < img.argv.count {
+                    f.command = img.argv[c + 1]
+                }
+                f.evidence.append("cron job chain: " + chain[...i].reversed().map { "\($0.name)(\($0.id.pid))" }.joined(separator: " → "))
+                if latest.process.adoptedBy != nil || chain.prefix(i).contains(where: { $0.exited }) {
+                    f.evidence.append("the job's shell exited before the worker: double fork / nohup, adopted by \(latest.process.adoptedBy?.pid ?? 0)")
+                }
+                break
+            }
+            if n.contains(where: { $0.hasPrefix("containerd-shim") || $0 == "conmon" || $0 == "dockerd" }) {
+                f.mechanism = .container; f.spawner = r; break
+            }
+            if n.contains(where: { $0.hasPrefix("PM2") || $0 == "pm2" }) { f.mechanism = .pm2; f.spawner = r; break }
+            if n.contains(where: { $0 == "runsv" || $0 == "s6-supervise" }) { f.mechanism = .runit; f.spawner = r; break }
+        }
+        if f.mechanism == .unknown {
+            if cgroup.hasSuffix(".service"), let pid1 = any({ $0.id.pid == 1 }) ?? spawner, pid1.id.pid == 1 || spawner?.id.pid == 1 {
+                f.mechanism = cgroup == "rc-local.service" ? .rcLocal : .systemdService
+                f.unit = cgroup
+                f.spawner = spawner ?? pid1
+                f.evidence.append("in cgroup \(cgroup), forked by PID 1")
+            } else if cgroup.hasSuffix(".service"), chain.contains(where: { $0.name == "systemd" && $0.id.pid != 1 }) {
+                f.mechanism = .systemdUserUnit
+                f.unit = cgroup
+            } else if let s = spawner, shells.contains(s.name) {
+                f.mechanism = .shellLoop
+                f.evidence.append("\(s.name)(\(s.id.pid)) is a long-lived shell that forked every instance")
+                if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
+                if !several { f.confidence = .low }
+            } else if cgroup.hasPrefix("session-") && cgroup.hasSuffix(".scope") {
+                f.mechanism = .session
+                f.unit = cgroup
+                f.confidence = .medium
+            }
+        }
+        if f.mechanism == .supervisord || f.mechanism == .systemdService {
+            f.unit = f.unit ?? (cgroup.hasSuffix(".service") ? cgroup : nil)
+        }
+        // The outer launcher: what started the spawner, when that is itself a mechanism.
+        if let s = f.spawner, let idx = chain.firstIndex(where: { $0.id == s.id }) {
+            let above = chain[(idx + 1)...]
+            let scg = s.image?.cgroup ?? ""
+            if scg == "rc-local.service" || above.contains(where: { $0.image?.argv.contains { $0.hasSuffix("rc.local") } == true })
+                || s.image?.argv.contains(where: { $0.hasSuffix("rc.local") }) == true {
+                f.launcher = above.first
+                f.launcherMechanism = .rcLocal
+                f.evidence.append("the spawner was started by rc.local")
+            } else if f.mechanism == .shellLoop, scg.hasSuffix(".service") {
+                f.launcherMechanism = .systemdService
+                f.launcher = above.first
+                f.unit = scg
+            }
+        }
+        if sorted.contains(where: { $0.process.seeded }) || chain.last?.seeded == true && chain.count < 2 {
+            f.evidence.append("some lineage predates revenant (seeded from /proc): parents above are those seen at start")
+            if f.confidence == .high { f.confidence = .medium }
+        }
+        if f.mechanism == .unknown {
+            f.evidence.append("no known manager in the lineage; the spawner is shown as found")
+            f.confidence = .low
+        }
+        return f
+    }
+
+    /// Gaps between consecutive starts, in seconds.
+    public static func gaps(_ instances: [Instance]) -> [Double] {
+        let s = instances.map(\.startWallNs).sorted()
+        return zip(s.dropFirst(), s).map { Double($0 - $1) / 1e9 }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import RevenantCore
+
+/// Attribution with its configuration source and remediation: what `who-spawned` prints
+/// under "Respawned by" and `--json` carries as `respawned_by`.
+public struct RespawnReport: Sendable, Encodable {
+    public struct Proc: Sendable, Encodable {
+        public var pid: Int32
+        public var id: String
+        public var exe: String?
+        public var argv: [String]
+    }
+    public var mechanism: String
+    public var unit: String?
+    public var confidence: String
+    public var spawner: Proc?
+    public var launcher: Proc?
+    public var launcher_mechanism: String?
+    public var command: String?
+    public var source: ConfigSource?
+    public var config_root: String?
+    public var settings: [String: String]
+    public var remediation: [String]
+    public var evidence: [String]
+    public var instances: Int
+    public var gap_seconds: [Double]
+}
+
+public enum Attributor {
+    /// `root`: where to read configuration when the spawner is gone (fixture trees in tests).
+    public static func report(for target: StoredProcess, store: Store, root: String = "/",
+                              reader: ProcReader = ProcReader()) throws(StoreError) -> RespawnReport {
+        let argv = target.record.image?.argv ?? []
+        var stored = argv.isEmpty ? [target] : try store.instances(argv: argv)
+        if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
+        let instances = try stored.map { s throws(StoreError) in
+            Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),
+                     startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
+        }
+        return report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
+    }
+
+    public static func report(_ f: Finding, instances: [Instance], root: String, reader: ProcReader) -> RespawnReport {
+        func proc(_ r: ProcessRecord?) -> RespawnReport.Proc? {
+            r.map { RespawnReport.Proc(pid: $0.id.pid, id: $0.id.description, exe: $0.image?.filename, argv: $0.image?.argv ?? []) }
+        }
+        // Read configuration as the spawner sees it while it lives.
+        var cfgRoot = root
+        if let s = f.spawner, let now = reader.identity(s.id.pid), now.sameTick(s.id),
+           FileManager.default.fileExists(atPath: "/proc/\(s.id.pid)/root/") {
+            cfgRoot = "/proc/\(s.id.pid)/root"
+        }
+        let latest = instances.max { $0.startWallNs < $1.startWallNs }
+        let workerArgv = latest?.process.image?.argv ?? []
+        var source: ConfigSource?
+        var remediation: [String] = []
+        switch f.mechanism {
+        case .systemdService, .systemdUserUnit, .systemdTimer:
+            if let u = f.unit { source = SystemdReader(root: cfgRoot).unit(u) }
+            if source == nil, let u = f.unit { remediation = ["systemctl disable --now \(u)"] }
+        case .cron:
+            if let c = f.command { source = CronReader(root: cfgRoot).find(command: c) }
+        case .supervisord:
+            source = SupervisorReader(root: cfgRoot).find(supervisordArgv: f.spawner?.image?.argv ?? [],
+                                                            cwd: f.spawner?.image?.cwd, workerArgv: workerArgv)
+        case .shellLoop, .rcLocal:
+            // The loop's own script, if it runs one; else rc.local.
+            let script = f.spawner?.image?.argv.dropFirst().first { !$0.hasPrefix("-") }
+            if let script, script.hasPrefix("/") { source = ScriptReader(root: cfgRoot).find(in: script, command: workerArgv) }
+            if source == nil, f.launcherMechanism == .rcLocal || f.mechanism == .rcLocal {
+                source = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: f.spawner?.image?.argv ?? workerArgv)
+            }
+            if let s = f.spawner {
+                remediation = ["kill \(s.id.pid)   # the loop shell \(s.id) first, or it starts the worker again",
+                               "pkill -f '\(workerArgv.joined(separator: " "))'"]
+            }
+            if let src = source { remediation.append("# then remove or comment out \(src.file):\(src.line)") }
+        default:
+            break
+        }
+        if f.launcherMechanism == .rcLocal, let l = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: f.spawner?.image?.argv ?? []) {
+            remediation.append("# started at boot by \(l.file):\(l.line): \(l.text)")
+        }
+        if let s = source { remediation = s.remediation + remediation }
+        var settings = source?.settings ?? [:]
+        settings.removeValue(forKey: "section_line")
+        return RespawnReport(
+            mechanism: f.mechanism.rawValue, unit: f.unit, confidence: f.confidence.rawValue,
+            spawner: proc(f.spawner), launcher: proc(f.launcher), launcher_mechanism: f.launcherMechanism?.rawValue,
+            command: f.command, source: source, config_root: source == nil ? nil : cfgRoot, settings: settings,
+            remediation: remediation, evidence: f.evidence, instances: instances.count,
+            gap_seconds: Attribution.gaps(instances))
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import RevenantCore
+
+/// Where a mechanism's configuration says to run the program, read under a root directory
+/// (`/proc/<spawner>/root` while the spawner lives, so chroots and namespaces read their own).
+public struct ConfigSource: Sendable, Encodable, Equatable {
+    public var file: String
+    public var line: Int
+    public var text: String
+    public var settings: [String: String] = [:]
+    public var notes: [String] = []
+    public var remediation: [String] = []
+}
+
+struct RootFS {
+    let root: String
+    func path(_ p: String) -> String { root == "/" ? p : root + p }
+    func lines(_ p: String) -> [String]? {
+        guard let d = FileManager.default.contents(atPath: path(p)) else { return nil }
+        return String(decoding: d, as: UTF8.self).components(separatedBy: "\n")
+    }
+    func list(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path(dir))) ?? []).sorted()
+    }
+    func exists(_ p: String) -> Bool { FileManager.default.fileExists(atPath: path(p)) }
+    func glob(_ pattern: String) -> [String] {
+        var g = glob_t()
+        defer { globfree(&g) }
+        guard Glibc.glob(path(pattern), 0, nil, &g) == 0 else { return [] }
+        return (0..<Int(g.gl_pathc)).compactMap { g.gl_pathv[$0].map { String(cString: $0) } }
+            .map { root == "/" ? $0 : String($0.dropFirst(root.count)) }.sorted()
+    }
+}
+
+/// systemd units: search path, templates, drop-ins, effective Restart=/RestartSec=, what pulls them in.
+public struct SystemdReader: Sendable {
+    public static let searchPath = ["/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+                                    "/usr/lib/systemd/system", "/lib/systemd/system"]
+    let fs: RootFS
+    public init(root: String) { fs = RootFS(root: root) }
+
+    public func unit(_ name: String) -> ConfigSource? {
+        let template = name.contains("@") ? String(name[..<name.firstIndex(of: "@")!]) + "@" + "." + name.split(separator: ".").last! : nil
+        var file: String?
+        for dir in SystemdReader.searchPath {
+            if fs.exists("\(dir)/\(name)") { file = "\(dir)/\(name)"; break }
+            if let t = template, fs.exists("\(dir)/\(t)") { file = "\(dir)/\(t)"; break }
+        }
+        guard let file, let lines = fs.lines(file) else { return nil }
+        var src = ConfigSource(file: file, line: 0, text: "")
+        var section = ""
+        func scan(_ f: String, _ ls: [String]) {
+            for (i, raw) in ls.enumerated() {
+                let l = raw.trimmingCharacters(in: .whitespaces)
+                if l.hasPrefix("[") { section = l; continue }
+                guard section == "[Service]", let eq = l.firstIndex(of: "=") else { continue }
+                let key = String(l[..<eq]).trimmingCharacters(in: .whitespaces)
+                let value = String(l[l.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+                if key == "Restart" || key == "RestartSec" {
+                    src.settings[key] = value
+                    if key == "Restart" { src.file = f; src.line = i + 1; src.text = l }
+                }
+            }
+        }
+        scan(file, lines)
+        // Drop-ins, in name order, override the unit file.
+        var dropDirs = SystemdReader.searchPath.map { "\($0)/\(name).d" }
+        if let t = template { dropDirs += SystemdReader.searchPath.map { "\($0)/\(t).d" } }
+        for dir in dropDirs {
+            for f in fs.list(dir) where f.hasSuffix(".conf") {
+                section = ""
+                if let ls = fs.lines("\(dir)/\(f)") {
+                    src.notes.append("drop-in \(dir)/\(f)")
+                    scan("\(dir)/\(f)", ls)
+                }
+            }
+        }
+        if src.line == 0 { src.line = 1; src.text = lines.first ?? "" }
+        // What pulls it in.
+        for dir in fs.list("/etc/systemd/system") where dir.hasSuffix(".wants") || dir.hasSuffix(".requires") {
+            if fs.exists("/etc/systemd/system/\(dir)/\(name)") { src.notes.append("pulled in by \(dir) (enabled)") }
+        }
+        let base = name.hasSuffix(".service") ? String(name.dropLast(8)) : name
+        var timer: String?
+        for d in SystemdReader.searchPath where fs.exists("\(d)/\(base).timer") {
+            timer = "\(base).timer"
+            src.notes.append("started by timer \(d)/\(base).timer")
+            break
+        }
+        if let timer { src.remediation.append("systemctl disable --now \(timer)") }
+        src.remediation.append("systemctl disable --now \(name)")
+        if file.hasPrefix("/etc/systemd/system/") {
+            src.remediation.append("# a unit file under /etc/systemd/system cannot be masked: move \(file) away, then systemctl daemon-reload")
+        } else {
+            src.remediation.append("systemctl mask \(name)   # so nothing can start it again")
+        }
+        return src
+    }
+}
+
+/// cron: /etc/crontab, /etc/cron.d (Debian's file-name rules), user spools, anacrontab.
+public struct CronReader: Sendable {
+    let fs: RootFS
+    public init(root: String) { fs = RootFS(root: root) }
+
+    /// Debian's cron ignores /etc/cron.d files whose names are not [A-Za-z0-9_-]+.
+    public static func cronDNameValid(_ n: String) -> Bool {
+        !n.isEmpty && n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+    }
+
+    public func find(command: String) -> ConfigSource? {
+        let want = command.trimmingCharacters(in: .whitespaces)
+        var candidates: [(file: String, user: String?, hasUser: Bool)] = [("/etc/crontab", nil, true)]
+        var ignored: [String] = []
+        for f in fs.list("/etc/cron.d") {
+            if CronReader.cronDNameValid(f) { candidates.append(("/etc/cron.d/\(f)", nil, true)) } else { ignored.append(f) }
+        }
+        for u in fs.list("/var/spool/cron/crontabs") { candidates.append(("/var/spool/cron/crontabs/\(u)", u, false)) }
+        for u in fs.list("/var/spool/cron") where u != "crontabs" && u != "atjobs" && u != "atspool" {
+            candidates.append(("/var/spool/cron/\(u)", u, false))
+        }
+        for c in candidates {
+            guard let lines = fs.lines(c.file) else { continue }
+            for (i, raw) in lines.enumerated() {
+                let l = raw.trimmingCharacters(in: .whitespaces)
+                guard !l.isEmpty, !l.hasPrefix("#"), let (user, cmd) = CronReader.split(l, hasUser: c.hasUser) else { continue }
+                guard cmd == want || (want.count > 8 && cmd.contains(want)) || (cmd.count > 8 && want.contains(cmd)) else { continue }
+                let who = c.user ?? user ?? "root"
+                var src = ConfigSource(file: c.file, line: i + 1, text: l, settings: ["user": who])
+                if !ignored.isEmpty { src.notes.append("ignored by cron (bad file names in /etc/cron.d): \(ignored.joined(separator: ", "))") }
+                if c.file.hasPrefix("/var/spool/cron") {
+                    src.remediation.append("crontab -u \(who) -e   # delete line \(i + 1); it is \(who)'s crontab, not root's")
+                } else {
+                    src.remediation.append("sed -i '\(i + 1)s/^/# /' \(c.file)   # cron re-reads it within a minute")
+                }
+                src.remediation.append("pkill -f '\(cmd.replacingOccurrences(of: "'", with: "'\\''"))'   # then stop what it already started")
+                return src
+            }
+        }
+        if let lines = fs.lines("/etc/anacrontab") {
+            for (i, l) in lines.enumerated() where !l.hasPrefix("#") && l.contains(want) {
+                return ConfigSource(file: "/etc/anacrontab", line: i + 1, text: l, remediation: ["sed -i '\(i + 1)s/^/# /' /etc/anacrontab"])
+            }
+        }
+        return nil
+    }
+
+    /// (user, command) of a crontab line; nil for variable assignments.
+    static func split(_ l: String, hasUser: Bool) -> (String?, String)? {
+        if l.range(of: #"^[A-Za-z_][A-Za-z0-9_]*\s*="#, options: .regularExpression) != nil { return nil }
+        var f = l.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        let timeFields = f.first?.hasPrefix("@") == true ? 1 : 5
+        guard f.count > timeFields + (hasUser ? 1 : 0) else { return nil }
+        f.removeFirst(timeFields)
+        let user = hasUser ? f.removeFirst() : nil
+        return (user, f.joined(separator: " "))
+    }
+}
+
+/// supervisord: the `-c` file (or default locations), its includes, the matching [program:x].
+public struct SupervisorReader: Sendable {
+    public static let defaults = ["/etc/supervisor/supervisord.conf", "/etc/supervisord.conf", "/etc/supervisor.conf"]
+    let fs: RootFS
+    public init(root: String) { fs = RootFS(root: root) }
+
+    public func find(supervisordArgv: [String], cwd: String?, workerArgv: [String]) -> ConfigSource? {
+        var conf: String?
+        if let i = supervisordArgv.firstIndex(where: { $0 == "-c" || $0 == "--configuration" }), i + 1 < supervisordArgv.count {
+            conf = supervisordArgv[i + 1]
+            if !conf!.hasPrefix("/"), let cwd { conf = cwd + "/" + conf! }
+        } else if let eq = supervisordArgv.first(where: { $0.hasPrefix("--configuration=") }) {
+            conf = String(eq.dropFirst("--configuration=".count))
+        }
+        let files = conf.map { [$0] } ?? SupervisorReader.defaults.filter { fs.exists($0) }
+        let want = workerArgv.joined(separator: " ")
+        var visited: Set<String> = []
+        var queue = files
+        while let f = queue.first {
+            queue.removeFirst()
+            guard visited.insert(f).inserted, let lines = fs.lines(f) else { continue }
+            let dir = (f as NSString).deletingLastPathComponent
+            var section = "", header = 0, program = ""
+            var found: ConfigSource?
+            for (i, raw) in lines.enumerated() {
+                let l = raw.trimmingCharacters(in: .whitespaces)
+                if l.hasPrefix("[") {
+                    if let found { return finish(found) }
+                    section = l; header = i + 1
+                    program = l.hasPrefix("[program:") ? String(l.dropFirst(9).dropLast()) : ""
+                    continue
+                }
+                guard let eq = l.firstIndex(of: "=") else { continue }
+                let key = l[..<eq].trimmingCharacters(in: .whitespaces)
+                let value = l[l.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+                if section == "[include]" && key == "files" {
+                    for g in value.split(separator: " ") {
+                        let pat = g.hasPrefix("/") ? String(g) : dir + "/" + g
+                        queue += fs.glob(pat)
+                    }
+                }
+                if !program.isEmpty && key == "command" {
+                    let cmd = value.split(separator: " ").joined(separator: " ")
+                    if cmd == want || (cmd.split(separator: " ").first.map { ($0 as Substring).split(separator: "/").last } ?? nil) == workerArgv.first?.split(separator: "/").last && cmd.split(separator: " ").dropFirst().joined(separator: " ") == workerArgv.dropFirst().joined(separator: " ") {
+                        found = ConfigSource(file: f, line: i + 1, text: l, settings: ["program": program, "section_line": "\(header)"])
+                    }
+                }
+                if var fd = found, key == "autostart" || key == "autorestart" {
+                    fd.settings[key] = value
+                    found = fd
+                }
+            }
+            if let found { return finish(found) }
+        }
+        return nil
+    }
+
+    private func finish(_ s: ConfigSource) -> ConfigSource {
+        var s = s
+        let p = s.settings["program"] ?? "?"
+        s.settings["autorestart"] = s.settings["autorestart"] ?? "unexpected (default)"
+        s.settings["autostart"] = s.settings["autostart"] ?? "true (default)"
+        s.remediation = [
+            "supervisorctl stop \(p)",
+            "# in \(s.file) [program:\(p)] (line \(s.settings["section_line"] ?? "?")): set autostart=false and autorestart=false",
+            "supervisorctl reread && supervisorctl update",
+        ]
+        return s
+    }
+}
+
+/// rc.local and loop scripts: the line that runs the command.
+public struct ScriptReader: Sendable {
+    let fs: RootFS
+    public init(root: String) { fs = RootFS(root: root) }
+
+    public func find(in file: String, command: [String]) -> ConfigSource? {
+        guard let lines = fs.lines(file) else { return nil }
+        let words = command.map { String($0.split(separator: "/").last ?? "") }.filter { $0.count > 2 }
+        let full = command.joined(separator: " ")
+        var best: (Int, Int)?
+        for (i, l) in lines.enumerated() where !l.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
+            let score = (l.contains(full) ? 100 : 0) + words.filter { l.contains($0) }.count
+            if score > 0, score > (best?.1 ?? 0) { best = (i, score) }
+        }
+        guard let (i, _) = best else { return nil }
+        return ConfigSource(file: file, line: i + 1, text: lines[i].trimmingCharacters(in: .whitespaces))
+    }
+}
