@@ -79,7 +79,6 @@ public enum Attribution {
             if let img = r.image { out += img.argv.prefix(3).map { String($0.split(separator: "/").last ?? "") } }
             return out
         }
-        func any(_ pred: (ProcessRecord) -> Bool) -> ProcessRecord? { chain.first(where: pred) }
 
         // Lineage markers, nearest first: the first manager found is the direct respawner.
         for (i, r) in chain.enumerated() {
@@ -112,10 +111,9 @@ public enum Attribution {
             if n.contains(where: { $0 == "runsv" || $0 == "s6-supervise" }) { f.mechanism = .runit; f.spawner = r; break }
         }
         if f.mechanism == .unknown {
-            if cgroup.hasSuffix(".service"), let pid1 = any({ $0.id.pid == 1 }) ?? spawner, pid1.id.pid == 1 || spawner?.id.pid == 1 {
+            if cgroup.hasSuffix(".service"), spawner?.id.pid == 1 {
                 f.mechanism = cgroup == "rc-local.service" ? .rcLocal : .systemdService
                 f.unit = cgroup
-                f.spawner = spawner ?? pid1
                 f.evidence.append("in cgroup \(cgroup), forked by PID 1")
             } else if cgroup.hasSuffix(".service"), chain.contains(where: { $0.name == "systemd" && $0.id.pid != 1 }) {
                 f.mechanism = .systemdUserUnit

@@ -23,6 +23,8 @@ struct RootFS {
         ((try? FileManager.default.contentsOfDirectory(atPath: path(dir))) ?? []).sorted()
     }
     func exists(_ p: String) -> Bool { FileManager.default.fileExists(atPath: path(p)) }
+    /// Exists as a name, even a symlink whose absolute target lies outside this root.
+    func present(_ p: String) -> Bool { (try? FileManager.default.attributesOfItem(atPath: path(p))) != nil }
     func glob(_ pattern: String) -> [String] {
         var g = glob_t()
         defer { globfree(&g) }
@@ -78,7 +80,7 @@ public struct SystemdReader: Sendable {
         if src.line == 0 { src.line = 1; src.text = lines.first ?? "" }
         // What pulls it in.
         for dir in fs.list("/etc/systemd/system") where dir.hasSuffix(".wants") || dir.hasSuffix(".requires") {
-            if fs.exists("/etc/systemd/system/\(dir)/\(name)") { src.notes.append("pulled in by \(dir) (enabled)") }
+            if fs.present("/etc/systemd/system/\(dir)/\(name)") { src.notes.append("pulled in by \(dir) (enabled)") }
         }
         let base = name.hasSuffix(".service") ? String(name.dropLast(8)) : name
         var timer: String?

@@ -27,6 +27,9 @@ struct Timeline: ParsableCommand {
             stored = try store.matching(text).filter { s in
                 s.record.images.contains { img in img.filename.contains(text) || img.argv.contains { $0.contains(text) && !$0.contains(" ") } }
             }
+            // One program: the command line that ran most often among the matches.
+            let groups = Dictionary(grouping: stored) { $0.record.image?.argv ?? [] }
+            if let top = groups.max(by: { $0.value.count < $1.value.count }) { stored = top.value }
         }
         guard !stored.isEmpty else { throw Failure("no process matching \(match ?? "") on record in \(db)") }
         stored.sort { $0.startWallNs < $1.startWallNs }

@@ -1,0 +1,79 @@
+import Testing
+@testable import RevenantCore
+
+private func rec(_ pid: Int32, _ start: UInt64, _ argv: [String], cgroup: String = "/", parent: Identity? = nil) -> ProcessRecord {
+    var r = ProcessRecord(id: Identity(pid: pid, startNs: start), parent: parent, comm: String(argv[0].split(separator: "/").last!))
+    r.images = [Image(time: start, filename: argv[0], argv: argv, comm: r.comm, cgroup: cgroup)]
+    return r
+}
+
+private func inst(_ p: ProcessRecord, _ chain: [ProcessRecord], at t: Int64) -> Instance {
+    Instance(process: p, ancestry: chain, startWallNs: t, exitWallNs: t + 1)
+}
+
+@Suite struct AttributionTests {
+    let initP = rec(1, 0, ["/sbin/init"])
+
+    @Test func cronChainNamesTheDaemonAndTheCommand() {
+        let cron = rec(500, 1, ["/usr/sbin/cron", "-f"])
+        var instances: [Instance] = []
+        for k in 0..<3 {
+            let base = Int32(1000 + k * 10)
+            let job = rec(base, UInt64(100 + k), ["/usr/sbin/CRON", "-f"])
+            let sh = rec(base + 1, UInt64(100 + k), ["/bin/sh", "-c", "python3 /opt/w/worker.py"])
+            let w = rec(base + 2, UInt64(100 + k), ["python3", "/opt/w/worker.py"])
+            instances.append(inst(w, [sh, job, cron, initP], at: Int64(k) * 60_000_000_000))
+        }
+        let f = Attribution.analyze(instances)
+        #expect(f.mechanism == .cron)
+        #expect(f.spawner?.id.pid == 500)
+        #expect(f.command == "python3 /opt/w/worker.py")
+        #expect(f.confidence == .high)
+        #expect(Attribution.gaps(instances) == [60, 60])
+    }
+
+    @Test func doubleForkedCronWorkerStillReachesCron() {
+        let cron = rec(500, 1, ["/usr/sbin/cron", "-f"])
+        var job = rec(600, 50, ["/usr/sbin/CRON", "-f"]); job.exitTime = 60; job.exitStatus = .exited(0)
+        var sh = rec(601, 50, ["/bin/sh", "-c", "pgrep -f worker.py || nohup python3 worker.py &"]); sh.exitTime = 60; sh.exitStatus = .exited(0)
+        var w = rec(602, 51, ["python3", "worker.py"])
+        w.adoptedBy = initP.id
+        let f = Attribution.analyze([inst(w, [sh, job, cron, initP], at: 0)])
+        #expect(f.mechanism == .cron)
+        #expect(f.command == "pgrep -f worker.py || nohup python3 worker.py &")
+        #expect(f.evidence.contains { $0.contains("double fork") })
+        #expect(f.confidence == .medium, "one instance: not yet confirmed by a respawn")
+    }
+
+    @Test func supervisordAndSystemdAndShellLoop() {
+        let sup = rec(700, 1, ["/usr/bin/python3", "/usr/bin/supervisord", "-c", "/etc/supervisor/supervisord.conf"])
+        let s = Attribution.analyze([700_1, 700_2].enumerated().map { i, pid in
+            inst(rec(Int32(pid % 100000), UInt64(10 + i), ["/opt/w"]), [sup, initP], at: Int64(i))
+        })
+        #expect(s.mechanism == .supervisord)
+        #expect(s.spawner?.id.pid == 700)
+
+        let sd = Attribution.analyze((0..<2).map { i in
+            inst(rec(Int32(800 + i), UInt64(10 + i), ["/usr/bin/python3", "/opt/w.py"], cgroup: "training-worker.service"), [initP], at: Int64(i))
+        })
+        #expect(sd.mechanism == .systemdService)
+        #expect(sd.unit == "training-worker.service")
+
+        let rc = rec(900, 1, ["/bin/sh", "/etc/rc.local", "start"], cgroup: "rc-local.service")
+        let loop = rec(901, 2, ["/bin/bash", "/opt/loop.sh"], cgroup: "rc-local.service")
+        let l = Attribution.analyze((0..<3).map { i in
+            inst(rec(Int32(950 + i), UInt64(10 + i), ["/opt/w"], cgroup: "rc-local.service"), [loop, rc, initP], at: Int64(i))
+        })
+        #expect(l.mechanism == .shellLoop)
+        #expect(l.spawner?.id.pid == 901)
+        #expect(l.launcherMechanism == .rcLocal)
+    }
+
+    @Test func noKnownManagerIsSaidPlainly() {
+        let odd = rec(40, 1, ["/usr/local/bin/respawnd"])
+        let f = Attribution.analyze((0..<2).map { i in inst(rec(Int32(41 + i), UInt64(2 + i), ["/opt/w"]), [odd, initP], at: Int64(i)) })
+        #expect(f.mechanism == .unknown)
+        #expect(f.spawner?.id.pid == 40, "the persistent spawner is still named")
+        #expect(f.confidence == .low)
+    }
+}

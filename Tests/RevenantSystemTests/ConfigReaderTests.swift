@@ -1,0 +1,105 @@
+import Foundation
+import RevenantSystem
+import Testing
+
+/// Configuration readers over fixture trees (no root, no kernel).
+struct Fixture {
+    let root = NSTemporaryDirectory() + "rvfix-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    func write(_ path: String, _ text: String) throws {
+        let full = root + path
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: full, atomically: true, encoding: .utf8)
+    }
+    func link(_ path: String, to target: String) throws {
+        let full = root + path
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: full, withDestinationPath: target)
+    }
+    func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+@Suite struct ConfigReaderTests {
+    @Test func systemdUnitWithDropInWantsAndTimer() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/systemd/system/training-worker.service", """
+            [Unit]
+            Description=worker
+
+            [Service]
+            ExecStart=/usr/bin/python3 /opt/ai-video-codec/workers/training_worker.py
+            Restart=on-failure
+            RestartSec=10
+
+            [Install]
+            WantedBy=multi-user.target
+            """)
+        try f.write("/etc/systemd/system/training-worker.service.d/override.conf", "[Service]\nRestart=always\nRestartSec=360\n")
+        try f.link("/etc/systemd/system/multi-user.target.wants/training-worker.service", to: "/etc/systemd/system/training-worker.service")
+        try f.write("/lib/systemd/system/training-worker.timer", "[Timer]\nOnCalendar=hourly\n")
+        let s = try #require(SystemdReader(root: f.root).unit("training-worker.service"))
+        #expect(s.settings["Restart"] == "always")
+        #expect(s.settings["RestartSec"] == "360")
+        #expect(s.file == "/etc/systemd/system/training-worker.service.d/override.conf")
+        #expect(s.line == 2)
+        #expect(s.notes.contains("pulled in by multi-user.target.wants (enabled)"))
+        #expect(s.notes.contains { $0.contains("training-worker.timer") })
+        #expect(s.remediation.first == "systemctl disable --now training-worker.timer")
+        #expect(s.remediation.contains("systemctl disable --now training-worker.service"))
+        #expect(s.remediation.contains { $0.contains("cannot be masked") })
+    }
+
+    @Test func templatedUnit() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/lib/systemd/system/worker@.service", "[Service]\nExecStart=/opt/w %i\nRestart=always\n")
+        let s = try #require(SystemdReader(root: f.root).unit("worker@3.service"))
+        #expect(s.file == "/lib/systemd/system/worker@.service")
+        #expect(s.line == 3)
+        #expect(s.remediation.contains("systemctl mask worker@3.service   # so nothing can start it again"))
+    }
+
+    @Test func cronFilesUsersAndIgnoredNames() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/crontab", "SHELL=/bin/sh\n17 * * * * root cd / && run-parts --report /etc/cron.hourly\n")
+        try f.write("/etc/cron.d/worker", "# respawn\n* * * * * root pgrep -f training_worker.py || nohup python3 /opt/w/training_worker.py &\n")
+        try f.write("/etc/cron.d/worker.disabled", "* * * * * root python3 /opt/w/other.py\n")
+        try f.write("/var/spool/cron/crontabs/alice", "MAILTO=\"\"\n*/5 * * * * /home/alice/bin/sync.sh\n")
+        let r = CronReader(root: f.root)
+        let s = try #require(r.find(command: "pgrep -f training_worker.py || nohup python3 /opt/w/training_worker.py &"))
+        #expect(s.file == "/etc/cron.d/worker")
+        #expect(s.line == 2)
+        #expect(s.settings["user"] == "root")
+        #expect(s.notes.contains { $0.contains("worker.disabled") })
+        #expect(r.find(command: "python3 /opt/w/other.py") == nil, "cron ignores files with a dot in the name")
+        let u = try #require(r.find(command: "/home/alice/bin/sync.sh"))
+        #expect(u.file == "/var/spool/cron/crontabs/alice")
+        #expect(u.line == 2)
+        #expect(u.remediation.first?.hasPrefix("crontab -u alice -e") == true)
+        #expect(!CronReader.cronDNameValid("a.b"))
+        #expect(CronReader.cronDNameValid("php-sessionclean_2"))
+    }
+
+    @Test func supervisordIncludesAndDefaults() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/supervisor/supervisord.conf", "[supervisord]\nlogfile=/var/log/s.log\n\n[include]\nfiles = conf.d/*.conf\n")
+        try f.write("/etc/supervisor/conf.d/worker.conf", "[program:other]\ncommand=/bin/true\n\n[program:training-worker]\ncommand=/usr/bin/python3 /opt/w/training_worker.py\nautostart=true\nautorestart=true\n")
+        let r = SupervisorReader(root: f.root)
+        let s = try #require(r.find(supervisordArgv: ["/usr/bin/python3", "/usr/bin/supervisord"], cwd: "/",
+                                     workerArgv: ["/usr/bin/python3", "/opt/w/training_worker.py"]))
+        #expect(s.file == "/etc/supervisor/conf.d/worker.conf")
+        #expect(s.line == 5)
+        #expect(s.settings["program"] == "training-worker")
+        #expect(s.settings["autorestart"] == "true")
+        #expect(s.remediation.last == "supervisorctl reread && supervisorctl update")
+        // An explicit -c wins over the defaults.
+        try f.write("/srv/sup.conf", "[program:x]\ncommand=/opt/x --fast\n")
+        let c = try #require(r.find(supervisordArgv: ["supervisord", "-c", "/srv/sup.conf"], cwd: "/", workerArgv: ["/opt/x", "--fast"]))
+        #expect(c.file == "/srv/sup.conf" && c.line == 2)
+    }
+
+    @Test func rcLocalLine() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/rc.local", "#!/bin/sh\n# boot\n/opt/loop.sh &\nexit 0\n")
+        let s = try #require(ScriptReader(root: f.root).find(in: "/etc/rc.local", command: ["/bin/bash", "/opt/loop.sh"]))
+        #expect(s.line == 3)
+    }
+}
