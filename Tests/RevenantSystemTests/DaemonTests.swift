@@ -41,9 +41,15 @@ import Testing
         let anc2 = try #require(newest["ancestry"] as? [[String: Any]])
         #expect(anc2.first?["pid"] as? Int == Int(getpid()))
 
-        // The killed one, by its identity: forked by A, exec'd sleep, died of SIGKILL.
-        let killedId = try #require(incs.dropFirst().first { _ in true }?["id"] as? String)
-        let old = try whoSpawnedJSON(first, db: d.db, extra: ["--id", killedId])
+        // The killed one, by its identity: forked by A, exec'd sleep, died of SIGKILL. Other
+        // processes (parallel suites) may have held the PID in between: look it up by content.
+        var found: (String, [String: Any])?
+        for inc in incs.dropFirst() {
+            guard let id = inc["id"] as? String else { continue }
+            let j = try whoSpawnedJSON(first, db: d.db, extra: ["--id", id])
+            if (j["images"] as? [[String: Any]])?.last?["exe"] as? String == "/bin/sleep" { found = (id, j); break }
+        }
+        let (killedId, old) = try #require(found, "no incarnation of \(first) ran /bin/sleep")
         #expect(old["id"] as? String == killedId)
         #expect(old["exit_status"] as? String == "signal 9 (SIGKILL)")
         let images = try #require(old["images"] as? [[String: Any]])
