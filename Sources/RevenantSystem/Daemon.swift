@@ -19,6 +19,8 @@ public final class Daemon: Sendable {
         public var version = "0.1.0"
         /// Policy file; nil runs without enforcement.
         public var policyPath: String?
+        /// Benchmark only: leave kill rules to userspace (pidfd after the ring-buffer event).
+        public var userspaceKill = false
         public init() {}
     }
 
@@ -211,7 +213,12 @@ public final class Daemon: Sendable {
 
     /// Loads, checks and installs a policy; kills matching running processes where asked.
     private func installPolicy(_ path: String, enforcer: Enforcer, table: ProcessTable) throws -> CompiledPolicy {
-        let compiled = try PolicyLoader.load(path, bitBase: enforcer.nextBitBase)
+        var compiled = try PolicyLoader.load(path, bitBase: enforcer.nextBitBase)
+        if config.userspaceKill {
+            compiled.audit |= compiled.kill | compiled.deny
+            compiled.kill = 0
+            compiled.deny = 0
+        }
         let missing = try enforcer.install(compiled)
         for m in missing {
             log.warning("policy exe does not exist here: its rules match only by script or comm", metadata: ["exe": "\(m)"])
@@ -267,6 +274,9 @@ public final class Daemon: Sendable {
             text = ok ? "killed from userspace, the kernel could not (rule \(names))" : "kill failed (rule \(names))"
         case .deny:
             text = "denied (rule \(names))"
+        case .audit where config.userspaceKill && rules.contains { $0.action != .audit }:
+            let ok = PidfdKiller.kill(e.process)
+            text = ok ? "killed from userspace (rule \(names))" : "userspace kill missed: already gone (rule \(names))"
         case .audit, .none:
             let strongest = rules.map(\.action).max() ?? .audit
             text = strongest == .audit ? "audited (rule \(names))" : "matched \(strongest) rule \(names) but the kernel did not act"

@@ -62,6 +62,8 @@ public final class Store: Sendable {
         var config = Configuration()
         config.readonly = readOnly
         config.label = "revenant"
+        // Readers (who-spawned) and the daemon share the file: wait for a lock, don't fail.
+        config.busyMode = .timeout(10)
         do {
             if readOnly {
                 guard FileManager.default.fileExists(atPath: path) else {

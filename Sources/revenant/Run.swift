@@ -16,6 +16,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Most processes kept in the store (oldest exited go first).") var maxProcesses: Int = 2_000_000
     @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
     @Flag(help: "Debug logging.") var verbose = false
+    @Flag(help: .hidden) var benchUserspaceKill = false
 
     func run() async throws {
         try Preflight.requireTracing()
@@ -30,6 +31,7 @@ struct Run: AsyncParsableCommand {
         config.dbPath = db
         config.retentionSeconds = Int64(retentionDays) * 86_400
         config.maxProcesses = maxProcesses
+        config.userspaceKill = benchUserspaceKill
         config.tracer.ringbufBytes = ringbufMib << 20
         if let policy {
             config.policyPath = policy

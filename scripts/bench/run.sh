@@ -46,3 +46,19 @@ for i in $(seq 21); do
   echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/cli.txt"
 done
 printf '%-34s %10s\n' "who-spawned CLI wall, p50 (ms)" "$(sort -n "$OUT/cli.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+
+echo
+echo "== kill latency: fork → parent sees SIGKILL (${KILL_N:=1000} attempts each), marker bytes written by the victim =="
+cc -O2 -o "$OUT/killlat" "$HERE/killlat.c"
+printf 'rules:\n  - name: bench-victim\n    match: { exe: %s }\n    action: kill\n' "$OUT/killlat-victim" > "$OUT/kill-policy.yaml"
+cp "$OUT/killlat" "$OUT/killlat-victim"
+for mode in kernel userspace; do
+  rm -f "$OUT/victim.marker" "$OUT/kill-$mode.db"*
+  extra=""; [ "$mode" = userspace ] && extra="--bench-userspace-kill"
+  "$BIN" run --db "$OUT/kill-$mode.db" --policy "$OUT/kill-policy.yaml" $extra 2> "$OUT/kill-$mode.log" &
+  daemon=$!
+  for i in $(seq 100); do grep -q "policy loaded" "$OUT/kill-$mode.log" && break; sleep 0.1; done
+  read -r n killed p50 p99 bytes < <("$OUT/killlat" "$KILL_N" "$OUT/killlat-victim" "$OUT/victim.marker")
+  kill -TERM "$daemon"; wait "$daemon" || true
+  printf '%-10s attempts %5s  killed %5s  p50 %7s ms  p99 %7s ms  marker bytes written %s\n' "$mode" "$n" "$killed" "$p50" "$p99" "$bytes"
+done
