@@ -58,6 +58,7 @@ for mode in kernel userspace; do
   "$BIN" run --db "$OUT/kill-$mode.db" --policy "$OUT/kill-policy.yaml" $extra 2> "$OUT/kill-$mode.log" &
   daemon=$!
   for i in $(seq 100); do grep -q "policy loaded" "$OUT/kill-$mode.log" && break; sleep 0.1; done
+  if ! kill -0 "$daemon" 2>/dev/null; then echo "$mode: daemon did not start:"; cat "$OUT/kill-$mode.log"; continue; fi
   read -r n killed p50 p99 bytes < <("$OUT/killlat" "$KILL_N" "$OUT/killlat-victim" "$OUT/victim.marker")
   kill -TERM "$daemon"; wait "$daemon" || true
   printf '%-10s attempts %5s  killed %5s  p50 %7s ms  p99 %7s ms  marker bytes written %s\n' "$mode" "$n" "$killed" "$p50" "$p99" "$bytes"
