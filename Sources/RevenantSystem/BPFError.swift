@@ -14,7 +14,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         var s = "BPF \(stage.rawValue) failed: \(String(cString: strerror(errno))) (errno \(errno))"
         if let hint { s += "\n  \(hint)" }
-        let lines = message.split(separator: "\n").suffix(8)
+        let lines = message.split(separator: "\n").map { $0.hasPrefix("libbpf: ") ? $0.dropFirst(8) : $0 }.suffix(8)
         if !lines.isEmpty { s += "\n  libbpf: " + lines.joined(separator: "\n  libbpf: ") }
         return s
     }

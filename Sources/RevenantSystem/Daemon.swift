@@ -93,6 +93,9 @@ public final class Daemon: Sendable {
         try store.write(batch, run: run, nowWallNs: Daemon.wallNs())
         log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)"])
 
+        // The input stream exists before the policy loads: a SIGHUP during start-up is queued, not lost.
+        let (inputs, cont) = AsyncStream.makeStream(of: Input.self)
+        control.withLock { $0.inputs = cont }
         let enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
         var policy: CompiledPolicy?
         if let path = config.policyPath {
@@ -107,8 +110,6 @@ public final class Daemon: Sendable {
             log.notice("no policy: tracing only")
         }
 
-        let (inputs, cont) = AsyncStream.makeStream(of: Input.self)
-        control.withLock { $0.inputs = cont }
         let pump = Task.detached {
             for await item in tracer.events { cont.yield(.item(item)) }
             cont.finish()

@@ -1,4 +1,5 @@
 import CRevenantBPF
+import Foundation
 import Glibc
 import RevenantCore
 import Synchronization
@@ -40,6 +41,8 @@ public final class Tracer: @unchecked Sendable {
     public let events: AsyncStream<TraceItem>
     private let continuation: AsyncStream<TraceItem>.Continuation
     private var handle: OpaquePointer?
+    /// Guards `handle` between map reads (any thread) and destruction in `stop()`.
+    private let handleLock = NSLock()
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
     private let options: Options
@@ -122,6 +125,8 @@ public final class Tracer: @unchecked Sendable {
 
     /// Kernel counters: events lost to a full ring, processes the kernel map could not hold.
     public func counters() throws(BPFError) -> TraceCounters {
+        handleLock.lock()
+        defer { handleLock.unlock() }
         guard let h = handle else { throw BPFError(stage: .counters, errno: EBADF, message: "tracer stopped") }
         var v = [UInt64](repeating: 0, count: Int(RV_CNT__MAX.rawValue))
         let rc = rv_bpf_counters(h, &v)
@@ -134,6 +139,8 @@ public final class Tracer: @unchecked Sendable {
 
     /// A policy map's descriptor (enum rv_map).
     public func mapFD(_ map: Int32) throws(BPFError) -> Int32 {
+        handleLock.lock()
+        defer { handleLock.unlock() }
         guard let h = handle else { throw BPFError(stage: .policy, errno: EBADF, message: "tracer stopped") }
         let fd = rv_bpf_map_fd(h, map)
         guard fd >= 0 else { throw BPFError(stage: .policy, errno: EBADF, message: "no map \(map)") }
@@ -142,6 +149,8 @@ public final class Tracer: @unchecked Sendable {
 
     /// Processes currently held by the kernel map.
     public func kernelProcessCount() -> Int {
+        handleLock.lock()
+        defer { handleLock.unlock() }
         guard let h = handle else { return 0 }
         return rv_bpf_proc_count(h)
     }
@@ -153,10 +162,12 @@ public final class Tracer: @unchecked Sendable {
             if pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
             thread = nil
         }
+        handleLock.lock()
         if let h = handle {
             rv_bpf_stop(h)
             handle = nil
         }
+        handleLock.unlock()
         continuation.finish()
     }
 }

@@ -131,7 +131,7 @@ import Testing
         again.stop()
         let runs = try Store(path: d.db, readOnly: true).runs()
         #expect(runs.count == 2)
-        #expect(runs.last?.stopReason == "signal")
+        #expect(runs.last?.stopReason == "signal", "second daemon: exit \(again.process.terminationStatus), log: \((try? String(contentsOfFile: d.dir + "/daemon2.log", encoding: .utf8)) ?? "")")
     }
 
     @Test func unknownPidAndBadStoreSaySo() async throws {

@@ -202,7 +202,9 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         // A broken policy on SIGHUP: rejected, the old one keeps enforcing.
         try "rules:\n  - name: x\n    match: { script: a.py }\n    action: kil\n".write(toFile: policy, atomically: true, encoding: .utf8)
         d.hangUp()
-        try await Task.sleep(for: .milliseconds(500))
+        for _ in 0..<100 where !d.logText.contains("policy reload rejected") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(d.logText.contains("policy reload rejected"))
         #expect(d.logText.contains("unknown action \\\"kil\\\"") || d.logText.contains("unknown action \"kil\""))
         #expect(killedBySignal9(spawn([w.path("v1")]).status))
