@@ -15,7 +15,11 @@ public final class Daemon: Sendable {
         public var flushChanges = 4096
         public var flushMs = 200
         public var retentionEverySeconds = 60
-        public var tracer = Tracer.Options()
+        public var tracer: Tracer.Options = {
+            var o = Tracer.Options()
+            o.tryLSM = true   // the deny tier, where BPF LSM is active
+            return o
+        }()
         public var version = "0.1.0"
         /// Policy file; nil runs without enforcement.
         public var policyPath: String?
@@ -80,7 +84,8 @@ public final class Daemon: Sendable {
         }
         if early { tracer.stop() }
         log.info("tracing attached", metadata: ["programs": "tp_btf/sched_process_{fork,exec,exit}",
-                                                "ringbuf_mib": "\(config.tracer.ringbufBytes >> 20)"])
+                                                "ringbuf_mib": "\(config.tracer.ringbufBytes >> 20)",
+                                                "deny_program": "\(tracer.lsmActive ? "attached" : tracer.lsmStatus.split(separator: "\n").first.map(String.init) ?? "")"])
 
         // Seed after attaching, so nothing starts in a gap between the two.
         var table = ProcessTable()
@@ -182,6 +187,13 @@ public final class Daemon: Sendable {
                     malformed += 1
                     log.warning("malformed record skipped", metadata: ["error": "\(e)"])
                 case .item(.event(let e)):
+                    if case .deny(let d) = e, let policy {
+                        let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
+                        log.warning("denied exec (rule \(names))", metadata: [
+                            "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)",
+                            "tier": "\(EnforcementTier.deny.rawValue)",
+                            "ancestry": "\(Lineage.chain(table, of: table.canonical(d.process)))"])
+                    }
                     table.apply(e)
                     ingested += 1
                     let id = table.canonical(e.process)
