@@ -8,6 +8,7 @@ PACKAGES=(
   libsqlite3-dev                              # the store
   cron supervisor                             # real respawn mechanisms for end-to-end tests
   hyperfine                                   # benchmarks
+  qemu-system-x86 busybox-static cpio         # deny tier test: Debian kernel with BPF LSM under qemu
 )
 
 missing=()
