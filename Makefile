@@ -61,7 +61,7 @@ run: build
 
 test: bpf
 	$(Q)$(SWIFT) build --build-tests
-	$(Q)$(SWIFT) test --skip-build
+	$(Q)$(SWIFT) test --skip-build --no-parallel   # end-to-end tests share the kernel, PIDs and the CPUs
 
 bench: bpf
 	$(Q)$(SWIFT) build -c release

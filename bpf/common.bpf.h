@@ -115,4 +115,81 @@ static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_id
 	return RV_F_PARENT_UNKNOWN;
 }
 
+/* Hashing argv elements, one byte per bpf_loop step (verified once, not per byte). */
+struct scan {
+	const char *buf;
+	__u32 len;
+	__u64 full, base, rel, mask;
+	__u8 slash, empty;
+};
+
+static __always_inline __u64 fnv_byte(__u64 h, __u8 c)
+{
+	return (h ^ c) * RV_FNV_PRIME;
+}
+
+static __always_inline __u64 base_seed(void)
+{
+	return fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_BASE);
+}
+
+static __always_inline void scan_lookup(struct scan *s)
+{
+	__u64 *m;
+
+	if (s->empty)
+		return;
+	m = bpf_map_lookup_elem(&script_rules, &s->full);
+	if (m)
+		s->mask |= *m;
+	m = bpf_map_lookup_elem(&script_rules, &s->base);
+	if (m)
+		s->mask |= *m;
+	if (!s->slash) {
+		m = bpf_map_lookup_elem(&script_rules, &s->rel);
+		if (m)
+			s->mask |= *m;
+	}
+}
+
+static __always_inline void scan_reset(struct scan *s, __u64 rel_seed)
+{
+	s->full = RV_FNV_OFFSET;
+	s->base = base_seed();
+	s->rel = rel_seed;
+	s->slash = 0;
+	s->empty = 1;
+}
+
+struct scan_ctx {
+	struct scan s;
+	__u64 rel_seed;
+};
+
+static long scan_step(__u32 i, struct scan_ctx *c)
+{
+	__u8 ch;
+
+	if (i >= c->s.len)
+		return 1;
+	/* One constant mask for both buffers: each lies at least RV_ARGV_BYTES before the end
+	 * of the scratch record, and len keeps reads inside the buffer itself. */
+	ch = c->s.buf[i & (RV_ARGV_BYTES - 1)];
+	if (ch == 0) {
+		scan_lookup(&c->s);
+		scan_reset(&c->s, c->rel_seed);
+		return 0;
+	}
+	c->s.empty = 0;
+	c->s.full = fnv_byte(c->s.full, ch);
+	c->s.rel = fnv_byte(c->s.rel, ch);
+	if (ch == '/') {
+		c->s.slash = 1;
+		c->s.base = base_seed();
+	} else {
+		c->s.base = fnv_byte(c->s.base, ch);
+	}
+	return 0;
+}
+
 #endif

@@ -47,6 +47,76 @@ struct {
 	__type(value, struct rv_deny_event);
 } deny_scratch SEC(".maps");
 
+/* argv is not readable at bprm_check_security (it lives in the new mm): hash it at syscall
+ * entry, per thread, the way execsnoop reads it. Bounds: 32 arguments of 255 bytes. */
+#define RV_LSM_ARGS 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);    /* pid_tgid of the thread calling execve */
+	__type(value, __u64);  /* script rule bits its argv matched */
+} exec_args SEC(".maps");
+
+struct arg_buf {
+	char b[RV_ARGV_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct arg_buf);
+} arg_scratch SEC(".maps");
+
+static __always_inline int capture(const char *const *argv)
+{
+	__u32 zero = 0, *slot = bpf_map_lookup_elem(&policy_slot, &zero);
+	struct rv_policy *pol;
+	struct arg_buf *buf;
+	struct scan_ctx c = {};
+	__u64 key = bpf_get_current_pid_tgid();
+	int i;
+
+	if (!slot)
+		return 0;
+	pol = bpf_map_lookup_elem(&policy, slot);
+	if (!pol || !pol->deny || !pol->need_script)
+		return 0;
+	buf = bpf_map_lookup_elem(&arg_scratch, &zero);
+	if (!buf)
+		return 0;
+	for (i = 0; i < RV_LSM_ARGS; i++) {
+		const char *arg = NULL;
+		long n;
+
+		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg)
+			break;
+		n = bpf_probe_read_user_str(buf->b, RV_PATH_BYTES, arg);
+		if (n <= 0)
+			break;
+		c.s.buf = buf->b;
+		c.s.len = n;
+		scan_reset(&c.s, 0);
+		/* rel keys need the cwd: without it (rel_seed 0) they cannot collide with a rule's */
+		bpf_loop(RV_PATH_BYTES, scan_step, &c, 0);
+	}
+	bpf_map_update_elem(&exec_args, &key, &c.s.mask, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_execve")
+int capture_execve(struct trace_event_raw_sys_enter *ctx)
+{
+	return capture((const char *const *)ctx->args[1]);
+}
+
+SEC("tp/syscalls/sys_enter_execveat")
+int capture_execveat(struct trace_event_raw_sys_enter *ctx)
+{
+	return capture((const char *const *)ctx->args[2]);
+}
+
 SEC("lsm/bprm_check_security")
 int BPF_PROG(deny_exec, struct linux_binprm *bprm, int ret)
 {
@@ -79,8 +149,13 @@ int BPF_PROG(deny_exec, struct linux_binprm *bprm, int ret)
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	if (n < 0)
 		n = 0;
-	if (pol->need_script)
+	if (pol->need_script) {
+		__u64 key = bpf_get_current_pid_tgid(), *args = bpf_map_lookup_elem(&exec_args, &key);
+
 		script = path_keys(e->filename, n);
+		if (args)
+			script |= *args;
+	}
 	/* comm is still the caller's here: rules that need it are not decided by this tier. */
 	matched = (exe | ~pol->need_exe) & (script | ~pol->need_script) & ~pol->need_comm & pol->deny;
 	if (!matched)

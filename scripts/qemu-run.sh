@@ -40,6 +40,7 @@ mount -t proc proc /host/proc && mount -t sysfs sys /host/sys && mount -t devtmp
 mount -t tmpfs tmp /host/tmp && mount -t tmpfs run /host/run
 mount -t securityfs securityfs /host/sys/kernel/security
 mount -t bpf bpf /host/sys/fs/bpf 2>/dev/null
+mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
 cp /run.sh /host/tmp/run.sh
 chroot /host /bin/sh /tmp/run.sh
 echo "QEMU-RUN-EXIT=$?"

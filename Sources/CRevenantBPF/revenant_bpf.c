@@ -14,7 +14,7 @@
 struct rv_bpf {
     struct revenant_bpf *skel;
     struct revenant_lsm_bpf *lsm;
-    int lsm_err, lsm_stage;
+    int lsm_err, lsm_stage, lsm_argv;
     char lsm_log[2048];
     struct ring_buffer *rb;
     int ncpus;
@@ -53,6 +53,9 @@ static void start_lsm(struct rv_bpf *b)
     SHARE(events); SHARE(procs); SHARE(counters); SHARE(exe_rules); SHARE(script_rules);
     SHARE(comm_rules); SHARE(policy); SHARE(policy_slot);
 #undef SHARE
+    /* The argv capture is attached by hand below: without tracefs it fails alone. */
+    bpf_program__set_autoattach(l->progs.capture_execve, false);
+    bpf_program__set_autoattach(l->progs.capture_execveat, false);
     b->lsm_stage = RV_STAGE_LOAD;
     err = revenant_lsm_bpf__load(l);
     if (err)
@@ -62,6 +65,9 @@ static void start_lsm(struct rv_bpf *b)
     if (err)
         goto fail;
     b->lsm = l;
+    l->links.capture_execve = bpf_program__attach(l->progs.capture_execve);
+    l->links.capture_execveat = bpf_program__attach(l->progs.capture_execveat);
+    b->lsm_argv = l->links.capture_execve != NULL;
     err = 0;
     goto out;
 fail:
@@ -69,6 +75,11 @@ fail:
 out:
     b->lsm_err = err < 0 ? err : -err;
     log_buf = saved; log_len = saved_len; log_cap = saved_cap;
+}
+
+int rv_bpf_lsm_argv(struct rv_bpf *b)
+{
+    return b->lsm_argv;
 }
 
 int rv_bpf_lsm_status(struct rv_bpf *b, int *stage, char *log, unsigned long loglen)

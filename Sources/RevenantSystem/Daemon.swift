@@ -105,7 +105,7 @@ public final class Daemon: Sendable {
         var policy: CompiledPolicy?
         if let path = config.policyPath {
             do {
-                policy = try installPolicy(path, enforcer: enforcer, table: table)
+                policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: table)
             } catch {
                 tracer.stop()
                 try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "invalid policy", lostEvents: 0)
@@ -179,7 +179,7 @@ public final class Daemon: Sendable {
                         continue
                     }
                     do {
-                        policy = try installPolicy(path, enforcer: enforcer, table: table)
+                        policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: table)
                     } catch {
                         log.error("policy reload rejected, previous policy stays in force", metadata: ["error": "\(error)"])
                     }
@@ -225,7 +225,7 @@ public final class Daemon: Sendable {
     }
 
     /// Loads, checks and installs a policy; kills matching running processes where asked.
-    private func installPolicy(_ path: String, enforcer: Enforcer, table: ProcessTable) throws -> CompiledPolicy {
+    private func installPolicy(_ path: String, enforcer: Enforcer, tracer: Tracer, table: ProcessTable) throws -> CompiledPolicy {
         var compiled = try PolicyLoader.load(path, bitBase: enforcer.nextBitBase)
         if config.userspaceKill {
             compiled.audit |= compiled.kill | compiled.deny
@@ -240,7 +240,7 @@ public final class Daemon: Sendable {
         log.notice("policy loaded", metadata: [
             "file": "\(path)", "rules": "\(compiled.rules.count)",
             "tier": "\(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))",
-            "lsm": "\(enforcer.lsmActive ? "active" : "not active: deny rules are killed at exec")"])
+            "lsm": "\(enforcer.lsmActive ? (tracer.lsmSeesArgv ? "active" : "active (exe and exec path only: tracefs not mounted, argv scripts are killed at exec)") : "not active: deny rules are killed at exec")"])
         killExisting(compiled, table: table)
         return compiled
     }

@@ -48,6 +48,8 @@ public final class Tracer: @unchecked Sendable {
     private let options: Options
     /// The deny program (lsm/bprm_check_security) is loaded and attached.
     public private(set) var lsmActive = false
+    /// The deny tier also matches argv elements (syscall-entry capture attached).
+    public private(set) var lsmSeesArgv = false
     /// Why it is not, when it is not.
     public private(set) var lsmStatus = "not attempted"
 
@@ -77,6 +79,7 @@ public final class Tracer: @unchecked Sendable {
             var lsmLog = [CChar](repeating: 0, count: 2048)
             let rc = rv_bpf_lsm_status(h, &st, &lsmLog, UInt(lsmLog.count))
             lsmActive = rc == 0
+            lsmSeesArgv = rc == 0 && rv_bpf_lsm_argv(h) != 0
             let text = String(decoding: lsmLog.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             lsmStatus = rc == 0 ? "attached" : "\(BPFError(stage: st == Int32(RV_STAGE_ATTACH.rawValue) ? .attach : .load, errno: -rc, message: text))"
         }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Glibc
 import RevenantCore
@@ -321,7 +322,8 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
             B=\(revenantBinary)
             D=/tmp/deny; mkdir -p $D/v1 $D/v2
             cp /bin/echo $D/v1/worker; cp /bin/echo $D/v2/worker
-            printf 'rules:\\n  - name: deny-v1\\n    match: { exe: %s }\\n    action: deny\\n' $D/v1/worker > $D/policy.yaml
+            echo 'print("script ran")' > $D/v1/worker.py
+            printf 'rules:\\n  - name: deny-v1\\n    match: { exe: %s }\\n    action: deny\\n  - name: deny-v1-script\\n    match: { script: %s }\\n    action: deny\\n' $D/v1/worker $D/v1/worker.py > $D/policy.yaml
             $B run --db $D/db --policy $D/policy.yaml 2>$D/log &
             daemon=$!
             for i in $(seq 600); do grep -q "policy loaded" $D/log && break; sleep 0.2; done
@@ -329,21 +331,33 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
             $D/v1/worker ran > $D/v1.out 2>$D/v1.err; echo "V1-STATUS=$?"; cat $D/v1.err
             [ -s $D/v1.out ] && echo V1-RAN || echo V1-DID-NOT-RUN
             $D/v2/worker ran > $D/v2.out; echo "V2-STATUS=$?"; [ -s $D/v2.out ] && echo V2-RAN
+            /usr/bin/python3 $D/v1/worker.py > $D/py.out 2>$D/py.err; echo "PY-STATUS=$?"; cat $D/py.err
+            [ -s $D/py.out ] && echo PY-RAN || echo PY-DID-NOT-RUN
             sleep 1
             kill $daemon; wait $daemon
             grep -i "denied exec" $D/log
             exit 0
             """.write(toFile: guest, atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: packageRoot + "/scripts/qemu-run.sh")
-        p.arguments = [guest]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r", with: "")
+        // The guest runs for tens of seconds: block a Dispatch thread, not the test pool.
+        let (status, text): (Int32, String) = try await withCheckedThrowingContinuation { cont in
+            DispatchQueue.global().async {
+                do {
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: packageRoot + "/scripts/qemu-run.sh")
+                    p.arguments = [guest]
+                    let out = Pipe()
+                    p.standardOutput = out
+                    p.standardError = FileHandle.nullDevice
+                    try p.run()
+                    let data = out.fileHandleForReading.readDataToEndOfFile()
+                    p.waitUntilExit()
+                    cont.resume(returning: (p.terminationStatus, String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r", with: "")))
+                } catch {
+                    cont.resume(throwing: error)
+                }
+            }
+        }
+        let p = (terminationStatus: status, ())
         #expect(p.terminationStatus == 0, "qemu-run: \(text.suffix(2000))")
         #expect(text.contains("lsm=active"), "the deny program must attach on a BPF-LSM kernel")
         #expect(text.contains("Operation not permitted"))
@@ -351,5 +365,9 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         #expect(text.contains("V1-DID-NOT-RUN"))
         #expect(text.contains("V2-RAN"), "the v2 copy runs")
         #expect(text.contains("denied exec (rule \"deny-v1\")"))
+        // A script given to an interpreter: argv captured at syscall entry, the interpreter refused.
+        #expect(text.contains("PY-STATUS=126"))
+        #expect(text.contains("PY-DID-NOT-RUN"))
+        #expect(text.contains("denied exec (rule \"deny-v1-script\")"))
     }
 }

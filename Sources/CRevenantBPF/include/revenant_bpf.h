@@ -18,6 +18,9 @@ struct rv_bpf_options {
 /* Outcome of the optional deny program: 0 attached, else -errno of the failed step. */
 int rv_bpf_lsm_status(struct rv_bpf *b, int *stage, char *log, unsigned long loglen);
 
+/* Whether the deny tier also sees argv (sys_enter_execve attached; needs tracefs). */
+int rv_bpf_lsm_argv(struct rv_bpf *b);
+
 enum rv_bpf_stage {
     RV_STAGE_OPEN = 1,
     RV_STAGE_LOAD = 2,
