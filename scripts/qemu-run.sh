@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Boots Debian's own kernel under qemu with BPF LSM active and this machine's root shared
-# read-only over 9p, runs SCRIPT inside (chrooted into the host root, with a private /tmp),
+# read-only over 9p, runs SCRIPT inside (chrooted into the host root, with a private /run),
 # and exits with its status. Usage: qemu-run.sh SCRIPT
+# The host's /tmp stays visible (read-only, like all of it): a checkout may live there. Write
+# under /run (a tmpfs in the guest).
 # The kernel package is downloaded once into build/qemu (Debian's package, not committed).
 set -euo pipefail
 SCRIPT=$(realpath "${1:?usage: qemu-run.sh SCRIPT}")
@@ -37,12 +39,12 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host
 mount -t proc proc /host/proc && mount -t sysfs sys /host/sys && mount -t devtmpfs dev /host/dev
-mount -t tmpfs tmp /host/tmp && mount -t tmpfs run /host/run
+mount -t tmpfs run /host/run
 mount -t securityfs securityfs /host/sys/kernel/security
 mount -t bpf bpf /host/sys/fs/bpf 2>/dev/null
 mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
-cp /run.sh /host/tmp/run.sh
-chroot /host /bin/sh /tmp/run.sh
+cp /run.sh /host/run/run.sh
+chroot /host /usr/bin/env TMPDIR=/run /bin/sh /run/run.sh
 echo "QEMU-RUN-EXIT=$?"
 poweroff -f
 INIT

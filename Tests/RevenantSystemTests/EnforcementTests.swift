@@ -320,13 +320,13 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         try """
             set -u
             B=\(revenantBinary)
-            D=/tmp/deny; mkdir -p $D/v1 $D/v2
+            D=/run/deny; mkdir -p $D/v1 $D/v2
             cp /bin/echo $D/v1/worker; cp /bin/echo $D/v2/worker
             echo 'print("script ran")' > $D/v1/worker.py
             printf 'rules:\\n  - name: deny-v1\\n    match: { exe: %s }\\n    action: deny\\n  - name: deny-v1-script\\n    match: { script: %s }\\n    action: deny\\n' $D/v1/worker $D/v1/worker.py > $D/policy.yaml
             $B run --db $D/db --policy $D/policy.yaml 2>$D/log &
             daemon=$!
-            for i in $(seq 600); do grep -q "policy loaded" $D/log && break; sleep 0.2; done
+            for i in $(seq 600); do grep -q "policy loaded" $D/log && break; kill -0 $daemon || break; sleep 0.2; done
             cat $D/log
             $D/v1/worker ran > $D/v1.out 2>$D/v1.err; echo "V1-STATUS=$?"; cat $D/v1.err
             [ -s $D/v1.out ] && echo V1-RAN || echo V1-DID-NOT-RUN
