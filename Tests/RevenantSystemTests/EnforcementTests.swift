@@ -371,3 +371,48 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         #expect(text.contains("denied exec (rule \"deny-v1-script\")"))
     }
 }
+
+/// Real cron: a /etc/cron.d job in the double-fork form operators write. Cron's granularity is
+/// one minute, so this waits for two ticks (up to about two and a half minutes).
+@Suite struct CronAttributionTests {
+    @Test(.timeLimit(.minutes(5))) func nohupJobFromCronDIsAttributedToItsLine() async throws {
+        try Kernel.check()
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/cron"), "cron is not installed: run scripts/install-deps.sh")
+        let w = try MarkerWorker()
+        defer { w.cleanup() }
+        let worker = w.dir + "/v2/cron_worker.py"
+        try "import time\ntime.sleep(2)\n".write(toFile: worker, atomically: true, encoding: .utf8)
+        let job = "pgrep -f no-such-[r]vtest-process >/dev/null || nohup /usr/bin/python3 \(worker) >/dev/null 2>&1 &"
+        let cronFile = "/etc/cron.d/rvtest-\(getpid())"
+        try "# revenant test job\n* * * * * root \(job)\n".write(toFile: cronFile, atomically: true, encoding: .utf8)
+        defer { unlink(cronFile) }
+        let d = try DaemonUnderTest(name: "cron")
+        try await d.start()
+        let cron = spawn(["/usr/sbin/cron", "-f", "-L", "0"], wait: false)
+        defer { kill(cron.pid, SIGTERM); var s: Int32 = 0; waitpid(cron.pid, &s, 0) }
+        try await Task.sleep(for: .seconds(1))
+        try #require(kill(cron.pid, 0) == 0, "cron did not stay up (another cron running?)")
+        let argv = ["/usr/bin/python3", worker]
+        var found: [StoredProcess] = []
+        for _ in 0..<160 where found.count < 2 {
+            try await Task.sleep(for: .seconds(1))
+            found = (try? Store(path: d.db, readOnly: true).instances(argv: argv)) ?? []
+        }
+        try #require(found.count >= 2, "cron ran the job \(found.count) times in 160 s")
+        try await d.settle()
+        let latest = found[0]
+        let j = try whoSpawnedJSON(latest.record.id.pid, db: d.db, extra: ["--id", latest.record.id.description])
+        let anc = try #require(j["ancestry"] as? [[String: Any]])
+        #expect((anc.first?["argv"] as? [String])?.last == job, "the job's shell forked the worker")
+        #expect(anc.first?["exited"] as? Bool == true, "and exited before it: a double fork")
+        let r = try #require(j["respawned_by"] as? [String: Any])
+        #expect(r["mechanism"] as? String == "cron")
+        #expect((r["spawner"] as? [String: Any])?["pid"] as? Int == Int(cron.pid))
+        #expect(r["command"] as? String == job)
+        let src = try #require(r["source"] as? [String: Any])
+        #expect(src["file"] as? String == cronFile)
+        #expect(src["line"] as? Int == 2)
+        #expect((r["remediation"] as? [String])?.first == "sed -i '2s/^/# /' \(cronFile)   # cron re-reads it within a minute")
+        d.stop()
+    }
+}
