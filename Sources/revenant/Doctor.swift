@@ -10,8 +10,8 @@ struct Doctor: ParsableCommand {
 
     /// Whether a deny program can attach here (for `policy check`), without loading anything.
     static func lsmActiveHint() -> Bool {
-        ((try? String(contentsOfFile: "/sys/kernel/security/lsm", encoding: .utf8)) ?? "").split(separator: ",").contains("bpf")
-            && geteuid() == 0 && false == ProcessInfo.processInfo.environment.keys.contains("REVENANT_NO_LSM")
+        ((try? String(contentsOfFile: "/sys/kernel/security/lsm", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").contains("bpf")
     }
 
     func run() throws {
