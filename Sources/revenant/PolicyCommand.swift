@@ -52,8 +52,7 @@ struct PolicyCommand: ParsableCommand {
             switch r.action {
             case .audit: return "recorded, not stopped"
             case .kill: return "SIGKILL at exec, in the kernel"
-            case .deny: return lsm ? "execve refused (BPF LSM); killed at exec where the LSM cannot see the match"
-                                   : "BPF LSM not active here: killed at exec instead"
+            case .deny: return "execve refused with EPERM where the BPF LSM program loads (`revenant doctor` tells), killed at exec elsewhere"
             }
         }
 
