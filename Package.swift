@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // The event structs shared with bpf/revenant.bpf.c (header only).
@@ -23,7 +24,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
         ),
         // Pure: identity, events, decoding, the process table. No I/O.
-        .target(name: "RevenantCore", dependencies: ["CRevenantABI", .product(name: "Yams", package: "Yams")]),
+        .target(name: "RevenantCore", dependencies: [
+            "CRevenantABI",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // I/O: the BPF loader and ring-buffer reader, /proc.
         .target(
             name: "RevenantSystem",

@@ -25,6 +25,8 @@ public final class Daemon: Sendable {
         public var policyPath: String?
         /// Benchmark only: leave kill rules to userspace (pidfd after the ring-buffer event).
         public var userspaceKill = false
+        /// Audit log (JSON lines, OCSF, hash-chained); nil writes none.
+        public var auditPath: String?
         public init() {}
     }
 
@@ -36,6 +38,16 @@ public final class Daemon: Sendable {
         var inputs: AsyncStream<Input>.Continuation?
     }
     private let control = Mutex(Control())
+    private let audit = Mutex<AuditLog?>(nil)
+
+    private func record(_ e: AuditEvent) {
+        audit.withLock { log in
+            guard let a = log else { return }
+            do { try a.append(e) } catch { self.log.error("audit log write failed", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    static func nowMs() -> Int64 { wallNs() / 1_000_000 }
 
     public init(config: Config, logger: Logger) {
         self.config = config
@@ -65,6 +77,11 @@ public final class Daemon: Sendable {
 
     public func run() async throws {
         let store = try Store(path: config.dbPath)
+        if let path = config.auditPath {
+            let a = try AuditLog(path: path)
+            audit.withLock { $0 = a }
+        }
+        record(.daemon("start", timeMs: Daemon.nowMs(), detail: "store \(config.dbPath)"))
         let clock = BootClock()
         let boot = Daemon.bootID()
         let run = try store.beginRun(boot: boot, bootEpochNs: clock.bootEpochNs, version: config.version,
@@ -182,6 +199,7 @@ public final class Daemon: Sendable {
                         policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: table)
                     } catch {
                         log.error("policy reload rejected, previous policy stays in force", metadata: ["error": "\(error)"])
+                        record(.daemon("policy rejected", timeMs: Daemon.nowMs(), detail: "\(error)", severity: 3))
                     }
                 case .item(.malformed(let e)):
                     malformed += 1
@@ -189,6 +207,11 @@ public final class Daemon: Sendable {
                 case .item(.event(let e)):
                     if case .deny(let d) = e, let policy {
                         let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
+                        if let r = table[table.canonical(d.process)] {
+                            record(.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
+                                           rules: policy.rules(in: d.matched).map(\.name), tier: EnforcementTier.deny.rawValue,
+                                           blocked: true, message: "denied exec of \(d.filename) (rule \(names))"))
+                        }
                         log.warning("denied exec (rule \(names))", metadata: [
                             "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)",
                             "tier": "\(EnforcementTier.deny.rawValue)",
@@ -220,6 +243,8 @@ public final class Daemon: Sendable {
         try flush()
         let reason = control.withLock { $0.stopReason } ?? "event stream ended"
         try store.endRun(run, nowWallNs: Daemon.wallNs(), reason: reason, lostEvents: Int64(lost.ringbufFull))
+        record(.daemon("stop", timeMs: Daemon.nowMs(), detail: "\(reason); \(ingested) events, \(lost.ringbufFull) lost"))
+        audit.withLock { $0?.close() }
         log.info("stopped", metadata: ["reason": "\(reason)", "events": "\(ingested)", "malformed": "\(malformed)",
                                        "lost": "\(lost.ringbufFull)"])
     }
@@ -241,6 +266,8 @@ public final class Daemon: Sendable {
             "file": "\(path)", "rules": "\(compiled.rules.count)",
             "tier": "\(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))",
             "lsm": "\(enforcer.lsmActive ? (tracer.lsmSeesArgv ? "active" : "active (exe and exec path only: tracefs not mounted, argv scripts are killed at exec)") : "not active: deny rules are killed at exec")"])
+        record(.daemon("policy loaded", timeMs: Daemon.nowMs(),
+                       detail: "\(path): \(compiled.rules.count) rules; \(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))"))
         killExisting(compiled, table: table)
         return compiled
     }
@@ -293,6 +320,12 @@ public final class Daemon: Sendable {
         case .audit, .none:
             let strongest = rules.map(\.action).max() ?? .audit
             text = strongest == .audit ? "audited (rule \(names))" : "matched \(strongest) rule \(names) but the kernel did not act"
+        }
+        let blocked = e.action == .kill || e.action == .deny || text.hasPrefix("killed")
+        let tierText = e.action == .kill ? EnforcementTier.killAtExec.rawValue : e.action == .killFailed || text.contains("userspace") ? EnforcementTier.userspaceKill.rawValue : nil
+        if let r = table[table.canonical(e.process)] {
+            self.record(.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: BootClock().bootEpochNs, timeMs: Daemon.nowMs(),
+                           rules: rules.map(\.name), tier: tierText, blocked: blocked, message: text))
         }
         let level: Logger.Level = e.action == .audit || e.action == .none ? .info : .warning
         log.log(level: level, "\(text)", metadata: [

@@ -15,6 +15,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Days exited processes are kept in the store.") var retentionDays: Int = 7
     @Option(help: "Most processes kept in the store (oldest exited go first).") var maxProcesses: Int = 2_000_000
     @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
+    @Option(help: "Audit log (JSON lines, OCSF, hash-chained).") var audit: String = AuditLog.defaultPath
+    @Flag(help: "Write no audit log.") var noAudit = false
     @Flag(help: "Debug logging.") var verbose = false
     @Flag(help: .hidden) var benchUserspaceKill = false
 
@@ -32,6 +34,7 @@ struct Run: AsyncParsableCommand {
         config.retentionSeconds = Int64(retentionDays) * 86_400
         config.maxProcesses = maxProcesses
         config.userspaceKill = benchUserspaceKill
+        config.auditPath = noAudit ? nil : audit
         config.tracer.ringbufBytes = ringbufMib << 20
         if let policy {
             config.policyPath = policy

@@ -7,6 +7,7 @@ final class DaemonUnderTest {
     let dir: String
     let db: String
     let log: String
+    let audit: String
     let process = Process()
 
     init(name: String) throws {
@@ -14,12 +15,13 @@ final class DaemonUnderTest {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         db = dir + "/revenant.db"
         log = dir + "/daemon.log"
+        audit = dir + "/audit.jsonl"
     }
 
     func start(_ extra: [String] = []) async throws {
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: revenantBinary)
-        process.arguments = ["run", "--db", db] + extra
+        process.arguments = ["run", "--db", db, "--audit", audit] + extra
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -1,0 +1,79 @@
+/// One audit record, shaped as OCSF: Process Activity (class 1007) for process events, Base
+/// Event (class 0) for the daemon's own start, stop and policy loads. revenant's own fields
+/// live under `revenant` (with the hash chain's `seq` and `prev_hash`).
+public struct AuditEvent: Encodable, Sendable {
+    public struct Product: Encodable, Sendable { var name = "revenant"; var vendor_name = "revenant"; var version = "0.1.0" }
+    public struct Metadata: Encodable, Sendable { var product = Product(); var version = "1.1.0" }
+    public struct File: Encodable, Sendable { public var path: String }
+    public struct Ancestor: Encodable, Sendable { public var pid: Int32; public var uid: String; public var name: String }
+    public struct Parent: Encodable, Sendable {
+        public var pid: Int32
+        public var uid: String
+        public var name: String
+        public var cmd_line: String?
+    }
+    public struct Process: Encodable, Sendable {
+        public var pid: Int32
+        public var uid: String          // revenant's identity: PID@boot-seconds
+        public var name: String
+        public var cmd_line: String?
+        public var file: File?
+        public var created_time: Int64? // ms since the epoch
+        public var parent_process: Parent?
+        public var ancestry: [Ancestor]
+    }
+    public struct Actor: Encodable, Sendable { public var process: Parent? }
+    public struct Extension: Encodable, Sendable {
+        public var seq: Int = 0
+        public var prev_hash: String = AuditChain.genesis
+        public var event: String
+        public var rule: [String]?
+        public var tier: String?
+        public var respawned_by: String?
+        public var detail: String?
+    }
+
+    public var class_uid: Int
+    public var class_name: String
+    public var category_uid: Int
+    public var category_name: String
+    public var activity_id: Int
+    public var activity_name: String
+    public var type_uid: Int
+    public var time: Int64
+    public var severity_id: Int
+    public var message: String
+    public var metadata = Metadata()
+    public var process: Process?
+    public var actor: Actor?
+    public var action_id: Int?
+    public var disposition_id: Int?
+    public var revenant: Extension
+
+    /// A daemon lifecycle record (OCSF Base Event).
+    public static func daemon(_ what: String, timeMs: Int64, detail: String? = nil, severity: Int = 1) -> AuditEvent {
+        AuditEvent(class_uid: 0, class_name: "Base Event", category_uid: 0, category_name: "Uncategorized",
+                   activity_id: 99, activity_name: what, type_uid: 99, time: timeMs, severity_id: severity,
+                   message: "revenant \(what)" + (detail.map { ": \($0)" } ?? ""),
+                   revenant: Extension(event: what, detail: detail))
+    }
+
+    /// A process launch that a rule matched (OCSF activity 1 Launch).
+    /// `blocked`: killed at exec or denied (action 2 Denied, disposition 2 Blocked).
+    public static func launch(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
+                              rules: [String], tier: String?, blocked: Bool, message: String) -> AuditEvent {
+        let img = r.image
+        let parent = ancestry.first.map {
+            Parent(pid: $0.id.pid, uid: $0.id.description, name: $0.name, cmd_line: $0.image.map { $0.argv.joined(separator: " ") })
+        }
+        let p = Process(pid: r.id.pid, uid: r.id.description, name: r.name, cmd_line: img.map { $0.argv.joined(separator: " ") },
+                        file: img.map { File(path: $0.filename) }, created_time: (bootEpochNs + Int64(r.id.startNs)) / 1_000_000,
+                        parent_process: parent,
+                        ancestry: ancestry.map { Ancestor(pid: $0.id.pid, uid: $0.id.description, name: $0.name) })
+        return AuditEvent(class_uid: 1007, class_name: "Process Activity", category_uid: 1, category_name: "System Activity",
+                          activity_id: 1, activity_name: "Launch", type_uid: 100701, time: timeMs,
+                          severity_id: blocked ? 4 : 2, message: message, process: p, actor: Actor(process: parent),
+                          action_id: blocked ? 2 : 1, disposition_id: blocked ? 2 : 1,
+                          revenant: Extension(event: blocked ? "blocked" : "matched", rule: rules, tier: tier))
+    }
+}
