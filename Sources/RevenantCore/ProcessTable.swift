@@ -130,8 +130,9 @@ public struct ProcessTable: Sendable {
             }
             insert(r)
         case .exec(let e):
-            var r = processes[e.process] ?? ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
-            let isNew = processes[e.process] == nil
+            let existing = processes[e.process]
+            let isNew = existing == nil
+            var r = existing ?? ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
             if r.parent == nil, let p = e.parent { r.parent = p }
             // An image inherited at fork is replaced by the first exec.
             if r.imageInherited {
@@ -147,8 +148,9 @@ public struct ProcessTable: Sendable {
             if r.denied.count > 16 { r.denied.removeFirst() }
             processes[r.id] = r
         case .exit(let e):
-            var r = processes[e.process] ?? ProcessRecord(id: e.process, parent: e.parent, comm: "")
-            let isNew = processes[e.process] == nil
+            let existing = processes[e.process]
+            let isNew = existing == nil
+            var r = existing ?? ProcessRecord(id: e.process, parent: e.parent, comm: "")
             if r.parent == nil, let p = e.parent { r.parent = p }
             guard !r.exited else { return }
             r.exitTime = e.time

@@ -223,7 +223,7 @@ public final class Daemon: Sendable {
                     dirty[id] = ()
                     if case .exec(let x) = e, var r = table[id], var img = r.image {
                         if x.matched != 0, let policy {
-                            img.enforcement = enforce(x, record: r, policy: policy, enforcer: enforcer, table: table)
+                            img.enforcement = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs)
                             r.images[r.images.count - 1] = img
                             table.replaceLatestImage(of: id, with: img)
                         }
@@ -295,8 +295,8 @@ public final class Daemon: Sendable {
         }
     }
 
-    /// Logs an enforcement with its lineage; falls back to a userspace kill when the kernel could not.
-    private func enforce(_ e: ExecEvent, record: ProcessRecord, policy: CompiledPolicy, enforcer: Enforcer, table: ProcessTable) -> String? {
+    /// Logs and audits an enforcement with its lineage; kills from userspace when the kernel could not.
+    private func enforce(_ e: ExecEvent, policy: CompiledPolicy, table: ProcessTable, bootEpochNs: Int64) -> String? {
         // argv globs refine what the kernel matched.
         var mask = e.matched
         for (i, r) in policy.rules.enumerated() where r.match.argv != nil && mask & policy.bitFor(i) != 0 {
@@ -305,34 +305,39 @@ public final class Daemon: Sendable {
         let rules = policy.rules(in: mask)
         guard !rules.isEmpty else { return nil }
         let names = rules.map { "\"\($0.name)\"" }.joined(separator: ", ")
-        var text: String
+        let text: String
+        var tier: EnforcementTier?
+        var blocked = false
         switch e.action {
         case .kill:
             text = "killed at exec by the kernel (rule \(names))"
+            tier = .killAtExec
+            blocked = true
         case .killFailed:
-            let ok = PidfdKiller.kill(e.process)
-            text = ok ? "killed from userspace, the kernel could not (rule \(names))" : "kill failed (rule \(names))"
+            blocked = PidfdKiller.kill(e.process)
+            text = blocked ? "killed from userspace, the kernel could not (rule \(names))" : "kill failed (rule \(names))"
+            tier = .userspaceKill
         case .deny:
             text = "denied (rule \(names))"
+            tier = .deny
+            blocked = true
         case .audit where config.userspaceKill && rules.contains { $0.action != .audit }:
-            let ok = PidfdKiller.kill(e.process)
-            text = ok ? "killed from userspace (rule \(names))" : "userspace kill missed: already gone (rule \(names))"
+            blocked = PidfdKiller.kill(e.process)
+            text = blocked ? "killed from userspace (rule \(names))" : "userspace kill missed: already gone (rule \(names))"
+            tier = .userspaceKill
         case .audit, .none:
             let strongest = rules.map(\.action).max() ?? .audit
             text = strongest == .audit ? "audited (rule \(names))" : "matched \(strongest) rule \(names) but the kernel did not act"
         }
-        let blocked = e.action == .kill || e.action == .deny || text.hasPrefix("killed")
-        let tierText = e.action == .kill ? EnforcementTier.killAtExec.rawValue : e.action == .killFailed || text.contains("userspace") ? EnforcementTier.userspaceKill.rawValue : nil
-        if let r = table[table.canonical(e.process)] {
-            self.record(.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: BootClock().bootEpochNs, timeMs: Daemon.nowMs(),
-                           rules: rules.map(\.name), tier: tierText, blocked: blocked, message: text))
+        let id = table.canonical(e.process)
+        if let r = table[id] {
+            record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: Daemon.nowMs(),
+                           rules: rules.map(\.name), tier: tier?.rawValue, blocked: blocked, message: text))
         }
-        let level: Logger.Level = e.action == .audit || e.action == .none ? .info : .warning
-        log.log(level: level, "\(text)", metadata: [
+        log.log(level: tier == nil ? .info : .warning, "\(text)", metadata: [
             "pid": "\(e.process.pid)", "id": "\(e.process)", "exe": "\(e.filename)",
-            "argv": "\(e.argv.joined(separator: " "))",
-            "tier": "\(e.action == .kill ? EnforcementTier.killAtExec.rawValue : e.action == .killFailed ? EnforcementTier.userspaceKill.rawValue : e.action == .deny ? EnforcementTier.deny.rawValue : "none")",
-            "ancestry": "\(Lineage.chain(table, of: table.canonical(e.process)))"])
+            "argv": "\(e.argv.joined(separator: " "))", "tier": "\(tier?.rawValue ?? "none")",
+            "ancestry": "\(Lineage.chain(table, of: id))"])
         return text
     }
 

@@ -8,12 +8,6 @@ struct Doctor: ParsableCommand {
 
     @Flag(help: "JSON output.") var json = false
 
-    /// Whether a deny program can attach here (for `policy check`), without loading anything.
-    static func lsmActiveHint() -> Bool {
-        ((try? String(contentsOfFile: "/sys/kernel/security/lsm", encoding: .utf8)) ?? "")
-            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").contains("bpf")
-    }
-
     func run() throws {
         let p = HostProbe.run()
         if json {

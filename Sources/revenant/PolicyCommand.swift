@@ -21,11 +21,10 @@ struct PolicyCommand: ParsableCommand {
             } catch {
                 throw Failure(error.description, status: 1)
             }
-            let lsm = Doctor.lsmActiveHint()
             if json {
                 struct R: Encodable { let name, action, tier: String; let exe, script, comm, argv: String?; let kill_existing: Bool; let kernel_keys: [String]; let line: Int }
                 LineWriter.stdout.json(compiled.rules.enumerated().map { i, r in
-                    R(name: r.name, action: r.action.rawValue, tier: tier(r, lsm: lsm), exe: r.match.exe, script: r.match.script,
+                    R(name: r.name, action: r.action.rawValue, tier: tier(r), exe: r.match.exe, script: r.match.script,
                       comm: r.match.comm, argv: r.match.argv, kill_existing: r.killExisting, kernel_keys: keys(r, i, compiled), line: r.line)
                 })
                 return
@@ -35,7 +34,7 @@ struct PolicyCommand: ParsableCommand {
             for (i, r) in compiled.rules.enumerated() {
                 out.line("")
                 out.line("  \(r.name)  (line \(r.line))")
-                out.line("    action   \(r.action.rawValue) → \(tier(r, lsm: lsm))")
+                out.line("    action   \(r.action.rawValue) → \(tier(r))")
                 if let e = r.match.exe { out.line("    exe      \(e)  → device+inode \(exeID(e))") }
                 if let s = r.match.script {
                     out.line("    script   \(s)  → " + (s.hasPrefix("/") ? "argv element or exec path equal to it, or its name run from \((s as NSString).deletingLastPathComponent)" : "any argv element or exec path named \(s)"))
@@ -48,7 +47,7 @@ struct PolicyCommand: ParsableCommand {
             }
         }
 
-        func tier(_ r: PolicyRule, lsm: Bool) -> String {
+        func tier(_ r: PolicyRule) -> String {
             switch r.action {
             case .audit: return "recorded, not stopped"
             case .kill: return "SIGKILL at exec, in the kernel"
