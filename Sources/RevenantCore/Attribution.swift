@@ -62,7 +62,7 @@ public enum Attribution {
             return Finding(mechanism: .unknown, confidence: .low, evidence: ["no instance on record"])
         }
         let several = sorted.count > 1
-        var spawner = several ? persistentSpawner(sorted) : latest.ancestry.first
+        let spawner = several ? persistentSpawner(sorted) : latest.ancestry.first
         if several, let s = spawner {
             evidence.append("\(sorted.count) instances, each forked under \(s.name)(\(s.id.pid)) \(s.id)")
         } else if !several {
@@ -111,13 +111,16 @@ public enum Attribution {
             if n.contains(where: { $0 == "runsv" || $0 == "s6-supervise" }) { f.mechanism = .runit; f.spawner = r; break }
         }
         if f.mechanism == .unknown {
-            if cgroup.hasSuffix(".service"), spawner?.id.pid == 1 {
+            if cgroup.hasSuffix(".service"), let s = spawner, isSystemManager(s) {
                 f.mechanism = cgroup == "rc-local.service" ? .rcLocal : .systemdService
                 f.unit = cgroup
-                f.evidence.append("in cgroup \(cgroup), forked by PID 1")
-            } else if cgroup.hasSuffix(".service"), chain.contains(where: { $0.name == "systemd" && $0.id.pid != 1 }) {
+                f.evidence.append(s.id.pid == 1 ? "in cgroup \(cgroup), forked by PID 1"
+                                  : "in cgroup \(cgroup), forked by systemd(\(s.id.pid)), PID 1 of its own namespace")
+            } else if cgroup.hasSuffix(".service"), let u = chain.first(where: { $0.name == "systemd" && !isSystemManager($0) }) {
                 f.mechanism = .systemdUserUnit
                 f.unit = cgroup
+                f.spawner = u
+                f.evidence.append("in cgroup \(cgroup), forked by the user manager systemd(\(u.id.pid))")
             } else if let s = spawner, shells.contains(s.name) {
                 f.mechanism = .shellLoop
                 f.evidence.append("\(s.name)(\(s.id.pid)) is a long-lived shell that forked every instance")
@@ -156,6 +159,14 @@ public enum Attribution {
             f.confidence = .low
         }
         return f
+    }
+
+    /// systemd as a system manager: the host's PID 1, or PID 1 of a container (`--system`).
+    static func isSystemManager(_ r: ProcessRecord) -> Bool {
+        if r.id.pid == 1 { return true }
+        guard r.name == "systemd" || r.image?.filename.hasSuffix("/systemd") == true else { return false }
+        let argv = r.image?.argv ?? []
+        return argv.contains("--system") && !argv.contains("--user")
     }
 
     /// Gaps between consecutive starts, in seconds.

@@ -52,11 +52,33 @@ public enum Attributor {
         }
         let latest = instances.max { $0.startWallNs < $1.startWallNs }
         let workerArgv = latest?.process.image?.argv ?? []
+        var f = f
+        // A live instance carries its manager's markers in its environment.
+        let markers = latest.map { reader.markers($0.process.id) } ?? [:]
+        if let t = markers["TRIGGER_UNIT"] { f.evidence.append("environment: TRIGGER_UNIT=\(t)") }
+        if let p = markers["SUPERVISOR_PROCESS_NAME"] {
+            f.evidence.append("environment: SUPERVISOR_PROCESS_NAME=\(p)")
+            if f.mechanism == .unknown { f.mechanism = .supervisord; f.confidence = .medium }
+        }
         var source: ConfigSource?
         var remediation: [String] = []
         switch f.mechanism {
         case .systemdService, .systemdUserUnit, .systemdTimer:
-            if let u = f.unit { source = SystemdReader(root: cfgRoot).unit(u) }
+            let sd = SystemdReader(root: cfgRoot)
+            if let u = f.unit { source = sd.unit(u) }
+            // A timer is the respawner when one triggers the unit: name it and its trigger line.
+            if let u = f.unit, f.mechanism != .systemdUserUnit, let t = sd.timer(for: u) {
+                f.mechanism = .systemdTimer
+                f.evidence.append("\(u) is started by \(t.settings["timer"] ?? "a timer") (\(t.file):\(t.line))")
+                var timer = t
+                if let s = source {
+                    timer.notes.append("service unit \(s.file):\(s.line)  \(s.text)")
+                    timer.settings.merge(s.settings) { a, _ in a }
+                }
+                source = timer
+            } else if markers["TRIGGER_UNIT"]?.hasSuffix(".timer") == true {
+                f.mechanism = .systemdTimer
+            }
             if source == nil, let u = f.unit { remediation = ["systemctl disable --now \(u)"] }
         case .cron:
             if let c = f.command { source = CronReader(root: cfgRoot).find(command: c) }

@@ -82,14 +82,10 @@ public struct SystemdReader: Sendable {
         for dir in fs.list("/etc/systemd/system") where dir.hasSuffix(".wants") || dir.hasSuffix(".requires") {
             if fs.present("/etc/systemd/system/\(dir)/\(name)") { src.notes.append("pulled in by \(dir) (enabled)") }
         }
-        let base = name.hasSuffix(".service") ? String(name.dropLast(8)) : name
-        var timer: String?
-        for d in SystemdReader.searchPath where fs.exists("\(d)/\(base).timer") {
-            timer = "\(base).timer"
-            src.notes.append("started by timer \(d)/\(base).timer")
-            break
+        if let t = timer(for: name) {
+            src.notes.append("started by timer \(t.file):\(t.line)  \(t.text)")
+            src.remediation.append("systemctl disable --now \(t.settings["timer"] ?? "")")
         }
-        if let timer { src.remediation.append("systemctl disable --now \(timer)") }
         src.remediation.append("systemctl disable --now \(name)")
         if file.hasPrefix("/etc/systemd/system/") {
             src.remediation.append("# a unit file under /etc/systemd/system cannot be masked: move \(file) away, then systemctl daemon-reload")
@@ -97,6 +93,44 @@ public struct SystemdReader: Sendable {
             src.remediation.append("systemctl mask \(name)   # so nothing can start it again")
         }
         return src
+    }
+}
+
+extension SystemdReader {
+    /// The timer that starts `service`: one whose `Unit=` names it, else the one of the same name.
+    /// Its source line is the first `On…=` trigger.
+    public func timer(for service: String) -> ConfigSource? {
+        let base = service.hasSuffix(".service") ? String(service.dropLast(8)) : service
+        var seen: Set<String> = []
+        for dir in SystemdReader.searchPath {
+            for t in fs.list(dir).sorted() where t.hasSuffix(".timer") && !seen.contains(t) {
+                seen.insert(t)
+                guard let ls = fs.lines("\(dir)/\(t)") else { continue }
+                var section = "", unit: String?, first: (Int, String)?
+                var settings = ["timer": t]
+                for (i, raw) in ls.enumerated() {
+                    let l = raw.trimmingCharacters(in: .whitespaces)
+                    if l.hasPrefix("[") { section = l; continue }
+                    guard section == "[Timer]", let eq = l.firstIndex(of: "=") else { continue }
+                    let key = String(l[..<eq]).trimmingCharacters(in: .whitespaces)
+                    let value = String(l[l.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+                    if key == "Unit" { unit = value }
+                    if key.hasPrefix("On") {
+                        settings[key] = value
+                        if first == nil { first = (i + 1, l) }
+                    }
+                }
+                guard unit.map({ $0 == service }) ?? (String(t.dropLast(6)) == base) else { continue }
+                var src = ConfigSource(file: "\(dir)/\(t)", line: first?.0 ?? 1, text: first?.1 ?? ls.first ?? "", settings: settings)
+                for w in fs.list("/etc/systemd/system") where w.hasSuffix(".wants") && fs.present("/etc/systemd/system/\(w)/\(t)") {
+                    src.notes.append("timer pulled in by \(w) (enabled)")
+                }
+                src.remediation = ["systemctl disable --now \(t)   # the timer first, or it starts \(service) again",
+                                   "systemctl stop \(service)"]
+                return src
+            }
+        }
+        return nil
     }
 }
 
@@ -131,11 +165,11 @@ public struct CronReader: Sendable {
                 var src = ConfigSource(file: c.file, line: i + 1, text: l, settings: ["user": who])
                 if !ignored.isEmpty { src.notes.append("ignored by cron (bad file names in /etc/cron.d): \(ignored.joined(separator: ", "))") }
                 if c.file.hasPrefix("/var/spool/cron") {
-                    src.remediation.append("crontab -u \(who) -e   # delete line \(i + 1); it is \(who)'s crontab, not root's")
+                    src.remediation.append("crontab -u \(who) -l | grep -vxF \(shellQuote(raw)) | crontab -u \(who) -   # \(who)'s crontab, not root's")
                 } else {
                     src.remediation.append("sed -i '\(i + 1)s/^/# /' \(c.file)   # cron re-reads it within a minute")
                 }
-                src.remediation.append("pkill -f '\(cmd.replacingOccurrences(of: "'", with: "'\\''"))'   # then stop what it already started")
+                src.remediation.append("pkill -f \(shellQuote(cmd))   # then stop what it already started")
                 return src
             }
         }
@@ -248,3 +282,6 @@ public struct ScriptReader: Sendable {
         return ConfigSource(file: file, line: i + 1, text: lines[i].trimmingCharacters(in: .whitespaces))
     }
 }
+
+/// One shell word, single-quoted.
+func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }

@@ -49,6 +49,24 @@ public struct ProcReader: Sendable {
         stat(pid).map { Identity(pid: pid, startTicks: $0.startTicks) }
     }
 
+    /// The markers process managers leave in a child's environment (TRIGGER_UNIT,
+    /// SUPERVISOR_PROCESS_NAME, INVOCATION_ID…), read only when `id` still names the process.
+    public func markers(_ id: Identity) -> [String: String] {
+        guard let now = identity(id.pid), now.sameTick(id),
+              let bytes = readFile("\(root)/\(id.pid)/environ", limit: 256 << 10) else { return [:] }
+        var out: [String: String] = [:]
+        for entry in bytes.split(separator: 0) {
+            let s = String(decoding: entry, as: UTF8.self)
+            guard let eq = s.firstIndex(of: "=") else { continue }
+            let key = String(s[..<eq])
+            if ProcReader.markerKeys.contains(key) || key.hasPrefix("SUPERVISOR_") { out[key] = String(s[s.index(after: eq)...]) }
+        }
+        return out
+    }
+
+    static let markerKeys: Set<String> = ["TRIGGER_UNIT", "TRIGGER_TIMER_REALTIME_USEC", "TRIGGER_TIMER_MONOTONIC_USEC",
+                                          "INVOCATION_ID", "JOURNAL_STREAM", "MANAGERPID", "PM2_HOME", "pm_id"]
+
     /// One process as a seeded record: its current parent, its current image.
     public func record(_ pid: Int32) -> ProcessRecord? {
         guard let st = stat(pid) else { return nil }

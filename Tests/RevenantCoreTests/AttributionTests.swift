@@ -59,6 +59,23 @@ private func inst(_ p: ProcessRecord, _ chain: [ProcessRecord], at t: Int64) -> 
         #expect(sd.mechanism == .systemdService)
         #expect(sd.unit == "training-worker.service")
 
+        // systemd as PID 1 of a container: another PID on the host, `--system` in its argv.
+        let nsd = rec(4321, 5, ["/lib/systemd/systemd", "--system", "--unit=multi-user.target"])
+        let ns = Attribution.analyze((0..<2).map { i in
+            inst(rec(Int32(810 + i), UInt64(10 + i), ["/usr/bin/python3", "/opt/w.py"], cgroup: "training-worker.service"), [nsd, initP], at: Int64(i))
+        })
+        #expect(ns.mechanism == .systemdService)
+        #expect(ns.spawner?.id.pid == 4321)
+        #expect(ns.evidence.contains { $0.contains("PID 1 of its own namespace") })
+
+        let user = rec(3000, 5, ["/lib/systemd/systemd", "--user"], cgroup: "init.scope")
+        let u = Attribution.analyze((0..<2).map { i in
+            inst(rec(Int32(3010 + i), UInt64(10 + i), ["/opt/w"], cgroup: "sync.service"), [user, initP], at: Int64(i))
+        })
+        #expect(u.mechanism == .systemdUserUnit)
+        #expect(u.spawner?.id.pid == 3000)
+        #expect(u.unit == "sync.service")
+
         let rc = rec(900, 1, ["/bin/sh", "/etc/rc.local", "start"], cgroup: "rc-local.service")
         let loop = rec(901, 2, ["/bin/bash", "/opt/loop.sh"], cgroup: "rc-local.service")
         let l = Attribution.analyze((0..<3).map { i in

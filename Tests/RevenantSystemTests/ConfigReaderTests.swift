@@ -48,6 +48,22 @@ struct Fixture {
         #expect(s.remediation.contains { $0.contains("cannot be masked") })
     }
 
+    @Test func timerWithUnitNamesItsTriggerLine() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/systemd/system/sweep.service", "[Service]\nExecStart=/opt/sweep\n")
+        try f.write("/etc/systemd/system/nightly.timer", "[Unit]\nDescription=x\n\n[Timer]\nOnCalendar=*-*-* 03:00\nUnit=sweep.service\n")
+        try f.write("/lib/systemd/system/sweep.timer", "[Timer]\nOnBootSec=5\n")
+        try f.write("/etc/systemd/system/timers.target.wants/nightly.timer", "")
+        let r = SystemdReader(root: f.root)
+        let t = try #require(r.timer(for: "sweep.service"))
+        #expect(t.file == "/etc/systemd/system/nightly.timer", "Unit= wins over the same-named timer further down the path")
+        #expect(t.line == 5)
+        #expect(t.settings["OnCalendar"] == "*-*-* 03:00")
+        #expect(t.notes.contains("timer pulled in by timers.target.wants (enabled)"))
+        #expect(t.remediation.first?.hasPrefix("systemctl disable --now nightly.timer") == true)
+        #expect(r.timer(for: "other.service") == nil)
+    }
+
     @Test func templatedUnit() throws {
         let f = Fixture(); defer { f.cleanup() }
         try f.write("/lib/systemd/system/worker@.service", "[Service]\nExecStart=/opt/w %i\nRestart=always\n")
@@ -73,7 +89,7 @@ struct Fixture {
         let u = try #require(r.find(command: "/home/alice/bin/sync.sh"))
         #expect(u.file == "/var/spool/cron/crontabs/alice")
         #expect(u.line == 2)
-        #expect(u.remediation.first?.hasPrefix("crontab -u alice -e") == true)
+        #expect(u.remediation.first == "crontab -u alice -l | grep -vxF '*/5 * * * * /home/alice/bin/sync.sh' | crontab -u alice -   # alice's crontab, not root's")
         #expect(!CronReader.cronDNameValid("a.b"))
         #expect(CronReader.cronDNameValid("php-sessionclean_2"))
     }

@@ -63,17 +63,7 @@ let revenantBinary = packageRoot + "/.build/debug/revenant"
 
 /// Runs the revenant CLI and returns (status, stdout, stderr).
 func revenant(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: revenantBinary)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try sh([revenantBinary] + args)
 }
 
 func whoSpawnedJSON(_ pid: Int32, db: String, extra: [String] = []) throws -> [String: Any] {

@@ -1,0 +1,151 @@
+import Foundation
+import Glibc
+import RevenantSystem
+import Testing
+
+/// A real systemd 252 as PID 1 of its own PID+mount namespace, on an overlay of / (see
+/// scripts/systemd-ns.sh), drives three units: `Restart=always`, a double-forking
+/// `Type=forking` service, and a timer. The daemon on the host records them; who-spawned must
+/// read the unit files through `/proc/<systemd>/root`, where alone they exist.
+@Suite(.serialized) struct SystemdAttributionTests {
+    static let units: [String: String] = [
+        "rvtest.target": "[Unit]\nDescription=revenant test target\nDefaultDependencies=no\n",
+        "training-worker.service": """
+            [Unit]
+            Description=training worker
+            DefaultDependencies=no
+            StartLimitIntervalSec=0
+
+            [Service]
+            ExecStart=/usr/bin/python3 /opt/rvtest/training_worker.py
+            Restart=always
+            RestartSec=1
+
+            [Install]
+            WantedBy=rvtest.target
+
+            """,
+        "forked-worker.service": """
+            [Unit]
+            DefaultDependencies=no
+            StartLimitIntervalSec=0
+
+            [Service]
+            Type=forking
+            ExecStart=/bin/sh -c 'nohup /usr/bin/python3 /opt/rvtest/forked_worker.py >/dev/null 2>&1 &'
+            Restart=always
+            RestartSec=1
+
+            """,
+        "sweep.service": "[Unit]\nDefaultDependencies=no\n\n[Service]\nExecStart=/usr/bin/python3 /opt/rvtest/sweep.py\n",
+        "sweep.timer": """
+            [Unit]
+            DefaultDependencies=no
+
+            [Timer]
+            OnActiveSec=1
+            OnUnitActiveSec=2
+            AccuracySec=100ms
+
+            """,
+    ]
+
+    @Test(.timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
+        try Kernel.check()
+        try #require(FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd"), "systemd is not installed")
+        let dir = NSTemporaryDirectory() + "rvsdns-\(getpid())"
+        let etc = dir + "/upper/etc/systemd/system"
+        try FileManager.default.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, text) in Self.units { try text.write(toFile: "\(etc)/\(name)", atomically: true, encoding: .utf8) }
+        for u in ["training-worker.service", "forked-worker.service", "sweep.timer"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(etc)/rvtest.target.wants/\(u)", withDestinationPath: "../\(u)")
+        }
+        for w in ["training_worker.py", "forked_worker.py", "sweep.py"] {
+            try "import time\ntime.sleep(1)\n".write(toFile: "\(dir)/upper/opt/rvtest/\(w)", atomically: true, encoding: .utf8)
+        }
+
+        let d = try DaemonUnderTest(name: "systemd")
+        try await d.start()
+        let boot = try sh([packageRoot + "/scripts/systemd-ns.sh", "start", dir, "rvtest.target"])
+        defer { _ = try? sh([packageRoot + "/scripts/systemd-ns.sh", "stop", dir]) }
+        try #require(boot.status == 0, "systemd did not boot: \(boot.err)")
+        let systemd = try #require(Int(boot.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        func argv(_ w: String) -> [String] { ["/usr/bin/python3", "/opt/rvtest/\(w)"] }
+        var counts: [Int] = []
+        for _ in 0..<60 {
+            try await Task.sleep(for: .seconds(1))
+            let store = try? Store(path: d.db, readOnly: true)
+            counts = ["training_worker.py", "forked_worker.py", "sweep.py"].map { (try? store?.instances(argv: argv($0)).count) ?? 0 }
+            if counts.allSatisfy({ $0 >= 3 }) { break }
+        }
+        try #require(counts.allSatisfy { $0 >= 3 }, "instances seen (worker, forked, sweep): \(counts)")
+        try await d.settle()
+
+        func respawn(_ w: String) throws -> [String: Any] {
+            let latest = try #require(try Store(path: d.db, readOnly: true).instances(argv: argv(w)).first)
+            let j = try whoSpawnedJSON(latest.record.id.pid, db: d.db, extra: ["--id", latest.record.id.description])
+            return try #require(j["respawned_by"] as? [String: Any], "\(w): no respawned_by")
+        }
+        func line(of needle: String, in unit: String) -> Int {
+            (Self.units[unit]!.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == needle } ?? -2) + 1
+        }
+
+        // Restart=always: the unit file's line, read inside the namespace's root.
+        let r = try respawn("training_worker.py")
+        #expect(r["mechanism"] as? String == "systemd service")
+        #expect(r["unit"] as? String == "training-worker.service")
+        #expect((r["spawner"] as? [String: Any])?["pid"] as? Int == systemd)
+        #expect(r["config_root"] as? String == "/proc/\(systemd)/root")
+        let src = try #require(r["source"] as? [String: Any])
+        #expect(src["file"] as? String == "/etc/systemd/system/training-worker.service")
+        #expect(src["line"] as? Int == line(of: "Restart=always", in: "training-worker.service"))
+        #expect((src["notes"] as? [String])?.contains("pulled in by rvtest.target.wants (enabled)") == true)
+        #expect((r["settings"] as? [String: String]) == ["Restart": "always", "RestartSec": "1"])
+        let rem = r["remediation"] as? [String] ?? []
+        #expect(rem.first == "systemctl disable --now training-worker.service")
+        #expect(rem.contains { $0.contains("cannot be masked") })
+
+        // Double fork inside a unit: the shell is gone, the cgroup and the lineage still name systemd.
+        let f = try respawn("forked_worker.py")
+        #expect(f["mechanism"] as? String == "systemd service")
+        #expect(f["unit"] as? String == "forked-worker.service")
+        #expect((f["spawner"] as? [String: Any])?["pid"] as? Int == systemd)
+        let fsrc = try #require(f["source"] as? [String: Any])
+        #expect(fsrc["file"] as? String == "/etc/systemd/system/forked-worker.service")
+        #expect(fsrc["line"] as? Int == line(of: "Restart=always", in: "forked-worker.service"))
+
+        // The timer, not the service, is what brings the sweep back.
+        let t = try respawn("sweep.py")
+        #expect(t["mechanism"] as? String == "systemd timer")
+        #expect(t["unit"] as? String == "sweep.service")
+        let tsrc = try #require(t["source"] as? [String: Any])
+        #expect(tsrc["file"] as? String == "/etc/systemd/system/sweep.timer")
+        #expect(tsrc["line"] as? Int == line(of: "OnActiveSec=1", in: "sweep.timer"))
+        #expect((tsrc["notes"] as? [String])?.contains("timer pulled in by rvtest.target.wants (enabled)") == true)
+        #expect((t["remediation"] as? [String])?.first?.hasPrefix("systemctl disable --now sweep.timer") == true)
+
+        // The text report says the same.
+        let text = try revenant(["who-spawned", String(try Store(path: d.db, readOnly: true).instances(argv: argv("sweep.py"))[0].record.id.pid), "--db", d.db])
+        #expect(text.out.contains("Respawned by  systemd timer sweep.service"))
+        #expect(text.out.contains("/etc/systemd/system/sweep.timer:5  OnActiveSec=1"))
+        d.stop()
+    }
+}
+
+/// Runs a command to completion: (status, stdout, stderr).
+func sh(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0])
+    p.arguments = Array(argv.dropFirst())
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
