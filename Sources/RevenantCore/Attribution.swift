@@ -94,7 +94,7 @@ public enum Attribution {
                 // Debian: cron → CRON (per job) → sh -c CMD → … ; the daemon is the persistent one.
                 let daemon = chain[i...].last { names($0).contains { $0 == "cron" || $0 == "crond" } } ?? r
                 f.spawner = daemon
-                if let sh = chain[..<i].last(where: { shells.contains($0.name) }), let img = sh.image,
+                if let sh = chain[..<i].last(where: isShell), let img = sh.image,
                    let c = img.argv.firstIndex(of: "-c"), c + 1 < img.argv.count {
                     f.command = img.argv[c + 1]
                 }
@@ -121,7 +121,7 @@ public enum Attribution {
                 f.unit = cgroup
                 f.spawner = u
                 f.evidence.append("in cgroup \(cgroup), forked by the user manager systemd(\(u.id.pid))")
-            } else if let s = spawner, shells.contains(s.name) {
+            } else if let s = spawner, isShell(s) {
                 f.mechanism = .shellLoop
                 f.evidence.append("\(s.name)(\(s.id.pid)) is a long-lived shell that forked every instance")
                 if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
@@ -159,6 +159,15 @@ public enum Attribution {
             f.confidence = .low
         }
         return f
+    }
+
+    /// A shell, also when it runs a script (`#!/bin/sh` gives the script's name as comm).
+    static func isShell(_ r: ProcessRecord) -> Bool {
+        if shells.contains(r.name) { return true }
+        guard let img = r.image else { return false }
+        return [img.filename, img.interpreter ?? "", img.argv.first ?? ""].contains {
+            shells.contains(String($0.split(separator: "/").last ?? ""))
+        }
     }
 
     /// systemd as a system manager: the host's PID 1, or PID 1 of a container (`--system`).

@@ -4,8 +4,8 @@ import RevenantSystem
 import Testing
 
 /// A real systemd 252 as PID 1 of its own PID+mount namespace, on an overlay of / (see
-/// scripts/systemd-ns.sh), drives three units: `Restart=always`, a double-forking
-/// `Type=forking` service, and a timer. The daemon on the host records them; who-spawned must
+/// scripts/systemd-ns.sh), drives `Restart=always`, a double-forking `Type=forking` service,
+/// a timer, and rc.local starting a `while true` loop. The daemon on the host records them; who-spawned must
 /// read the unit files through `/proc/<systemd>/root`, where alone they exist.
 @Suite(.serialized) struct SystemdAttributionTests {
     static let units: [String: String] = [
@@ -37,6 +37,19 @@ import Testing
             RestartSec=1
 
             """,
+        // Debian's rc-local.service, without the default dependencies that would boot the overlay.
+        "rc-local.service": """
+            [Unit]
+            DefaultDependencies=no
+            ConditionFileIsExecutable=/etc/rc.local
+
+            [Service]
+            Type=forking
+            ExecStart=/etc/rc.local start
+            RemainAfterExit=yes
+            GuessMainPID=no
+
+            """,
         "sweep.service": "[Unit]\nDefaultDependencies=no\n\n[Service]\nExecStart=/usr/bin/python3 /opt/rvtest/sweep.py\n",
         "sweep.timer": """
             [Unit]
@@ -50,6 +63,9 @@ import Testing
             """,
     ]
 
+    static let rcLocal = "#!/bin/sh -e\n# started at boot\n/opt/rvtest/loop.sh &\nexit 0\n"
+    static let loop = "#!/bin/sh\nwhile true; do\n    /usr/bin/python3 /opt/rvtest/rc_worker.py\n    sleep 1\ndone\n"
+
     @Test(.timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
         try Kernel.check()
         try #require(FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd"), "systemd is not installed")
@@ -59,11 +75,15 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (name, text) in Self.units { try text.write(toFile: "\(etc)/\(name)", atomically: true, encoding: .utf8) }
-        for u in ["training-worker.service", "forked-worker.service", "sweep.timer"] {
+        for u in ["training-worker.service", "forked-worker.service", "sweep.timer", "rc-local.service"] {
             try FileManager.default.createSymbolicLink(atPath: "\(etc)/rvtest.target.wants/\(u)", withDestinationPath: "../\(u)")
         }
-        for w in ["training_worker.py", "forked_worker.py", "sweep.py"] {
+        for w in ["training_worker.py", "forked_worker.py", "sweep.py", "rc_worker.py"] {
             try "import time\ntime.sleep(1)\n".write(toFile: "\(dir)/upper/opt/rvtest/\(w)", atomically: true, encoding: .utf8)
+        }
+        for (path, text) in [("/etc/rc.local", Self.rcLocal), ("/opt/rvtest/loop.sh", Self.loop)] {
+            try text.write(toFile: dir + "/upper" + path, atomically: true, encoding: .utf8)
+            chmod(dir + "/upper" + path, 0o755)
         }
 
         let d = try DaemonUnderTest(name: "systemd")
@@ -78,10 +98,10 @@ import Testing
         for _ in 0..<60 {
             try await Task.sleep(for: .seconds(1))
             let store = try? Store(path: d.db, readOnly: true)
-            counts = ["training_worker.py", "forked_worker.py", "sweep.py"].map { (try? store?.instances(argv: argv($0)).count) ?? 0 }
+            counts = ["training_worker.py", "forked_worker.py", "sweep.py", "rc_worker.py"].map { (try? store?.instances(argv: argv($0)).count) ?? 0 }
             if counts.allSatisfy({ $0 >= 3 }) { break }
         }
-        try #require(counts.allSatisfy { $0 >= 3 }, "instances seen (worker, forked, sweep): \(counts)")
+        try #require(counts.allSatisfy { $0 >= 3 }, "instances seen (worker, forked, sweep, rc.local loop): \(counts)")
         try await d.settle()
 
         func respawn(_ w: String) throws -> [String: Any] {
@@ -126,6 +146,19 @@ import Testing
         #expect(tsrc["line"] as? Int == line(of: "OnActiveSec=1", in: "sweep.timer"))
         #expect((tsrc["notes"] as? [String])?.contains("timer pulled in by rvtest.target.wants (enabled)") == true)
         #expect((t["remediation"] as? [String])?.first?.hasPrefix("systemctl disable --now sweep.timer") == true)
+
+        // rc.local started a `while true` loop: the loop shell respawns, rc.local launched it.
+        let l = try respawn("rc_worker.py")
+        #expect(l["mechanism"] as? String == "shell loop")
+        #expect(l["launcher_mechanism"] as? String == "rc.local")
+        #expect((l["spawner"] as? [String: Any])?["argv"] as? [String] == ["/bin/sh", "/opt/rvtest/loop.sh"])
+        let lsrc = try #require(l["source"] as? [String: Any])
+        #expect(lsrc["file"] as? String == "/opt/rvtest/loop.sh")
+        #expect(lsrc["line"] as? Int == 3)
+        let lrem = l["remediation"] as? [String] ?? []
+        let loopPid = (l["spawner"] as? [String: Any])?["pid"] as? Int ?? -1
+        #expect(lrem.first?.hasPrefix("kill \(loopPid)") == true, "the loop shell before its child")
+        #expect(lrem.contains("# started at boot by /etc/rc.local:3: /opt/rvtest/loop.sh &"))
 
         // The text report says the same.
         let text = try revenant(["who-spawned", String(try Store(path: d.db, readOnly: true).instances(argv: argv("sweep.py"))[0].record.id.pid), "--db", d.db])
