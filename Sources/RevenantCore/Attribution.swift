@@ -94,9 +94,10 @@ public enum Attribution {
                 // Debian: cron → CRON (per job) → sh -c CMD → … ; the daemon is the persistent one.
                 let daemon = chain[i...].last { names($0).contains { $0 == "cron" || $0 == "crond" } } ?? r
                 f.spawner = daemon
-                if let sh = chain[..<i].last(where: isShell), let img = sh.image,
-                   let c = img.argv.firstIndex(of: "-c"), c + 1 < img.argv.count {
-                    f.command = img.argv[c + 1]
+                // The job's `sh -c CMD`: a forking ancestor, or the worker itself before the shell exec'd it.
+                let shellImages = chain[..<i].reversed().filter(isShell).compactMap(\.image) + latest.process.images.dropLast()
+                for img in shellImages {
+                    if let c = img.argv.firstIndex(of: "-c"), c + 1 < img.argv.count { f.command = img.argv[c + 1]; break }
                 }
                 f.evidence.append("cron job chain: " + chain[...i].reversed().map { "\($0.name)(\($0.id.pid))" }.joined(separator: " → "))
                 if latest.process.adoptedBy != nil || chain.prefix(i).contains(where: { $0.exited }) {

@@ -45,6 +45,20 @@ private func inst(_ p: ProcessRecord, _ chain: [ProcessRecord], at t: Int64) -> 
         #expect(f.confidence == .medium, "one instance: not yet confirmed by a respawn")
     }
 
+    @Test func cronShellThatExecsTheWorkerStillGivesTheCommand() {
+        let cron = rec(500, 1, ["/usr/sbin/cron", "-f"])
+        let instances = (0..<2).map { k in
+            let job = rec(Int32(600 + k * 10), UInt64(100 + k), ["/usr/sbin/CRON", "-f"])
+            // dash runs a lone `-c` command by exec: the shell's image is the worker's first.
+            var w = rec(Int32(601 + k * 10), UInt64(100 + k), ["/bin/sh", "-c", "/usr/bin/python3 /opt/w.py"])
+            w.images.append(Image(time: UInt64(101 + k), filename: "/usr/bin/python3", argv: ["/usr/bin/python3", "/opt/w.py"], comm: "python3"))
+            return inst(w, [job, cron, initP], at: Int64(k) * 60_000_000_000)
+        }
+        let f = Attribution.analyze(instances)
+        #expect(f.mechanism == .cron)
+        #expect(f.command == "/usr/bin/python3 /opt/w.py")
+    }
+
     @Test func supervisordAndSystemdAndShellLoop() {
         let sup = rec(700, 1, ["/usr/bin/python3", "/usr/bin/supervisord", "-c", "/etc/supervisor/supervisord.conf"])
         let s = Attribution.analyze([700_1, 700_2].enumerated().map { i, pid in

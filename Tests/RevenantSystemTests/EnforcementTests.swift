@@ -375,7 +375,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
 /// Real cron: a /etc/cron.d job in the double-fork form operators write. Cron's granularity is
 /// one minute, so this waits for two ticks (up to about two and a half minutes).
 @Suite struct CronAttributionTests {
-    @Test(.timeLimit(.minutes(5))) func nohupJobFromCronDIsAttributedToItsLine() async throws {
+    @Test(.timeLimit(.minutes(5))) func cronDNohupJobAndAUserCrontabAreAttributedToTheirLines() async throws {
         try Kernel.check()
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/cron"), "cron is not installed: run scripts/install-deps.sh")
         let w = try MarkerWorker()
@@ -386,6 +386,15 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         let cronFile = "/etc/cron.d/rvtest-\(getpid())"
         try "# revenant test job\n* * * * * root \(job)\n".write(toFile: cronFile, atomically: true, encoding: .utf8)
         defer { unlink(cronFile) }
+        // And a user's crontab, installed with crontab(1) as an operator would, running the worker directly.
+        let userWorker = w.dir + "/v2/user_worker.py"
+        try "import time\ntime.sleep(2)\n".write(toFile: userWorker, atomically: true, encoding: .utf8)
+        try #require(try sh(["/usr/bin/crontab", "-l", "-u", "daemon"]).status != 0, "user daemon already has a crontab: not touching it")
+        let userTab = w.dir + "/daemon.crontab"
+        try "# worker\n* * * * * /usr/bin/python3 \(userWorker)\n".write(toFile: userTab, atomically: true, encoding: .utf8)
+        try #require(try sh(["/usr/bin/crontab", "-u", "daemon", userTab]).status == 0)
+        defer { _ = try? sh(["/usr/bin/crontab", "-u", "daemon", "-r"]) }
+        chmod(w.dir, 0o755); chmod(w.dir + "/v2", 0o755)
         let d = try DaemonUnderTest(name: "cron")
         try await d.start()
         let cron = spawn(["/usr/sbin/cron", "-f", "-L", "0"], wait: false)
@@ -413,6 +422,19 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         #expect(src["file"] as? String == cronFile)
         #expect(src["line"] as? Int == 2)
         #expect((r["remediation"] as? [String])?.first == "sed -i '2s/^/# /' \(cronFile)   # cron re-reads it within a minute")
+
+        let users = try Store(path: d.db, readOnly: true).instances(argv: ["/usr/bin/python3", userWorker])
+        try #require(users.count >= 2, "the user crontab ran \(users.count) times")
+        let u = try #require(try whoSpawnedJSON(users[0].record.id.pid, db: d.db, extra: ["--id", users[0].record.id.description])["respawned_by"] as? [String: Any])
+        #expect(u["mechanism"] as? String == "cron")
+        #expect((u["spawner"] as? [String: Any])?["pid"] as? Int == Int(cron.pid))
+        let spool = "/var/spool/cron/crontabs/daemon"
+        let installed = try String(contentsOfFile: spool, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let usrc = try #require(u["source"] as? [String: Any])
+        #expect(usrc["file"] as? String == spool)
+        #expect(usrc["line"] as? Int == (installed.firstIndex { $0.hasSuffix(userWorker) } ?? -2) + 1, "crontab(1) adds a header: the line is the spool file's")
+        #expect((u["settings"] as? [String: String])?["user"] == "daemon")
+        #expect((u["remediation"] as? [String])?.first?.hasPrefix("crontab -u daemon -l | grep -vxF '* * * * * /usr/bin/python3 \(userWorker)'") == true)
         d.stop()
     }
 }
