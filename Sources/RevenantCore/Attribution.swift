@@ -106,10 +106,19 @@ public enum Attribution {
                 break
             }
             if n.contains(where: { $0.hasPrefix("containerd-shim") || $0 == "conmon" || $0 == "dockerd" }) {
-                f.mechanism = .container; f.spawner = r; break
+                f.mechanism = .container; f.spawner = r
+                f.unit = containerID(cgroup)
+                f.evidence.append("forked under \(r.name)(\(r.id.pid))" + (f.unit.map { ", container \($0)" } ?? ""))
+                break
             }
             if n.contains(where: { $0.hasPrefix("PM2") || $0 == "pm2" }) { f.mechanism = .pm2; f.spawner = r; break }
             if n.contains(where: { $0 == "runsv" || $0 == "s6-supervise" }) { f.mechanism = .runit; f.spawner = r; break }
+        }
+        if f.mechanism == .unknown, let id = containerID(cgroup) {
+            // The shim may predate us (seeded) or sit outside the chain; the cgroup still says so.
+            f.mechanism = .container
+            f.unit = id
+            f.evidence.append("in container cgroup \(cgroup)")
         }
         if f.mechanism == .unknown {
             if cgroup.hasSuffix(".service"), let s = spawner, isSystemManager(s) {
@@ -160,6 +169,17 @@ public enum Attribution {
             f.confidence = .low
         }
         return f
+    }
+
+    /// The container id in a cgroup leaf: docker-ID.scope, libpod-ID.scope, cri-containerd-ID.scope,
+    /// crio-ID.scope, or a bare 64-hex id (cgroupfs driver). Shortened to 12 like `docker ps`.
+    public static func containerID(_ leaf: String) -> String? {
+        var s = Substring(leaf)
+        if s.hasSuffix(".scope") { s = s.dropLast(6) }
+        for p in ["docker-", "libpod-", "cri-containerd-", "crio-"] where s.hasPrefix(p) { s = s.dropFirst(p.count); break }
+        guard s.count == 64, s.allSatisfy(\.isHexDigit) else { return nil }
+        let engine = leaf.hasPrefix("libpod-") ? "podman" : leaf.hasPrefix("cri") ? "cri" : "docker"
+        return "\(engine) \(s.prefix(12))"
     }
 
     /// A shell, also when it runs a script (`#!/bin/sh` gives the script's name as comm).

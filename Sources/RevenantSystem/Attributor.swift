@@ -97,6 +97,14 @@ public enum Attributor {
                                "pkill -f '\(workerArgv.joined(separator: " "))'"]
             }
             if let src = source { remediation.append("# then remove or comment out \(src.file):\(src.line)") }
+        case .container:
+            if let u = f.unit {
+                let parts = u.split(separator: " ")
+                let tool = parts.first == "podman" ? "podman" : parts.first == "cri" ? "crictl" : "docker"
+                let id = parts.last.map(String.init) ?? u
+                remediation = tool == "crictl" ? ["crictl stop \(id)   # then fix the pod spec: the kubelet recreates it"]
+                    : ["\(tool) update --restart=no \(id)   # a restart policy brings it back", "\(tool) stop \(id)"]
+            }
         default:
             break
         }

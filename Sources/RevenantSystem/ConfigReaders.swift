@@ -164,6 +164,9 @@ public struct CronReader: Sendable {
                 let who = c.user ?? user ?? "root"
                 var src = ConfigSource(file: c.file, line: i + 1, text: l, settings: ["user": who])
                 if !ignored.isEmpty { src.notes.append("ignored by cron (bad file names in /etc/cron.d): \(ignored.joined(separator: ", "))") }
+                if let pat = CronReader.selfMatchingPgrep(cmd) {
+                    src.notes.append("`pgrep -f \(pat)` also matches the job's own `sh -c` line, so this guard always finds something; write it as `pgrep -f '[\(pat.prefix(1))]\(pat.dropFirst())'`")
+                }
                 if c.file.hasPrefix("/var/spool/cron") {
                     src.remediation.append("crontab -u \(who) -l | grep -vxF \(shellQuote(raw)) | crontab -u \(who) -   # \(who)'s crontab, not root's")
                 } else {
@@ -177,6 +180,19 @@ public struct CronReader: Sendable {
             for (i, l) in lines.enumerated() where !l.hasPrefix("#") && l.contains(want) {
                 return ConfigSource(file: "/etc/anacrontab", line: i + 1, text: l, remediation: ["sed -i '\(i + 1)s/^/# /' /etc/anacrontab"])
             }
+        }
+        return nil
+    }
+
+    /// The pattern of a `pgrep -f PATTERN` guard that matches its own shell (no `[x]` trick, no anchor).
+    public static func selfMatchingPgrep(_ cmd: String) -> String? {
+        let t = cmd.split(separator: " ").map(String.init)
+        guard let p = t.firstIndex(where: { $0 == "pgrep" || $0.hasSuffix("/pgrep") }) else { return nil }
+        var full = false
+        for tok in t[(p + 1)...] {
+            if tok.hasPrefix("-") { if tok.dropFirst().contains("f") { full = true }; continue }
+            let pat = tok.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+            return full && !pat.contains("[") && !pat.hasPrefix("^") && !pat.isEmpty ? pat : nil
         }
         return nil
     }

@@ -100,6 +100,23 @@ private func inst(_ p: ProcessRecord, _ chain: [ProcessRecord], at t: Int64) -> 
         #expect(l.launcherMechanism == .rcLocal)
     }
 
+    @Test func containersByShimOrByCgroup() {
+        let id = String(repeating: "ab12", count: 16)
+        let shim = rec(70, 1, ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby"])
+        let c = Attribution.analyze((0..<2).map { i in
+            inst(rec(Int32(71 + i), UInt64(2 + i), ["/opt/w"], cgroup: "docker-\(id).scope"), [shim, initP], at: Int64(i))
+        })
+        #expect(c.mechanism == .container)
+        #expect(c.spawner?.id.pid == 70)
+        #expect(c.unit == "docker ab12ab12ab12")
+        // A seeded process whose shim is not on record: the cgroup alone.
+        let p = Attribution.analyze([inst(rec(80, 2, ["/opt/w"], cgroup: "libpod-\(id).scope"), [initP], at: 0)])
+        #expect(p.mechanism == .container)
+        #expect(p.unit == "podman ab12ab12ab12")
+        #expect(Attribution.containerID(id) == "docker ab12ab12ab12")
+        #expect(Attribution.containerID("session-3.scope") == nil)
+    }
+
     @Test func noKnownManagerIsSaidPlainly() {
         let odd = rec(40, 1, ["/usr/local/bin/respawnd"])
         let f = Attribution.analyze((0..<2).map { i in inst(rec(Int32(41 + i), UInt64(2 + i), ["/opt/w"]), [odd, initP], at: Int64(i)) })

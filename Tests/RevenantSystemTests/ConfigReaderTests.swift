@@ -1,4 +1,5 @@
 import Foundation
+import RevenantCore
 import RevenantSystem
 import Testing
 
@@ -85,6 +86,9 @@ struct Fixture {
         #expect(s.line == 2)
         #expect(s.settings["user"] == "root")
         #expect(s.notes.contains { $0.contains("worker.disabled") })
+        #expect(s.notes.contains { $0.contains("always finds something") && $0.contains("'[t]raining_worker.py'") })
+        #expect(CronReader.selfMatchingPgrep("pgrep -f '[t]raining' || x") == nil)
+        #expect(CronReader.selfMatchingPgrep("pgrep training || x") == nil, "without -f pgrep matches the name only")
         #expect(r.find(command: "python3 /opt/w/other.py") == nil, "cron ignores files with a dot in the name")
         let u = try #require(r.find(command: "/home/alice/bin/sync.sh"))
         #expect(u.file == "/var/spool/cron/crontabs/alice")
@@ -117,5 +121,22 @@ struct Fixture {
         try f.write("/etc/rc.local", "#!/bin/sh\n# boot\n/opt/loop.sh &\nexit 0\n")
         let s = try #require(ScriptReader(root: f.root).find(in: "/etc/rc.local", command: ["/bin/bash", "/opt/loop.sh"]))
         #expect(s.line == 3)
+    }
+
+    @Test func environmentMarkersOfALiveProcessOnly() throws {
+        let child = spawn(["/usr/bin/env", "TRIGGER_UNIT=sweep.timer", "SUPERVISOR_PROCESS_NAME=w", "SECRET=x", "/bin/sleep", "5"], wait: false)
+        defer { kill(child.pid, SIGKILL); var s: Int32 = 0; waitpid(child.pid, &s, 0) }
+        let r = ProcReader()
+        var id = r.identity(child.pid)
+        var m: [String: String] = [:]
+        for _ in 0..<50 {
+            usleep(20_000)
+            id = r.identity(child.pid)
+            if let id { m = r.markers(id) }
+            if m["TRIGGER_UNIT"] != nil { break }
+        }
+        #expect(m == ["TRIGGER_UNIT": "sweep.timer", "SUPERVISOR_PROCESS_NAME": "w"], "markers only, never other variables")
+        let stale = Identity(pid: child.pid, startTicks: (id?.startTicks ?? 0) + 1)
+        #expect(r.markers(stale).isEmpty, "another incarnation of the PID gives nothing")
     }
 }
