@@ -57,7 +57,7 @@ build: bpf
 # The daemon with its embedded defaults: a local store and the sample policy.
 run: build
 	$(Q)mkdir -p $(RUN_DIR)
-	$(Q)$(BIN) run --db $(RUN_DIR)/revenant.db --policy policy/sample.yaml --audit $(RUN_DIR)/audit.jsonl
+	$(Q)$(BIN) run --db $(RUN_DIR)/revenant.db --policy policy/sample.yaml --audit-log $(RUN_DIR)/audit.jsonl
 
 test: bpf
 	$(Q)$(SWIFT) build --build-tests

@@ -23,14 +23,35 @@ public struct AuditEvent: Encodable, Sendable {
         public var ancestry: [Ancestor]
     }
     public struct Actor: Encodable, Sendable { public var process: Parent? }
+    /// What respawns the process, as attribution found it when the record was written.
+    public struct Respawn: Encodable, Sendable, Equatable {
+        public var mechanism: String
+        public var unit: String?
+        public var spawner_pid: Int32?
+        public var spawner_uid: String?
+        public var file: String?
+        public var line: Int?
+        public var text: String?
+        public var instances: Int
+        public var confidence: String
+        public var remediation: [String]
+        public init(mechanism: String, unit: String?, spawner_pid: Int32?, spawner_uid: String?, file: String?, line: Int?,
+                    text: String?, instances: Int, confidence: String, remediation: [String]) {
+            self.mechanism = mechanism; self.unit = unit; self.spawner_pid = spawner_pid; self.spawner_uid = spawner_uid
+            self.file = file; self.line = line; self.text = text; self.instances = instances
+            self.confidence = confidence; self.remediation = remediation
+        }
+    }
     public struct Extension: Encodable, Sendable {
         public var seq: Int = 0
         public var prev_hash: String = AuditChain.genesis
         public var event: String
         public var rule: [String]?
         public var tier: String?
-        public var respawned_by: String?
+        public var respawned_by: Respawn?
         public var detail: String?
+        public var signal: Int32?
+        public var lost_records: Int?
     }
 
     public var class_uid: Int
@@ -48,6 +69,7 @@ public struct AuditEvent: Encodable, Sendable {
     public var actor: Actor?
     public var action_id: Int?
     public var disposition_id: Int?
+    public var exit_code: Int32?
     public var revenant: Extension
 
     /// A daemon lifecycle record (OCSF Base Event).
@@ -58,22 +80,58 @@ public struct AuditEvent: Encodable, Sendable {
                    revenant: Extension(event: what, detail: detail))
     }
 
-    /// A process launch that a rule matched (OCSF activity 1 Launch).
-    /// `blocked`: killed at exec or denied (action 2 Denied, disposition 2 Blocked).
-    public static func launch(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
-                              rules: [String], tier: String?, blocked: Bool, message: String) -> AuditEvent {
+    static func process(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64) -> Process {
         let img = r.image
         let parent = ancestry.first.map {
             Parent(pid: $0.id.pid, uid: $0.id.description, name: $0.name, cmd_line: $0.image.map { $0.argv.joined(separator: " ") })
         }
-        let p = Process(pid: r.id.pid, uid: r.id.description, name: r.name, cmd_line: img.map { $0.argv.joined(separator: " ") },
-                        file: img.map { File(path: $0.filename) }, created_time: (bootEpochNs + Int64(r.id.startNs)) / 1_000_000,
-                        parent_process: parent,
-                        ancestry: ancestry.map { Ancestor(pid: $0.id.pid, uid: $0.id.description, name: $0.name) })
+        return Process(pid: r.id.pid, uid: r.id.description, name: r.name, cmd_line: img.map { $0.argv.joined(separator: " ") },
+                       file: img.map { File(path: $0.filename) }, created_time: (bootEpochNs + Int64(r.id.startNs)) / 1_000_000,
+                       parent_process: parent,
+                       ancestry: ancestry.map { Ancestor(pid: $0.id.pid, uid: $0.id.description, name: $0.name) })
+    }
+
+    /// A process launch (OCSF activity 1 Launch) that a rule matched, or any with `--audit all`.
+    /// `blocked`: killed at exec or denied (action 2 Denied, disposition 2 Blocked).
+    public static func launch(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
+                              rules: [String], tier: String?, blocked: Bool, message: String,
+                              respawnedBy: Respawn? = nil) -> AuditEvent {
+        let p = process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
+        var ext = Extension(event: blocked ? "blocked" : rules.isEmpty ? "exec" : "matched", rule: rules.isEmpty ? nil : rules, tier: tier)
+        ext.respawned_by = respawnedBy
         return AuditEvent(class_uid: 1007, class_name: "Process Activity", category_uid: 1, category_name: "System Activity",
                           activity_id: 1, activity_name: "Launch", type_uid: 100701, time: timeMs,
-                          severity_id: blocked ? 4 : 2, message: message, process: p, actor: Actor(process: parent),
-                          action_id: blocked ? 2 : 1, disposition_id: blocked ? 2 : 1,
-                          revenant: Extension(event: blocked ? "blocked" : "matched", rule: rules, tier: tier))
+                          severity_id: blocked ? 4 : rules.isEmpty ? 1 : 2, message: message, process: p,
+                          actor: Actor(process: p.parent_process),
+                          action_id: blocked ? 2 : 1, disposition_id: blocked ? 2 : 1, revenant: ext)
+    }
+
+    /// A process exit (OCSF activity 2 Terminate), with its exit code or signal.
+    public static func terminate(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
+                                 rules: [String]) -> AuditEvent {
+        let p = process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
+        var ext = Extension(event: "exit", rule: rules.isEmpty ? nil : rules)
+        var code: Int32?
+        switch r.exitStatus {
+        case .exited(let c): code = c
+        case .signaled(let sig, _): ext.signal = sig
+        case nil: break
+        }
+        return AuditEvent(class_uid: 1007, class_name: "Process Activity", category_uid: 1, category_name: "System Activity",
+                          activity_id: 2, activity_name: "Terminate", type_uid: 100702, time: timeMs, severity_id: 1,
+                          message: "\(r.name)(\(r.id.pid)) ended: \(r.exitStatus.map { "\($0)" } ?? "gone")", process: p,
+                          actor: Actor(process: p.parent_process), exit_code: code, revenant: ext)
+    }
+
+    /// An attribution finding: what respawns a program, first seen or changed (OCSF Base Event).
+    public static func finding(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
+                               rules: [String], respawn: Respawn) -> AuditEvent {
+        var ext = Extension(event: "respawn finding", rule: rules.isEmpty ? nil : rules)
+        ext.respawned_by = respawn
+        let where_ = respawn.file.map { " (\($0):\(respawn.line ?? 0))" } ?? ""
+        return AuditEvent(class_uid: 0, class_name: "Base Event", category_uid: 0, category_name: "Uncategorized",
+                          activity_id: 99, activity_name: "respawn finding", type_uid: 99, time: timeMs, severity_id: 3,
+                          message: "\(r.image?.argv.joined(separator: " ") ?? r.name) is respawned by \(respawn.mechanism)\(where_)",
+                          process: process(r, ancestry: ancestry, bootEpochNs: bootEpochNs), revenant: ext)
     }
 }

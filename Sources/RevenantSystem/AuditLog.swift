@@ -1,17 +1,34 @@
 import Foundation
+import Glibc
 import RevenantCore
+
+public struct AuditLogError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var errno: Int32
+    public var description: String { "audit log \(path): \(String(cString: strerror(errno)))" }
+}
 
 /// Append-only JSON-lines audit log with a SHA-256 chain that continues across restarts and
 /// rotations. Bounds: rotated at `maxBytes`, `keep` old files (`audit.jsonl.1` is the newest).
+///
+/// Durability: each record is one write(2) on an O_APPEND descriptor, in the order the daemon
+/// saw the events. Records marked `sync` (enforcement, daemon lifecycle) are fsync'd before
+/// `append` returns; the others are fsync'd by `syncIfDirty()`, which the daemon calls every
+/// flush (200 ms). A failed write is cut back to the last whole record, counted, and recorded
+/// as an "audit gap" record once writing works again, so the chain stays verifiable.
 public final class AuditLog: @unchecked Sendable {
     public static let defaultPath = "/var/log/revenant/audit.jsonl"
     public let path: String
     let maxBytes: Int
     let keep: Int
-    private var handle: FileHandle
-    private var size: Int
+    private var fd: Int32 = -1
+    private var size: Int = 0
     private var seq: Int
     private var lastHash: String
+    private var dirty = false
+    /// Records that could not be written since the last successful write.
+    private var gap = 0
+    private var gapError: Int32 = 0
     private let lock = NSLock()
     private let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -22,57 +39,110 @@ public final class AuditLog: @unchecked Sendable {
     public init(path: String, maxBytes: Int = 64 << 20, keep: Int = 5) throws {
         self.path = path; self.maxBytes = maxBytes; self.keep = keep
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o750])
+        }
         // Continue the chain from the last record here, or in the newest rotated file.
         (seq, lastHash) = AuditLog.tail(path) ?? AuditLog.tail(path + ".1") ?? (0, AuditChain.genesis)
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
-        }
-        handle = h
-        size = Int(try h.seekToEnd())
+        try open()
     }
 
+    private func open() throws {
+        let f = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard f >= 0 else { throw AuditLogError(path: path, errno: errno) }
+        fd = f
+        size = Int(lseek(f, 0, SEEK_END))
+    }
+
+    /// The last record's seq and hash, from the file's last 64 KiB.
     static func tail(_ path: String) -> (Int, String)? {
-        guard let d = FileManager.default.contents(atPath: path) else { return nil }
-        guard let last = String(decoding: d, as: UTF8.self).split(separator: "\n").last.map(String.init),
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        let end = (try? h.seekToEnd()) ?? 0
+        try? h.seek(toOffset: end > 65_536 ? end - 65_536 : 0)
+        guard let d = try? h.readToEnd(),
+              let last = String(decoding: d, as: UTF8.self).split(separator: "\n").last.map(String.init),
               let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
               let ext = obj["revenant"] as? [String: Any], let s = ext["seq"] as? Int else { return nil }
         return (s, AuditChain.hash(last))
     }
 
-    public func append(_ event: AuditEvent) throws {
+    /// Appends one record; `sync` makes it durable before returning. Throws when it could not
+    /// be written (the record is then counted in the next "audit gap" record).
+    public func append(_ event: AuditEvent, sync: Bool = false) throws {
         lock.lock()
         defer { lock.unlock() }
+        if gap > 0 {
+            let lost = gap
+            var g = AuditEvent.daemon("audit gap", timeMs: Int64(Date().timeIntervalSince1970 * 1000),
+                                      detail: "\(lost) records could not be written: \(String(cString: strerror(gapError)))",
+                                      severity: 4)
+            g.revenant.lost_records = lost
+            do { try write(g) } catch { gap += 1; throw error }
+            gap = 0
+        }
+        do { try write(event) } catch { gap += 1; throw error }
+        if sync { fsyncLocked() }
+    }
+
+    private func write(_ event: AuditEvent) throws {
+        if fd < 0 { do { try open() } catch let e as AuditLogError { gapError = e.errno; throw e } }
         var e = event
         e.revenant.seq = seq + 1
         e.revenant.prev_hash = lastHash
         let line = String(decoding: try encoder.encode(e), as: UTF8.self)
-        if size + line.utf8.count + 1 > maxBytes && size > 0 { try rotate() }
-        try handle.write(contentsOf: Data((line + "\n").utf8))
-        size += line.utf8.count + 1
+        let bytes = Array((line + "\n").utf8)
+        if size + bytes.count > maxBytes && size > 0 { rotate() }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                let err = n < 0 ? errno : ENOSPC
+                // Never leave half a record: the chain must stay checkable.
+                _ = ftruncate(fd, off_t(size))
+                gapError = err
+                throw AuditLogError(path: path, errno: err)
+            }
+            off += n
+        }
+        size += bytes.count
         seq += 1
         lastHash = AuditChain.hash(line)
+        dirty = true
     }
 
-    private func rotate() throws {
-        try handle.close()
+    /// Renames the files along; when that fails the current file simply grows.
+    private func rotate() {
         let fm = FileManager.default
         try? fm.removeItem(atPath: "\(path).\(keep)")
         for i in stride(from: keep - 1, through: 1, by: -1) where fm.fileExists(atPath: "\(path).\(i)") {
-            try fm.moveItem(atPath: "\(path).\(i)", toPath: "\(path).\(i + 1)")
+            try? fm.moveItem(atPath: "\(path).\(i)", toPath: "\(path).\(i + 1)")
         }
-        try fm.moveItem(atPath: path, toPath: "\(path).1")
-        fm.createFile(atPath: path, contents: nil)
-        guard let h = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteNoPermission) }
-        handle = h
-        size = 0
+        guard rename(path, "\(path).1") == 0 else { return }
+        fsyncLocked()
+        let old = fd
+        do { try open() } catch { fd = -1 }
+        Glibc.close(old)
+    }
+
+    private func fsyncLocked() {
+        if fd >= 0 && dirty { _ = fsync(fd); dirty = false }
+    }
+
+    /// Makes everything appended so far durable.
+    public func syncIfDirty() {
+        lock.lock()
+        fsyncLocked()
+        lock.unlock()
     }
 
     public func close() {
         lock.lock()
-        try? handle.synchronize()
-        try? handle.close()
+        fsyncLocked()
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
         lock.unlock()
     }
 }

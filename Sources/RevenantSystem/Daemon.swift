@@ -27,6 +27,10 @@ public final class Daemon: Sendable {
         public var userspaceKill = false
         /// Audit log (JSON lines, OCSF, hash-chained); nil writes none.
         public var auditPath: String?
+        /// Audit every exec and exit, not only those a rule matched.
+        public var auditAll = false
+        /// Applied to every command line before it is stored, logged or audited.
+        public var redactor = Redactor()
         public init() {}
     }
 
@@ -38,12 +42,30 @@ public final class Daemon: Sendable {
         var inputs: AsyncStream<Input>.Continuation?
     }
     private let control = Mutex(Control())
-    private let audit = Mutex<AuditLog?>(nil)
+    private struct AuditState {
+        var log: AuditLog?
+        var failures = 0
+    }
+    private let audit = Mutex(AuditState())
 
-    private func record(_ e: AuditEvent) {
-        audit.withLock { log in
-            guard let a = log else { return }
-            do { try a.append(e) } catch { self.log.error("audit log write failed", metadata: ["error": "\(error)"]) }
+    /// A write failure never stops enforcement: it is logged loudly (the first, then every
+    /// 1,000th), and the log records the gap once it is writable again.
+    private func record(_ e: AuditEvent, sync: Bool = false) {
+        audit.withLock { st in
+            guard let a = st.log else { return }
+            do {
+                try a.append(e, sync: sync)
+                if st.failures > 0 {
+                    self.log.notice("audit log writable again", metadata: ["lost_records": "\(st.failures)", "file": "\(a.path)"])
+                    st.failures = 0
+                }
+            } catch {
+                st.failures += 1
+                if st.failures == 1 || st.failures % 1000 == 0 {
+                    self.log.critical("AUDIT LOG WRITE FAILED: records are being lost; enforcement continues",
+                                      metadata: ["error": "\(error)", "lost_records": "\(st.failures)"])
+                }
+            }
         }
     }
 
@@ -79,9 +101,9 @@ public final class Daemon: Sendable {
         let store = try Store(path: config.dbPath)
         if let path = config.auditPath {
             let a = try AuditLog(path: path)
-            audit.withLock { $0 = a }
+            audit.withLock { $0.log = a }
         }
-        record(.daemon("start", timeMs: Daemon.nowMs(), detail: "store \(config.dbPath)"))
+        record(.daemon("start", timeMs: Daemon.nowMs(), detail: "store \(config.dbPath)"), sync: true)
         let clock = BootClock()
         let boot = Daemon.bootID()
         let run = try store.beginRun(boot: boot, bootEpochNs: clock.bootEpochNs, version: config.version,
@@ -145,6 +167,8 @@ public final class Daemon: Sendable {
         }
 
         var dirty: [Identity: Void] = [:]
+        // Processes whose exit is audited: a rule matched them (or every one, with --audit all).
+        var audited: [Identity: [String]] = [:]
         batch = StoreBatch(boot: boot, bootEpochNs: clock.bootEpochNs)
         var lastFlush = ContinuousClock.now
         var lastRetention = ContinuousClock.now
@@ -177,6 +201,7 @@ public final class Daemon: Sendable {
                 lastFlush = ContinuousClock.now
             }
             batch = StoreBatch(boot: boot, bootEpochNs: clock.bootEpochNs)
+            audit.withLock { $0.log?.syncIfDirty() }
             if ContinuousClock.now - lastRetention > .seconds(config.retentionEverySeconds) {
                 lastRetention = ContinuousClock.now
                 let cutoff = Daemon.wallNs() - config.retentionSeconds * 1_000_000_000
@@ -199,18 +224,24 @@ public final class Daemon: Sendable {
                         policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: table)
                     } catch {
                         log.error("policy reload rejected, previous policy stays in force", metadata: ["error": "\(error)"])
-                        record(.daemon("policy rejected", timeMs: Daemon.nowMs(), detail: "\(error)", severity: 3))
+                        record(.daemon("policy rejected", timeMs: Daemon.nowMs(), detail: "\(error)", severity: 3), sync: true)
                     }
                 case .item(.malformed(let e)):
                     malformed += 1
                     log.warning("malformed record skipped", metadata: ["error": "\(e)"])
-                case .item(.event(let e)):
+                case .item(.event(let raw)):
+                    // Secrets leave the command line here, before the table, the store and the logs see it.
+                    var e = raw
+                    if case .exec(var x) = raw, !config.redactor.patterns.isEmpty {
+                        x.argv = config.redactor.apply(x.argv)
+                        e = .exec(x)
+                    }
                     if case .deny(let d) = e, let policy {
                         let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
                         if let r = table[table.canonical(d.process)] {
                             record(.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
                                            rules: policy.rules(in: d.matched).map(\.name), tier: EnforcementTier.deny.rawValue,
-                                           blocked: true, message: "denied exec of \(d.filename) (rule \(names))"))
+                                           blocked: true, message: "denied exec of \(d.filename) (rule \(names))"), sync: true)
                         }
                         log.warning("denied exec (rule \(names))", metadata: [
                             "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)",
@@ -221,13 +252,23 @@ public final class Daemon: Sendable {
                     ingested += 1
                     let id = table.canonical(e.process)
                     dirty[id] = ()
-                    if case .exec(let x) = e, var r = table[id], var img = r.image {
-                        if x.matched != 0, let policy {
-                            img.enforcement = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs)
+                    if case .exec(let x) = raw, var r = table[id], var img = r.image {
+                        if x.matched != 0, let policy,
+                           let (text, rules) = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
+                            img.enforcement = text
                             r.images[r.images.count - 1] = img
                             table.replaceLatestImage(of: id, with: img)
+                            audited[id] = rules
+                        } else if config.auditAll {
+                            record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
+                                           rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
+                            audited[id] = []
                         }
                         batch.images.append((id, r.images.count - 1 + r.imagesDropped, img))
+                    }
+                    if case .exit = e, let r = table[id], let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil) {
+                        record(.terminate(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
+                                          timeMs: Daemon.nowMs(), rules: rules))
                     }
                     if dirty.count + batch.images.count >= config.flushChanges { try flush() }
                 }
@@ -243,8 +284,8 @@ public final class Daemon: Sendable {
         try flush()
         let reason = control.withLock { $0.stopReason } ?? "event stream ended"
         try store.endRun(run, nowWallNs: Daemon.wallNs(), reason: reason, lostEvents: Int64(lost.ringbufFull))
-        record(.daemon("stop", timeMs: Daemon.nowMs(), detail: "\(reason); \(ingested) events, \(lost.ringbufFull) lost"))
-        audit.withLock { $0?.close() }
+        record(.daemon("stop", timeMs: Daemon.nowMs(), detail: "\(reason); \(ingested) events, \(lost.ringbufFull) lost"), sync: true)
+        audit.withLock { $0.log?.close() }
         log.info("stopped", metadata: ["reason": "\(reason)", "events": "\(ingested)", "malformed": "\(malformed)",
                                        "lost": "\(lost.ringbufFull)"])
     }
@@ -267,7 +308,8 @@ public final class Daemon: Sendable {
             "tier": "\(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))",
             "lsm": "\(enforcer.lsmActive ? (tracer.lsmSeesArgv ? "active" : "active (exe and exec path only: tracefs not mounted, argv scripts are killed at exec)") : "not active: deny rules are killed at exec")"])
         record(.daemon("policy loaded", timeMs: Daemon.nowMs(),
-                       detail: "\(path): \(compiled.rules.count) rules; \(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))"))
+                       detail: "\(path): \(compiled.rules.count) rules; \(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))"),
+               sync: true)
         killExisting(compiled, table: table)
         return compiled
     }
@@ -291,12 +333,56 @@ public final class Daemon: Sendable {
             let ok = PidfdKiller.kill(r.id, reader: reader)
             log.warning("kill_existing: \(ok ? "killed" : "could not kill") a running process", metadata: [
                 "pid": "\(pid)", "id": "\(r.id)", "rules": "\(names.joined(separator: ","))",
-                "argv": "\(img.argv.joined(separator: " "))", "ancestry": "\(Lineage.chain(table, of: table.canonical(r.id)))"])
+                "argv": "\(config.redactor.apply(img.argv).joined(separator: " "))", "ancestry": "\(Lineage.chain(table, of: table.canonical(r.id)))"])
         }
     }
 
+    /// Instances of each matched command line (newest last), for attribution in the audit log.
+    /// Bound: 16 instances for each of at most 4,096 command lines.
+    private let matchedInstances = Mutex<[String: (ids: [Identity], reported: AuditEvent.Respawn?)]>([:])
+
+    /// What respawns the program `id` runs, once it has been seen at least twice.
+    private func respawn(of id: Identity, table: ProcessTable, bootEpochNs: Int64, rules: [String]) -> AuditEvent.Respawn? {
+        guard let r = table[id], let argv = r.image?.argv, !argv.isEmpty else { return nil }
+        let key = argv.joined(separator: "\0")
+        let ids: [Identity] = matchedInstances.withLock { m in
+            if m[key] == nil && m.count >= 4096 { m.removeAll() }
+            var entry = m[key] ?? ([], nil)
+            if !entry.ids.contains(id) { entry.ids.append(id) }
+            if entry.ids.count > 16 { entry.ids.removeFirst(entry.ids.count - 16) }
+            m[key] = entry
+            return entry.ids
+        }
+        let instances = ids.compactMap { table[$0] }.map {
+            Instance(process: $0, ancestry: table.ancestry(of: $0.id), startWallNs: bootEpochNs + Int64($0.id.startNs),
+                     exitWallNs: $0.exitTime.map { bootEpochNs + Int64($0) })
+        }
+        guard instances.count >= 2 else { return nil }
+        let rep = Attributor.report(Attribution.analyze(instances), instances: instances, root: "/", reader: ProcReader())
+        let summary = AuditEvent.Respawn(
+            mechanism: rep.mechanism, unit: rep.unit, spawner_pid: rep.spawner?.pid, spawner_uid: rep.spawner?.id,
+            file: rep.source?.file, line: rep.source?.line, text: rep.source?.text, instances: rep.instances,
+            confidence: rep.confidence, remediation: rep.remediation)
+        // A finding record when the answer is new or has changed (not for every further instance).
+        let changed = matchedInstances.withLock { m -> Bool in
+            let old = m[key]?.reported
+            m[key]?.reported = summary
+            return old.map { $0.mechanism != summary.mechanism || $0.spawner_uid != summary.spawner_uid
+                || $0.file != summary.file || $0.line != summary.line } ?? true
+        }
+        if changed {
+            record(.finding(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: Daemon.nowMs(),
+                            rules: rules, respawn: summary), sync: true)
+            log.notice("respawn finding: \(argv.joined(separator: " ")) is respawned by \(summary.mechanism)", metadata: [
+                "spawner": "\(summary.spawner_uid ?? "?")", "source": "\(summary.file.map { "\($0):\(summary.line ?? 0)" } ?? "not found")",
+                "instances": "\(summary.instances)"])
+        }
+        return summary
+    }
+
     /// Logs and audits an enforcement with its lineage; kills from userspace when the kernel could not.
-    private func enforce(_ e: ExecEvent, policy: CompiledPolicy, table: ProcessTable, bootEpochNs: Int64) -> String? {
+    /// `e` carries the raw command line (argv globs match it); logs show the redacted one.
+    private func enforce(_ e: ExecEvent, policy: CompiledPolicy, table: ProcessTable, bootEpochNs: Int64) -> (String, [String])? {
         // argv globs refine what the kernel matched.
         var mask = e.matched
         for (i, r) in policy.rules.enumerated() where r.match.argv != nil && mask & policy.bitFor(i) != 0 {
@@ -331,14 +417,16 @@ public final class Daemon: Sendable {
         }
         let id = table.canonical(e.process)
         if let r = table[id] {
+            let why = respawn(of: id, table: table, bootEpochNs: bootEpochNs, rules: rules.map(\.name))
             record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: Daemon.nowMs(),
-                           rules: rules.map(\.name), tier: tier?.rawValue, blocked: blocked, message: text))
+                           rules: rules.map(\.name), tier: tier?.rawValue, blocked: blocked, message: text, respawnedBy: why),
+                   sync: blocked)
         }
         log.log(level: tier == nil ? .info : .warning, "\(text)", metadata: [
             "pid": "\(e.process.pid)", "id": "\(e.process)", "exe": "\(e.filename)",
-            "argv": "\(e.argv.joined(separator: " "))", "tier": "\(tier?.rawValue ?? "none")",
+            "argv": "\((table[id]?.image?.argv ?? []).joined(separator: " "))", "tier": "\(tier?.rawValue ?? "none")",
             "ancestry": "\(Lineage.chain(table, of: id))"])
-        return text
+        return (text, rules.map(\.name))
     }
 
     public static func wallNs() -> Int64 {

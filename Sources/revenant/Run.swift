@@ -15,8 +15,13 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Days exited processes are kept in the store.") var retentionDays: Int = 7
     @Option(help: "Most processes kept in the store (oldest exited go first).") var maxProcesses: Int = 2_000_000
     @Option(help: "Ring buffer size in MiB (power of two).") var ringbufMib: UInt32 = 8
-    @Option(help: "Audit log (JSON lines, OCSF, hash-chained).") var audit: String = AuditLog.defaultPath
-    @Flag(help: "Write no audit log.") var noAudit = false
+    enum AuditScope: String, ExpressibleByArgument, CaseIterable { case matched, all, none }
+    @Option(help: "Audit log (JSON lines, OCSF, hash-chained).") var auditLog: String = AuditLog.defaultPath
+    @Option(help: "What the audit log records: matched (execs and exits a rule matched, enforcement, findings, daemon events), all (every exec and exit too), none.")
+    var audit: AuditScope = .matched
+    @Option(help: ArgumentHelp("Hide a secret in command lines before anything is written (repeatable): a glob over one argument; `--password=*` hides what follows '=', `--password` hides the next argument.", valueName: "pattern"))
+    var redact: [String] = []
+    @Flag(help: "Do not apply the built-in redactions (--password=*, *TOKEN=*, …).") var noDefaultRedactions = false
     @Flag(help: "Debug logging.") var verbose = false
     @Flag(help: .hidden) var benchUserspaceKill = false
 
@@ -34,7 +39,9 @@ struct Run: AsyncParsableCommand {
         config.retentionSeconds = Int64(retentionDays) * 86_400
         config.maxProcesses = maxProcesses
         config.userspaceKill = benchUserspaceKill
-        config.auditPath = noAudit ? nil : audit
+        config.auditPath = audit == .none ? nil : auditLog
+        config.auditAll = audit == .all
+        config.redactor = Redactor(patterns: (noDefaultRedactions ? [] : Redactor.defaults) + redact)
         config.tracer.ringbufBytes = ringbufMib << 20
         if let policy {
             config.policyPath = policy

@@ -21,7 +21,7 @@ final class DaemonUnderTest {
     func start(_ extra: [String] = []) async throws {
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: revenantBinary)
-        process.arguments = ["run", "--db", db, "--audit", audit] + extra
+        process.arguments = ["run", "--db", db, "--audit-log", audit] + extra
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

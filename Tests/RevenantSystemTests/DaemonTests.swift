@@ -162,7 +162,7 @@ final class DaemonUnderTestReuse {
     init(_ d: DaemonUnderTest) { base = d }
     func start() async throws {
         process.executableURL = URL(fileURLWithPath: revenantBinary)
-        process.arguments = ["run", "--db", base.db, "--audit", base.audit]
+        process.arguments = ["run", "--db", base.db, "--audit-log", base.audit]
         let log = base.dir + "/daemon2.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)

@@ -324,7 +324,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
             cp /bin/echo $D/v1/worker; cp /bin/echo $D/v2/worker
             echo 'print("script ran")' > $D/v1/worker.py
             printf 'rules:\\n  - name: deny-v1\\n    match: { exe: %s }\\n    action: deny\\n  - name: deny-v1-script\\n    match: { script: %s }\\n    action: deny\\n' $D/v1/worker $D/v1/worker.py > $D/policy.yaml
-            $B run --db $D/db --audit $D/audit.jsonl --policy $D/policy.yaml 2>$D/log &
+            $B run --db $D/db --audit-log $D/audit.jsonl --policy $D/policy.yaml 2>$D/log &
             daemon=$!
             for i in $(seq 600); do grep -q "policy loaded" $D/log && break; kill -0 $daemon || break; sleep 0.2; done
             cat $D/log
