@@ -8,7 +8,12 @@ struct AuditCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the hash chain; name the first record changed, removed or reordered. Exit 1 if broken.")
+            abstract: "Check the hash chain; name the first record changed, removed or reordered. Exit 1 if broken.",
+            discussion: """
+                Examples:
+                  revenant audit verify /var/log/revenant/audit.jsonl
+                  revenant audit verify /var/log/revenant/audit.jsonl.2 /var/log/revenant/audit.jsonl.1 /var/log/revenant/audit.jsonl
+                """)
 
         @Argument(help: "Audit files, oldest first (audit.jsonl.2 audit.jsonl.1 audit.jsonl).") var files: [String]
 

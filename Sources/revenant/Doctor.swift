@@ -4,7 +4,12 @@ import RevenantSystem
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "What this kernel allows: tracing, enforcement tiers, and how to fix what is missing.")
+        abstract: "What this kernel allows: tracing, enforcement tiers, and how to fix what is missing.",
+        discussion: """
+            Examples:
+              revenant doctor
+              revenant doctor --json
+            """)
 
     @Flag(help: "JSON output.") var json = false
 

@@ -9,7 +9,12 @@ struct PolicyCommand: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate a policy and print what each rule compiles to. Exit 1 when invalid.")
+            abstract: "Validate a policy and print what each rule compiles to. Exit 1 when invalid.",
+            discussion: """
+                Examples:
+                  revenant policy check /etc/revenant/policy.yaml
+                  revenant policy check policy/sample.yaml --json
+                """)
 
         @Argument(help: "Policy file.") var file: String
         @Flag(help: "JSON output.") var json = false

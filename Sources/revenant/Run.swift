@@ -6,7 +6,16 @@ import RevenantSystem
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the daemon: trace, keep the lineage history store."
+        abstract: "Run the daemon: trace, keep the lineage history store, enforce the policy, write the audit log.",
+        discussion: """
+            SIGTERM/SIGINT stop it cleanly; SIGHUP reloads the policy (an invalid file is rejected \
+            and the running policy stays).
+
+            Examples:
+              revenant run
+              revenant run --db /var/lib/revenant/revenant.db --policy /etc/revenant/policy.yaml
+              revenant run --audit all --redact='--hf-token=*' --audit-log /var/log/revenant/audit.jsonl
+            """
     )
 
     @Option(help: "SQLite store.") var db: String = Store.defaultPath

@@ -5,7 +5,13 @@ import RevenantSystem
 
 struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Every start and end of one program, who spawned each, and the gaps between them.")
+        abstract: "Every start and end of one program, who spawned each, and the gaps between them.",
+        discussion: """
+            Examples:
+              revenant timeline 7085
+              revenant timeline --match training_worker.py
+              revenant timeline --match /opt/ai-video-codec/workers --db /var/lib/revenant/revenant.db --json
+            """)
 
     @Argument(help: "A PID: its program's command line selects the instances.") var pid: Int32?
     @Option(help: "Instead of a PID: processes whose path or command line contains this text.") var match: String?

@@ -6,7 +6,13 @@ import RevenantSystem
 
 struct Trace: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stream exec and exit events live, each with its fork-time ancestry."
+        abstract: "Stream exec and exit events live, each with its fork-time ancestry.",
+        discussion: """
+            Examples:
+              revenant trace
+              revenant trace --exe training_worker --json
+              revenant trace --pid 812 --forks --count 100
+            """
     )
 
     @Flag(help: "JSON lines instead of text.") var json = false

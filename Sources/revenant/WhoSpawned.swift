@@ -7,7 +7,15 @@ struct WhoSpawned: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "who-spawned",
         abstract: "Show the fork-time ancestry of a process, live or exited, from the store.",
-        discussion: "Reads the store (the daemon need not run). A live process missing from the store is read from /proc, and the output says so."
+        discussion: """
+            Reads the store (the daemon need not run). A live process missing from the store is read \
+            from /proc, and the output says so. Exit 0 found, 1 unknown PID, 2 store unreadable.
+
+            Examples:
+              revenant who-spawned 7085
+              revenant who-spawned 7085 --id 7085@1234.567890123
+              revenant who-spawned 7085 --at 18:42 --json
+            """
     )
 
     @Argument(help: "The PID.") var pid: Int32

@@ -168,6 +168,62 @@ import Testing
     }
 }
 
+/// The hardened unit in packaging/ under a real systemd (in its namespace): it starts with the
+/// capabilities it lists, enforces, writes its audit log with the modes it promises, reloads.
+@Suite(.serialized) struct ServiceUnitTests {
+    @Test(.timeLimit(.minutes(2))) func hardenedUnitStartsEnforcesAndReloads() async throws {
+        try Kernel.check()
+        let dir = NSTemporaryDirectory() + "rvunit-\(getpid())"
+        let etc = dir + "/upper/etc/systemd/system"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/upper/etc/revenant", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
+        let unit = try String(contentsOfFile: packageRoot + "/packaging/revenant.service", encoding: .utf8)
+            .replacingOccurrences(of: "@BINDIR@", with: (revenantBinary as NSString).deletingLastPathComponent)
+        try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
+        try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
+        try "rules:\n  - name: block-sweeper\n    match: { script: /opt/rvtest/blocked.py }\n    action: kill\n"
+            .write(toFile: dir + "/upper/etc/revenant/policy.yaml", atomically: true, encoding: .utf8)
+        try "open('/opt/rvtest/ran', 'w').write('ran')\n".write(toFile: dir + "/upper/opt/rvtest/blocked.py", atomically: true, encoding: .utf8)
+
+        let script = packageRoot + "/scripts/systemd-ns.sh"
+        let boot = try sh([script, "start", dir, "rvtest.target"])
+        defer { _ = try? sh([script, "stop", dir]) }
+        try #require(boot.status == 0, "systemd did not boot: \(boot.err)")
+        let systemd = boot.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let root = "/proc/\(systemd)/root"
+        var active = ""
+        for _ in 0..<100 {
+            active = try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+            if active == "active", (try? String(contentsOfFile: root + "/var/log/revenant/audit.jsonl", encoding: .utf8))?.contains("policy loaded") == true { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let console = { (try? String(contentsOfFile: dir + "/console.log", encoding: .utf8)) ?? "" }
+        try #require(active == "active", "revenant.service is \(active): \(console().suffix(2000))")
+
+        let run = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/bin/sh", "-c",
+                          "/usr/bin/python3 /opt/rvtest/blocked.py; echo status=$?"])
+        #expect(run.out.contains("status=137"), "killed at exec under the unit's sandbox: \(run.out)\(run.err)")
+        #expect(!fm.fileExists(atPath: root + "/opt/rvtest/ran"), "the script never ran")
+
+        #expect(try sh([script, "ctl", dir, "reload", "revenant.service"]).status == 0)
+        try await Task.sleep(for: .seconds(1))
+        let log = root + "/var/log/revenant/audit.jsonl"
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("\"event\":\"blocked\""))
+        #expect(text.components(separatedBy: "\"event\":\"policy loaded\"").count == 3, "loaded at start and on reload")
+        let mode = { (p: String) in ((try? fm.attributesOfItem(atPath: p)[.posixPermissions]) as? Int).map { String($0, radix: 8) } }
+        #expect(mode(log) == "640")
+        #expect(mode(root + "/var/log/revenant") == "750")
+        #expect(mode(root + "/var/lib/revenant") == "750")
+        #expect(fm.fileExists(atPath: root + "/var/lib/revenant/revenant.db"))
+        #expect(try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.hasPrefix("active"))
+    }
+}
+
 /// Runs a command to completion: (status, stdout, stderr).
 func sh(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
     let p = Process()

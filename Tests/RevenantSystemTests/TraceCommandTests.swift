@@ -54,4 +54,16 @@ import Testing
         #expect(p.terminationStatus == 2)
         #expect(text.contains("needs root"), "got: \(text)")
     }
+
+    @Test func everySubcommandHelpHasExamplesAndCompletionsGenerate() throws {
+        for c in [["run"], ["trace"], ["who-spawned"], ["timeline"], ["export"], ["verify"], ["policy", "check"], ["audit", "verify"], ["doctor"]] {
+            let h = try revenant(c + ["--help"])
+            #expect(h.status == 0)
+            #expect(h.out.contains("Examples:\n  revenant \(c.joined(separator: " "))"), "\(c) --help has an example")
+        }
+        for shell in ["bash", "zsh", "fish"] {
+            let g = try revenant(["--generate-completion-script", shell])
+            #expect(g.status == 0 && g.out.contains("who-spawned"), "\(shell) completion")
+        }
+    }
 }
