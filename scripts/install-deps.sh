@@ -7,7 +7,7 @@ PACKAGES=(
   libbpf-dev libelf-dev zlib1g-dev bpftool   # BPF build: headers, skeleton generator
   libsqlite3-dev                              # the store
   cron supervisor                             # real respawn mechanisms for end-to-end tests
-  hyperfine                                   # benchmarks
+  hyperfine auditd forkstat                   # benchmarks: what operators would use instead
   qemu-system-x86 busybox-static cpio         # deny tier test: Debian kernel with BPF LSM under qemu
 )
 
@@ -25,8 +25,15 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# Debian starts services on install when it can (auditd would audit every test); revenant's
+# tests and benchmarks start their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 0755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts services on install when it can; revenant's tests start their own.

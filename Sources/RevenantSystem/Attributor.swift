@@ -31,7 +31,8 @@ public enum Attributor {
     public static func report(for target: StoredProcess, store: Store, root: String = "/",
                               reader: ProcReader = ProcReader()) throws(StoreError) -> RespawnReport {
         let argv = target.record.image?.argv ?? []
-        var stored = argv.isEmpty ? [target] : try store.instances(argv: argv)
+        // The 64 newest instances settle the spawner and the gaps; older ones only cost queries.
+        var stored = argv.isEmpty ? [target] : try store.instances(argv: argv, limit: 64)
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         let instances = try stored.map { s throws(StoreError) in
             Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),

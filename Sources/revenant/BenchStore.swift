@@ -20,6 +20,7 @@ struct BenchStore: ParsableCommand {
         let chainLen = depth + 1
         let chains = processes / chainLen
         var batch = StoreBatch(boot: boot, bootEpochNs: 1_700_000_000_000_000_000)
+        _ = try store.beginRun(boot: boot, bootEpochNs: batch.bootEpochNs, version: "bench", nowWallNs: batch.bootEpochNs)
         var written = 0
         var leaves: [Int32] = []
         let t0 = ContinuousClock.now

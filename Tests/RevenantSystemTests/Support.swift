@@ -85,8 +85,13 @@ final class Recorder: Sendable {
 
 /// posix_spawn + waitpid: the child is exactly the spawned PID, no helper process between.
 @discardableResult
-func spawn(_ argv: [String], wait: Bool = true) -> (pid: pid_t, status: Int32) {
+func spawn(_ argv: [String], wait: Bool = true, stdout: String? = nil, stderr: String? = nil) -> (pid: pid_t, status: Int32) {
     var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let stdout { posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
+    if let stderr { posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
     let cargs = argv.map { strdup($0) } + [nil]
     defer { cargs.forEach { free($0) } }
     // Test runner threads may block signals; children must start with none blocked.
@@ -100,7 +105,7 @@ func spawn(_ argv: [String], wait: Bool = true) -> (pid: pid_t, status: Int32) {
     posix_spawnattr_setsigmask(&attr, &empty)
     posix_spawnattr_setsigdefault(&attr, &defaults)
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let rc = posix_spawnp(&pid, argv[0], nil, &attr, cargs, environ)
+    let rc = posix_spawnp(&pid, argv[0], &actions, &attr, cargs, environ)
     precondition(rc == 0, "posix_spawn \(argv[0]) failed: \(rc)")
     var status: Int32 = 0
     if wait { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }

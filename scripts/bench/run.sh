@@ -1,65 +1,224 @@
 #!/usr/bin/env bash
-# Benchmarks, printed as a table. Usage: run.sh PATH-TO-revenant [iterations] [rounds]
-# Figures are ratios measured in the same run: absolute times drift on shared machines.
+# revenant against what operators would use instead (auditd's execve rule, forkstat on the proc
+# connector), measured side by side in one run: every figure is a ratio or a count from this
+# run, because absolute times drift on shared machines. Prints one table and writes it to
+# docs/benchmarks.md (DOCS=no to skip). Usage: run.sh PATH-TO-revenant
+# Sizes (env): N ROUNDS RATES RATE_SECS STORM_SECS KILL_N PKILL_N STORE_PROCESSES RSS_N
 set -euo pipefail
-BIN=${1:?usage: run.sh PATH-TO-revenant [iterations] [rounds]}
-N=${2:-10000}
-ROUNDS=${3:-5}
+BIN=${1:?usage: run.sh PATH-TO-revenant}
+N=${N:-20000}                     # exec-loop iterations per run (2 parallel spawners)
+ROUNDS=${ROUNDS:-3}               # runs per configuration, alternating
+RATES=${RATES:-"100 400 1600"}    # fixed exec rates for the CPU figures
+RATE_SECS=${RATE_SECS:-30}
+STORM_SECS=${STORM_SECS:-10}
+KILL_N=${KILL_N:-1000}
+PKILL_N=${PKILL_N:-200}
+STORE_PROCESSES=${STORE_PROCESSES:-1000000}
+RSS_N=${RSS_N:-100000}
+DOCS=${DOCS:-yes}
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=$(cd "$HERE/../.." && pwd)/build/bench
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=$ROOT/build/bench
 mkdir -p "$OUT"
-cc -O2 -o "$OUT/execloop" "$HERE/execloop.c"
-
-mean() { awk '{ s += $1; n++ } END { printf "%.4f", s / n }'; }
-
-echo "== exec loop: fork+exec+wait of /bin/true, $N iterations x $ROUNDS rounds, alternating =="
-: > "$OUT/none.txt"; : > "$OUT/traced.txt"; : > "$OUT/stats.txt"
-for r in $(seq "$ROUNDS"); do
-  "$OUT/execloop" "$N" >> "$OUT/none.txt"
-  "$BIN" trace --stats > "$OUT/stats.$r.json" &
-  tracer=$!
-  sleep 1.5   # load + attach + /proc seed
-  "$OUT/execloop" "$N" >> "$OUT/traced.txt"
-  sleep 0.2
-  kill -INT "$tracer"; wait "$tracer" || true
-  cat "$OUT/stats.$r.json" >> "$OUT/stats.txt"
+rm -f "$OUT"/*.db* "$OUT"/*.log
+cc -O2 -o "$OUT/spawner" "$HERE/spawner.c"
+cc -O2 -o "$OUT/killlat" "$HERE/killlat.c"
+for t in auditd auditctl forkstat python3; do
+  command -v "$t" >/dev/null || { echo "bench: $t is missing: run scripts/install-deps.sh" >&2; exit 2; }
 done
-none=$(mean < "$OUT/none.txt")
-traced=$(mean < "$OUT/traced.txt")
-lost=$(python3 -c 'import json,sys; print(sum(json.loads(l)["ringbuf_full"] for l in open(sys.argv[1]) if l.strip()))' "$OUT/stats.txt")
-read_=$(python3 -c 'import json,sys; print(sum(json.loads(l)["events_read"] for l in open(sys.argv[1]) if l.strip()))' "$OUT/stats.txt")
-printf '%-34s %10s\n' "mean wall, nothing attached (s)" "$none"
-printf '%-34s %10s\n' "mean wall, revenant attached (s)" "$traced"
-printf '%-34s %10s\n' "slowdown" "$(awk -v a="$traced" -v b="$none" 'BEGIN { printf "%+.2f %%", (a / b - 1) * 100 }')"
-printf '%-34s %10s\n' "events read by revenant" "$read_"
-printf '%-34s %10s\n' "events lost (ring buffer full)" "$lost"
-printf '%-34s %10s\n' "exec rate of this machine (exec/s)" "$(awk -v n="$N" -v t="$none" 'BEGIN { printf "%.0f", n / t }')"
 
-echo
-echo "== store: ingest and who-spawned on a synthetic store (${STORE_PROCESSES:=1000000} processes, chains of depth 6) =="
-"$BIN" bench-store --db "$OUT/bench.db" --processes "$STORE_PROCESSES" | tee "$OUT/store.txt" | grep -v '^leaf-pid'
+ROWS=$OUT/rows.md
+: > "$ROWS"
+row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3" | tee -a "$ROWS"; }
+note() { echo "  $*" >&2; }
+mean() { awk '{ s += $1; n++ } END { printf "%.4f", s / n }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f %%", (a / b - 1) * 100 }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, clock ticks
+HZ=$(getconf CLK_TCK)
+# Run time of revenant's BPF programs (kernel.bpf_stats_enabled), in ns.
+bpf_ns() {
+  bpftool prog show -j | python3 -c '
+import json, sys
+names = {"handle_fork", "handle_exec", "handle_exit", "deny_exec", "capture_execve", "capture_execveat"}
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name") in names))'
+}
+
+# --- the contenders --------------------------------------------------------------------------
+DAEMON=
+start_revenant() {   # $1 policy file (or ""), $2 tag, then extra daemon flags
+  local extra=("${@:3}")
+  [ -n "$1" ] && extra+=(--policy "$1")
+  "$BIN" run --db "$OUT/$2.db" --audit-log "$OUT/$2.audit.jsonl" "${extra[@]}" 2> "$OUT/$2.log" &
+  DAEMON=$!
+  for _ in $(seq 200); do grep -q "policy loaded\|no policy" "$OUT/$2.log" && return 0; sleep 0.05; done
+  echo "bench: revenant did not start:" >&2; cat "$OUT/$2.log" >&2; exit 1
+}
+stop_revenant() { kill -TERM "$DAEMON"; wait "$DAEMON" || true; DAEMON=; }
+AUDITD=
+start_auditd() {
+  auditctl -D >/dev/null
+  auditd -n &   # foreground; writes /var/log/audit/audit.log as configured by the package
+  AUDITD=$!
+  for _ in $(seq 100); do auditctl -s | grep -q "pid $AUDITD" && break; sleep 0.05; done
+  auditctl -a always,exit -F arch=b64 -S execve -k revenant-bench >/dev/null
+}
+stop_auditd() {
+  auditctl -D >/dev/null
+  kill -TERM "$AUDITD"
+  for _ in $(seq 50); do kill -0 "$AUDITD" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$AUDITD" 2>/dev/null || true
+  wait "$AUDITD" || true
+  AUDITD=
+}
+FORKSTAT=
+start_forkstat() { forkstat -e fork,exec,exit > /dev/null 2>&1 & FORKSTAT=$!; sleep 0.5; }
+stop_forkstat() { kill -INT "$FORKSTAT" 2>/dev/null || true; kill -TERM "$FORKSTAT" 2>/dev/null || true; wait "$FORKSTAT" || true; FORKSTAT=; }
+cleanup() {
+  local rc=$?
+  if [ -n "$DAEMON" ]; then kill -TERM "$DAEMON" 2>/dev/null || true; fi
+  if [ -n "$AUDITD" ]; then auditctl -D >/dev/null 2>&1 || true; kill -KILL "$AUDITD" 2>/dev/null || true; fi
+  if [ -n "$FORKSTAT" ]; then kill -TERM "$FORKSTAT" 2>/dev/null || true; fi
+  sysctl -qw kernel.bpf_stats_enabled=0 || true
+  exit "$rc"
+}
+trap cleanup EXIT
+
+printf 'rules:\n  - name: audit-never\n    match: { script: /opt/never/worker.py }\n    action: audit\n' > "$OUT/audit-policy.yaml"
+cp "$OUT/killlat" "$OUT/never-runs"
+printf 'rules:\n  - name: kill-never-exe\n    match: { exe: %s }\n    action: kill\n  - name: kill-never-script\n    match: { script: /opt/never/worker.py }\n    action: kill\n' \
+  "$OUT/never-runs" > "$OUT/kill-policy.yaml"
+
+echo "| figure | result | note |" | tee "$ROWS"
+echo "|---|---|---|" | tee -a "$ROWS"
+
+# --- 1. exec-loop slowdown ----------------------------------------------------------------------
+note "1. exec loop: $N x fork+exec+wait of /bin/true, 2 spawners, $ROUNDS rounds per configuration"
+configs=(none revenant-audit revenant-kill auditd forkstat)
+for c in "${configs[@]}"; do : > "$OUT/loop-$c.txt"; done
+for r in $(seq "$ROUNDS"); do
+  for c in "${configs[@]}"; do
+    case $c in
+      revenant-audit) start_revenant "$OUT/audit-policy.yaml" loop ;;
+      revenant-kill) start_revenant "$OUT/kill-policy.yaml" loop ;;
+      auditd) start_auditd ;;
+      forkstat) start_forkstat ;;
+    esac
+    "$OUT/spawner" loop "$N" 2 >> "$OUT/loop-$c.txt"
+    case $c in
+      revenant-*) stop_revenant ;;
+      auditd) stop_auditd ;;
+      forkstat) stop_forkstat ;;
+    esac
+  done
+done
+base=$(mean < "$OUT/loop-none.txt")
+row "exec loop, nothing attached" "$(awk -v n="$N" -v t="$base" 'BEGIN { printf "%.0f exec/s", n / t }')" "mean of $ROUNDS runs, $N execs each"
+for c in revenant-audit revenant-kill auditd forkstat; do
+  row "exec loop slowdown, $c" "$(pct "$(mean < "$OUT/loop-$c.txt")" "$base")" "vs nothing attached, same run"
+done
+rm -f /var/log/audit/audit.log.*
+
+# --- 2. agent CPU at fixed exec rates ------------------------------------------------------------
+note "2. agent CPU at fixed exec rates ($RATES /s for ${RATE_SECS}s each)"
+sysctl -qw kernel.bpf_stats_enabled=1
+KAUDITD=$(pgrep -x kauditd | head -1 || true)
+for rate in $RATES; do
+  start_revenant "$OUT/audit-policy.yaml" rate
+  c0=$(cpu_ticks "$DAEMON"); b0=$(bpf_ns)
+  n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
+  sleep 0.5   # let the reader drain
+  c1=$(cpu_ticks "$DAEMON"); b1=$(bpf_ns)
+  stop_revenant
+  rv=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v s="$RATE_SECS" 'BEGIN { printf "%.2f %% (daemon %.2f + BPF %.2f)", (c / hz + b / 1e9) / s * 100, c / hz / s * 100, b / 1e9 / s * 100 }')
+  row "CPU of one core at $rate exec/s, revenant" "$rv" "$n execs in ${RATE_SECS}s; daemon user+sys from /proc, BPF run time from bpf_stats"
+
+  start_auditd
+  a0=$(cpu_ticks "$AUDITD"); k0=$([ -n "$KAUDITD" ] && cpu_ticks "$KAUDITD" || echo 0)
+  n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
+  sleep 0.5
+  a1=$(cpu_ticks "$AUDITD"); k1=$([ -n "$KAUDITD" ] && cpu_ticks "$KAUDITD" || echo 0)
+  stop_auditd
+  ad=$(awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v hz="$HZ" -v s="$RATE_SECS" 'BEGIN { printf "%.2f %% (auditd %.2f + kauditd %.2f)", (a + k) / hz / s * 100, a / hz / s * 100, k / hz / s * 100 }')
+  row "CPU of one core at $rate exec/s, auditd" "$ad" "$n execs; the audit cost inside each execve is not in this figure"
+done
+sysctl -qw kernel.bpf_stats_enabled=0
+rm -f /var/log/audit/audit.log.*
+
+# --- 3. loss under a storm -----------------------------------------------------------------------
+note "3. storm: 4 spawners flat out for ${STORM_SECS}s"
+marker="storm-$$-$RANDOM"
+start_revenant "" storm
+made=$("$OUT/spawner" storm "$STORM_SECS" 4 "$marker")
+sleep 1
+stop_revenant
+lost=$(sed -n 's/.*stopped.*lost=\([0-9]*\).*/\1/p' "$OUT/storm.log" | tail -1)
+stored=$(python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM image WHERE exe = ? AND instr(argv, ?) > 0", ("/bin/true", sys.argv[2].encode())).fetchone()[0])' "$OUT/storm.db" "$marker")
+row "storm: execs made / events lost / execs in the store" "$made / ${lost:-?} / $stored" "$(awk -v n="$made" -v s="$STORM_SECS" 'BEGIN { printf "%.0f exec/s", n / s }'); lost = ring-buffer-full counter"
+
+# --- 4. kill latency and what the victim did -------------------------------------------------------
+note "4. kill latency: kill-at-exec, userspace reaction, pkill loop"
+cp "$OUT/killlat" "$OUT/killlat-victim"
+printf 'rules:\n  - name: bench-victim\n    match: { exe: %s }\n    action: kill\n' "$OUT/killlat-victim" > "$OUT/victim-policy.yaml"
+for mode in kernel userspace pkill; do
+  rm -f "$OUT/victim.marker"
+  n=$KILL_N
+  case $mode in
+    kernel) start_revenant "$OUT/victim-policy.yaml" kill-kernel ;;
+    userspace) start_revenant "$OUT/victim-policy.yaml" kill-userspace --bench-userspace-kill ;;
+    pkill) n=$PKILL_N
+           bash -c "while :; do pkill -KILL -x killlat-victim; sleep 0.1; done" & LOOP=$! ;;
+  esac
+  read -r tried killed p50 p99 bytes < <("$OUT/killlat" "$n" "$OUT/killlat-victim" "$OUT/victim.marker")
+  case $mode in pkill) kill "$LOOP"; wait "$LOOP" 2>/dev/null || true ;; *) stop_revenant ;; esac
+  label=$mode; [ "$mode" = pkill ] && label="pkill loop (pkill -KILL every 0.1 s)"
+  row "kill latency, $label" "p50 $p50 ms, p99 $p99 ms" "$killed of $tried killed; victim wrote $bytes bytes in all (one per 100 µs while alive)"
+done
+
+# --- 5. who-spawned on a large store, daemon memory -------------------------------------------------
+note "5. store of $STORE_PROCESSES processes; daemon RSS after $RSS_N processes"
+"$BIN" bench-store --db "$OUT/bench.db" --processes "$STORE_PROCESSES" > "$OUT/store.txt"
 leaf=$(awk '/^leaf-pid/ { print $2 }' "$OUT/store.txt")
+ingest=$(sed -n 's/.*= \([0-9]*\) processes\/s.*/\1 processes\/s ingested/p' "$OUT/store.txt")
+p50=$(sed -n 's/.*in-process): \(p50 [0-9.]* ms  p99 [0-9.]* ms\).*/\1/p' "$OUT/store.txt")
 : > "$OUT/cli.txt"
-for i in $(seq 21); do
+for _ in $(seq 21); do
   t0=$(date +%s%N)
   "$BIN" who-spawned "$leaf" --db "$OUT/bench.db" --json > /dev/null
   echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/cli.txt"
 done
-printf '%-34s %10s\n' "who-spawned CLI wall, p50 (ms)" "$(sort -n "$OUT/cli.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+cli=$(sort -n "$OUT/cli.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+row "who-spawned, $STORE_PROCESSES-process store" "CLI p50 $cli ms" "in-process: $p50; $ingest"
+exp=$(python3 -c '
+import resource, subprocess, sys, time
+t = time.time()
+n = subprocess.run([sys.argv[1], "export", "--db", sys.argv[2], "--format", "ocsf"], stdout=subprocess.PIPE).stdout.count(b"\n")
+print("%d records in %.1f s, max RSS %.0f MiB" % (n, time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))' "$BIN" "$OUT/bench.db")
+row "export --format ocsf of that store" "$exp" "streamed through one cursor"
+start_revenant "$OUT/audit-policy.yaml" rss
+rss0=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status")
+"$OUT/spawner" loop "$RSS_N" 2 > /dev/null
+sleep 1
+rss1=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status"); hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON/status")
+stop_revenant
+row "daemon RSS after $RSS_N processes" "$((rss1 / 1024)) MiB (peak $((hwm / 1024)) MiB)" "at start $((rss0 / 1024)) MiB; the table keeps every live process and 50,000 exited"
 
-echo
-echo "== kill latency: fork → parent sees SIGKILL (${KILL_N:=1000} attempts each), marker bytes written by the victim =="
-cc -O2 -o "$OUT/killlat" "$HERE/killlat.c"
-printf 'rules:\n  - name: bench-victim\n    match: { exe: %s }\n    action: kill\n' "$OUT/killlat-victim" > "$OUT/kill-policy.yaml"
-cp "$OUT/killlat" "$OUT/killlat-victim"
-for mode in kernel userspace; do
-  rm -f "$OUT/victim.marker" "$OUT/kill-$mode.db"*
-  extra=""; [ "$mode" = userspace ] && extra="--bench-userspace-kill"
-  "$BIN" run --db "$OUT/kill-$mode.db" --policy "$OUT/kill-policy.yaml" $extra 2> "$OUT/kill-$mode.log" &
-  daemon=$!
-  for i in $(seq 100); do grep -q "policy loaded" "$OUT/kill-$mode.log" && break; sleep 0.1; done
-  if ! kill -0 "$daemon" 2>/dev/null; then echo "$mode: daemon did not start:"; cat "$OUT/kill-$mode.log"; continue; fi
-  read -r n killed p50 p99 bytes < <("$OUT/killlat" "$KILL_N" "$OUT/killlat-victim" "$OUT/victim.marker")
-  kill -TERM "$daemon"; wait "$daemon" || true
-  printf '%-10s attempts %5s  killed %5s  p50 %7s ms  p99 %7s ms  marker bytes written %s\n' "$mode" "$n" "$killed" "$p50" "$p99" "$bytes"
-done
+if [ "$DOCS" = yes ]; then
+  mkdir -p "$ROOT/docs"
+  {
+    echo "# Benchmarks"
+    echo
+    echo "Measured by \`make bench\` (scripts/bench/run.sh) on $(date -u +%Y-%m-%d), one run, side by side."
+    echo "Kernel $(uname -r); $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; revenant $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')."
+    echo
+    cat "$ROWS"
+    echo
+    echo "Configurations: revenant-audit = the daemon with an audit rule (matches nothing here);"
+    echo "revenant-kill = kill rules by exe and by script (argv hashing on every exec) that match nothing;"
+    echo "auditd = \`auditd -n\` with \`-a always,exit -F arch=b64 -S execve\`; forkstat = \`forkstat -e fork,exec,exit\`"
+    echo "(proc connector) writing to /dev/null. CPU figures are percent of one core over the window."
+  } > "$ROOT/docs/benchmarks.md"
+  note "written to docs/benchmarks.md"
+fi

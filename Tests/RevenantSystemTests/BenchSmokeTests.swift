@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+
+/// `make bench` at a tiny size, so the benchmark code cannot rot. No figure is asserted:
+/// only that every row is produced (a contender that fails to start fails the script).
+@Suite struct BenchSmokeTests {
+    @Test(.timeLimit(.minutes(4))) func everyBenchmarkRowAtATinySize() throws {
+        try Kernel.check()
+        for t in ["/usr/sbin/auditd", "/usr/bin/forkstat"] {
+            try #require(FileManager.default.isExecutableFile(atPath: t), "\(t) is not installed: run scripts/install-deps.sh")
+        }
+        let env = ["N=200", "ROUNDS=1", "RATES=100", "RATE_SECS=1", "STORM_SECS=1", "KILL_N=10", "PKILL_N=2",
+                   "STORE_PROCESSES=700", "RSS_N=200", "DOCS=no"]
+        // Signals unblocked (the test runner blocks some) and output to files: the script's own
+        // background daemons must neither ignore SIGTERM nor hold a pipe open.
+        let dir = NSTemporaryDirectory() + "rvbench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = spawn(["/usr/bin/env"] + env + [packageRoot + "/scripts/bench/run.sh", revenantBinary],
+                      stdout: dir + "/out", stderr: dir + "/err")
+        let r = (status: p.status, out: (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "",
+                 err: (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")
+        #expect(r.status == 0, "\(r.err.suffix(2000))")
+        for figure in ["exec loop slowdown, revenant-audit", "exec loop slowdown, revenant-kill", "exec loop slowdown, auditd",
+                       "exec loop slowdown, forkstat", "at 100 exec/s, revenant", "at 100 exec/s, auditd", "storm:",
+                       "kill latency, kernel", "kill latency, userspace", "kill latency, pkill loop", "who-spawned,",
+                       "export --format ocsf", "daemon RSS after 200 processes"] {
+            #expect(r.out.contains("| \(figure)") || r.out.contains(figure), "row \(figure)")
+        }
+        #expect(!r.out.contains("| ? |"))
+    }
+}
