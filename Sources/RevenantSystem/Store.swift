@@ -204,8 +204,17 @@ public final class Store: Sendable {
         try write { db in
             let boot = batch.boot
             for (from, to) in batch.rekeys {
-                try db.cachedStatement(sql: "UPDATE process SET start_ns = ?, precise = 1 WHERE boot = ? AND pid = ? AND start_ns = ?")
-                    .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
+                // A daemon restarted on the same boot seeds processes an earlier run recorded
+                // exactly: that row is kept and the seeded duplicate goes.
+                let known = try Int64.fetchOne(db, sql: "SELECT rowid FROM process WHERE boot = ? AND pid = ? AND start_ns = ?",
+                                               arguments: [boot, to.pid, Int64(to.startNs)]) != nil
+                if known {
+                    try db.cachedStatement(sql: "DELETE FROM process WHERE boot = ? AND pid = ? AND start_ns = ?")
+                        .execute(arguments: [boot, from.pid, Int64(from.startNs)])
+                } else {
+                    try db.cachedStatement(sql: "UPDATE process SET start_ns = ?, precise = 1 WHERE boot = ? AND pid = ? AND start_ns = ?")
+                        .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
+                }
                 try db.cachedStatement(sql: "UPDATE process SET parent_start_ns = ? WHERE boot = ? AND parent_pid = ? AND parent_start_ns = ?")
                     .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
             }

@@ -134,6 +134,28 @@ import Testing
         #expect(runs.last?.stopReason == "signal", "second daemon: exit \(again.process.terminationStatus), log: \((try? String(contentsOfFile: d.dir + "/daemon2.log", encoding: .utf8)) ?? "")")
     }
 
+    /// A restart (systemd's Restart=on-failure) on the same boot and store: processes the first
+    /// run recorded exactly are seeded again by the second, and must merge, not fail the store.
+    @Test func restartOnTheSameStoreKeepsOneRowPerProcess() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "restart")
+        try await d.start()
+        let sleeper = spawn(["/bin/sleep", "1.5"], wait: false)
+        try await d.settle()
+        d.stop()
+        let again = DaemonUnderTestReuse(d)
+        try await again.start()
+        var st: Int32 = 0
+        waitpid(sleeper.pid, &st, 0)   // its exit reaches the second daemon as an event: a re-key
+        try await d.settle()
+        #expect(again.process.isRunning, "the second daemon survives: \((try? String(contentsOfFile: d.dir + "/daemon2.log", encoding: .utf8)) ?? "")")
+        let rows = try Store(path: d.db, readOnly: true).incarnations(pid: sleeper.pid)
+        #expect(rows.count == 1)
+        #expect(rows.first?.record.id.precise == true)
+        #expect(rows.first?.exitWallNs != nil, "the exit seen by the second run is on the first run's row")
+        again.stop()
+    }
+
     @Test func unknownPidAndBadStoreSaySo() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "unknown")

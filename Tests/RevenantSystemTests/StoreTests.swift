@@ -71,6 +71,33 @@ import Testing
         #expect(try s.orphanedParents().isEmpty)
     }
 
+    /// A restart on the same boot: the new run seeds a process the old run recorded exactly.
+    @Test func rekeyOntoAnExactRowFromAnEarlierRunMerges() throws {
+        let s = try Store(path: dir + "/rekey2.db")
+        let exact = Identity(pid: 30, startNs: 2_503_000_000)
+        var b = StoreBatch(boot: "b1", bootEpochNs: 0)
+        var old = ProcessRecord(id: exact, parent: nil, comm: "cron")
+        old.images = [Image(time: 2_503_000_000, filename: "/usr/sbin/cron", argv: ["/usr/sbin/cron", "-f"], comm: "cron")]
+        b.processes = [old]
+        b.images = [(exact, 0, old.images[0])]
+        try s.write(b, nowWallNs: 1)
+        let seeded = Identity(pid: 30, startTicks: 250)
+        var again = ProcessRecord(id: seeded, parent: nil, comm: "cron")
+        again.seeded = true
+        var b2 = StoreBatch(boot: "b1", bootEpochNs: 0)
+        b2.processes = [again, proc(31, start: 3_000_000_000, parent: seeded)]
+        try s.write(b2, nowWallNs: 2)
+        var b3 = StoreBatch(boot: "b1", bootEpochNs: 0)
+        b3.rekeys = [(seeded, exact)]
+        try s.write(b3, nowWallNs: 3)
+        let rows = try s.incarnations(pid: 30)
+        #expect(rows.map(\.record.id) == [exact], "one row, the exact one")
+        #expect(rows.first?.record.images.first?.argv == ["/usr/sbin/cron", "-f"], "with its images")
+        let kid = try #require(try s.incarnations(pid: 31).first)
+        #expect(try s.ancestry(of: kid).map(\.record.id) == [exact])
+        #expect(try s.orphanedParents().isEmpty)
+    }
+
     @Test func retentionDropsOldExitedAndBoundsRows() throws {
         let s = try Store(path: dir + "/ret.db")
         var b = StoreBatch(boot: "b1", bootEpochNs: 0)
