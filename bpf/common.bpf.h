@@ -80,16 +80,22 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline void emit(void *data, __u64 size)
+/* urgent: a record userspace must act on now (a policy match): wake the reader at once. */
+static __always_inline void emit_flagged(void *data, __u64 size, bool urgent)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, data, size, flags))
 		count(RV_CNT_RINGBUF_FULL);
 	else
 		count(RV_CNT_EVENTS);
+}
+
+static __always_inline void emit(void *data, __u64 size)
+{
+	emit_flagged(data, size, false);
 }
 
 /* A process is its thread group: identity is the tgid and the leader's start time. */

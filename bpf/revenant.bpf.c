@@ -245,7 +245,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->_pad2 = 0;
 	enforce(e, filename_len);
 	e->h.size = __builtin_offsetof(struct rv_exec_event, argv) + len;
-	emit(e, __builtin_offsetof(struct rv_exec_event, argv) + len);
+	emit_flagged(e, __builtin_offsetof(struct rv_exec_event, argv) + len, e->matched != 0);
 	return 0;
 }
 

@@ -171,6 +171,6 @@ int BPF_PROG(deny_exec, struct linux_binprm *bprm, int ret)
 	e->matched = matched;
 	e->uid = bpf_get_current_uid_gid();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	emit(e, sizeof(*e));
+	emit_flagged(e, sizeof(*e), true);
 	return -1; /* -EPERM */
 }

@@ -31,15 +31,23 @@ public enum Attributor {
     public static func report(for target: StoredProcess, store: Store, root: String = "/",
                               reader: ProcReader = ProcReader()) throws(StoreError) -> RespawnReport {
         let argv = target.record.image?.argv ?? []
-        // The 64 newest instances settle the spawner and the gaps; older ones only cost queries.
-        var stored = argv.isEmpty ? [target] : try store.instances(argv: argv, limit: 64)
+        // The 16 newest instances settle the spawner and the recent gaps; older ones only cost
+        // queries (a program respawned every minute for a day has 1,440).
+        var stored = argv.isEmpty ? [target] : try store.instances(argv: argv, limit: Attributor.instanceLimit)
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         let instances = try stored.map { s throws(StoreError) in
             Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),
                      startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
         }
-        return report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
+        var rep = report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
+        if stored.count >= Attributor.instanceLimit, !argv.isEmpty, let total = try? store.instanceCount(argv: argv), total > rep.instances {
+            rep.evidence.append("\(total) instances on record; the newest \(rep.instances) were analysed")
+            rep.instances = total
+        }
+        return rep
     }
+
+    static let instanceLimit = 16
 
     public static func report(_ f: Finding, instances: [Instance], root: String, reader: ProcReader) -> RespawnReport {
         func proc(_ r: ProcessRecord?) -> RespawnReport.Proc? {

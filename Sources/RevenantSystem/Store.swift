@@ -331,6 +331,12 @@ public final class Store: Sendable {
         }
     }
 
+    /// How many processes ran exactly this command line.
+    public func instanceCount(argv: [String]) throws(StoreError) -> Int {
+        try read { try Int.fetchOne($0, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
+                                    arguments: [Data(Store.joinArgv(argv))]) ?? 0 }
+    }
+
     /// Processes whose exe or command line contains `text`, newest first.
     public func matching(_ text: String, limit: Int = 500) throws(StoreError) -> [StoredProcess] {
         try read { db in
