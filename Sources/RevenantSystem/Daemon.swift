@@ -18,6 +18,7 @@ public final class Daemon: Sendable {
         public var tracer: Tracer.Options = {
             var o = Tracer.Options()
             o.tryLSM = true   // the deny tier, where BPF LSM is active
+            o.batched = true  // one wake-up per ring-buffer drain
             return o
         }()
         public var version = "0.1.0"
@@ -86,7 +87,7 @@ public final class Daemon: Sendable {
     }
 
     enum Input: Sendable {
-        case item(TraceItem)
+        case items([TraceItem])
         case tick
         case reload
     }
@@ -155,7 +156,7 @@ public final class Daemon: Sendable {
         }
 
         let pump = Task.detached {
-            for await item in tracer.events { cont.yield(.item(item)) }
+            for await items in tracer.batches { cont.yield(.items(items)) }
             cont.finish()
         }
         let flushMs = config.flushMs
@@ -210,6 +211,57 @@ public final class Daemon: Sendable {
             }
         }
 
+        /// One record from the kernel: redact, enforce, audit, apply to the table, batch for the store.
+        func handle(_ item: TraceItem) throws {
+            switch item {
+            case .malformed(let e):
+                malformed += 1
+                log.warning("malformed record skipped", metadata: ["error": "\(e)"])
+            case .event(let raw):
+                // Secrets leave the command line here, before the table, the store and the logs see it.
+                var e = raw
+                if case .exec(var x) = raw, !config.redactor.patterns.isEmpty {
+                    x.argv = config.redactor.apply(x.argv)
+                    e = .exec(x)
+                }
+                if case .deny(let d) = e, let policy {
+                    let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
+                    if let r = table[table.canonical(d.process)] {
+                        record(.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
+                                       rules: policy.rules(in: d.matched).map(\.name), tier: EnforcementTier.deny.rawValue,
+                                       blocked: true, message: "denied exec of \(d.filename) (rule \(names))"), sync: true)
+                    }
+                    log.warning("denied exec (rule \(names))", metadata: [
+                        "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)",
+                        "tier": "\(EnforcementTier.deny.rawValue)",
+                        "ancestry": "\(Lineage.chain(table, of: table.canonical(d.process)))"])
+                }
+                table.apply(e)
+                ingested += 1
+                let id = table.canonical(e.process)
+                dirty[id] = ()
+                if case .exec(let x) = raw, var r = table[id], var img = r.image {
+                    if x.matched != 0, let policy,
+                       let (text, rules) = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
+                        img.enforcement = text
+                        r.images[r.images.count - 1] = img
+                        table.replaceLatestImage(of: id, with: img)
+                        audited[id] = rules
+                    } else if config.auditAll {
+                        record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
+                                       rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
+                        audited[id] = []
+                    }
+                    batch.images.append((id, r.images.count - 1 + r.imagesDropped, img))
+                }
+                if case .exit = e, let r = table[id], let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil) {
+                    record(.terminate(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
+                                      timeMs: Daemon.nowMs(), rules: rules))
+                }
+                if dirty.count + batch.images.count >= config.flushChanges { try flush() }
+            }
+        }
+
         do {
             for await input in inputs {
                 switch input {
@@ -226,51 +278,8 @@ public final class Daemon: Sendable {
                         log.error("policy reload rejected, previous policy stays in force", metadata: ["error": "\(error)"])
                         record(.daemon("policy rejected", timeMs: Daemon.nowMs(), detail: "\(error)", severity: 3), sync: true)
                     }
-                case .item(.malformed(let e)):
-                    malformed += 1
-                    log.warning("malformed record skipped", metadata: ["error": "\(e)"])
-                case .item(.event(let raw)):
-                    // Secrets leave the command line here, before the table, the store and the logs see it.
-                    var e = raw
-                    if case .exec(var x) = raw, !config.redactor.patterns.isEmpty {
-                        x.argv = config.redactor.apply(x.argv)
-                        e = .exec(x)
-                    }
-                    if case .deny(let d) = e, let policy {
-                        let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
-                        if let r = table[table.canonical(d.process)] {
-                            record(.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
-                                           rules: policy.rules(in: d.matched).map(\.name), tier: EnforcementTier.deny.rawValue,
-                                           blocked: true, message: "denied exec of \(d.filename) (rule \(names))"), sync: true)
-                        }
-                        log.warning("denied exec (rule \(names))", metadata: [
-                            "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)",
-                            "tier": "\(EnforcementTier.deny.rawValue)",
-                            "ancestry": "\(Lineage.chain(table, of: table.canonical(d.process)))"])
-                    }
-                    table.apply(e)
-                    ingested += 1
-                    let id = table.canonical(e.process)
-                    dirty[id] = ()
-                    if case .exec(let x) = raw, var r = table[id], var img = r.image {
-                        if x.matched != 0, let policy,
-                           let (text, rules) = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
-                            img.enforcement = text
-                            r.images[r.images.count - 1] = img
-                            table.replaceLatestImage(of: id, with: img)
-                            audited[id] = rules
-                        } else if config.auditAll {
-                            record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
-                                           rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
-                            audited[id] = []
-                        }
-                        batch.images.append((id, r.images.count - 1 + r.imagesDropped, img))
-                    }
-                    if case .exit = e, let r = table[id], let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil) {
-                        record(.terminate(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
-                                          timeMs: Daemon.nowMs(), rules: rules))
-                    }
-                    if dirty.count + batch.images.count >= config.flushChanges { try flush() }
+                case .items(let items):
+                    for item in items { try handle(item) }
                 }
             }
         } catch {

@@ -35,11 +35,18 @@ public final class Tracer: @unchecked Sendable {
         public var pollMs: Int32 = 20
         /// Load the deny program too (where BPF LSM is active); failure only disables that tier.
         public var tryLSM = false
+        /// Deliver records through `batches`, one array per ring-buffer drain, instead of one
+        /// stream element each through `events`: a consumer wakes once per drain, not per record.
+        public var batched = false
         public init() {}
     }
 
     public let events: AsyncStream<TraceItem>
     private let continuation: AsyncStream<TraceItem>.Continuation
+    public let batches: AsyncStream<[TraceItem]>
+    private let batchContinuation: AsyncStream<[TraceItem]>.Continuation
+    /// Records of the current drain (batched mode); touched by the reader thread only.
+    private var pending: [TraceItem] = []
     private var handle: OpaquePointer?
     /// Guards `handle` between map reads (any thread) and destruction in `stop()`.
     private let handleLock = NSLock()
@@ -57,6 +64,9 @@ public final class Tracer: @unchecked Sendable {
     public init(options: Options = Options()) throws(BPFError) {
         self.options = options
         (events, continuation) = AsyncStream.makeStream(of: TraceItem.self, bufferingPolicy: .unbounded)
+        (batches, batchContinuation) = AsyncStream.makeStream(of: [TraceItem].self, bufferingPolicy: .unbounded)
+        // Only one of the two streams carries records; the other ends at once.
+        if options.batched { continuation.finish() } else { batchContinuation.finish() }
         var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes,
                                   try_lsm: options.tryLSM ? 1 : 0)
         var stage: Int32 = 0
@@ -93,11 +103,13 @@ public final class Tracer: @unchecked Sendable {
     private static let onRecord: rv_event_fn = { ctx, data, size in
         let me = Unmanaged<Tracer>.fromOpaque(ctx!).takeUnretainedValue()
         let buf = UnsafeRawBufferPointer(start: data, count: Int(size))
+        let item: TraceItem
         do throws(DecodeError) {
-            me.continuation.yield(.event(try EventDecoder.decode(buf)))
+            item = .event(try EventDecoder.decode(buf))
         } catch {
-            me.continuation.yield(.malformed(error))
+            item = .malformed(error)
         }
+        if me.options.batched { me.pending.append(item) } else { me.continuation.yield(item) }
         return 0
     }
 
@@ -116,14 +128,24 @@ public final class Tracer: @unchecked Sendable {
         guard let h = handle else { return }
         while !stopping.load(ordering: .acquiring) {
             let n = rv_bpf_poll(h, options.pollMs)
+            deliverPending()
             if n < 0 && n != -EINTR {
                 continuation.finish()
+                batchContinuation.finish()
                 return
             }
         }
         // Drain what is left so nothing submitted before stop is lost.
         _ = rv_bpf_poll(h, 0)
+        deliverPending()
         continuation.finish()
+        batchContinuation.finish()
+    }
+
+    private func deliverPending() {
+        guard !pending.isEmpty else { return }
+        batchContinuation.yield(pending)
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// Kernel counters: events lost to a full ring, processes the kernel map could not hold.
@@ -172,5 +194,6 @@ public final class Tracer: @unchecked Sendable {
         }
         handleLock.unlock()
         continuation.finish()
+        batchContinuation.finish()
     }
 }
