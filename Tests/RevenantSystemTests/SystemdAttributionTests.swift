@@ -180,8 +180,12 @@ import Testing
         try fm.createDirectory(atPath: dir + "/upper/etc/revenant", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: dir) }
+        // Where `make install` puts it: the unit's PrivateTmp would hide a build under /tmp.
+        try fm.createDirectory(atPath: dir + "/upper/usr/local/bin", withIntermediateDirectories: true)
+        do { try fm.linkItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
+        catch { try fm.copyItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
         let unit = try String(contentsOfFile: packageRoot + "/packaging/revenant.service", encoding: .utf8)
-            .replacingOccurrences(of: "@BINDIR@", with: (revenantBinary as NSString).deletingLastPathComponent)
+            .replacingOccurrences(of: "@BINDIR@", with: "/usr/local/bin")
         try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
         try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
         try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
@@ -202,7 +206,8 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         let console = { (try? String(contentsOfFile: dir + "/console.log", encoding: .utf8)) ?? "" }
-        try #require(active == "active", "revenant.service is \(active): \(console().suffix(2000))")
+        let status = { (try? sh([script, "ctl", dir, "status", "--no-pager", "-n", "20", "revenant.service"]).out) ?? "" }
+        try #require(active == "active", "revenant.service is \(active): \(status()) \(console().suffix(1500))")
 
         let run = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/bin/sh", "-c",
                           "/usr/bin/python3 /opt/rvtest/blocked.py; echo status=$?"])
