@@ -19,6 +19,9 @@ public final class Daemon: Sendable {
             var o = Tracer.Options()
             o.tryLSM = true   // the deny tier, where BPF LSM is active
             o.batched = true  // one wake-up per ring-buffer drain
+            // Wake-ups cost more than the work at low rates (futex + IPI on a VM); matched execs
+            // still wake the reader at once, and 1 MiB pending always does.
+            o.pollMs = 100
             return o
         }()
         public var version = "0.1.0"
