@@ -350,21 +350,25 @@ public final class Daemon: Sendable {
     }
 
     /// Instances of each matched command line (newest last), for attribution in the audit log.
-    /// Bound: 16 instances for each of at most 4,096 command lines.
-    private let matchedInstances = Mutex<[String: (ids: [Identity], reported: AuditEvent.Respawn?)]>([:])
+    /// Bound: 16 instances for each of at most 4,096 command lines; attribution is recomputed at
+    /// most once a second per command line (a blocked program respawned in a tight loop must not
+    /// turn every exec into configuration reads).
+    private let matchedInstances = Mutex<[String: (ids: [Identity], reported: AuditEvent.Respawn?, atNs: Int64)]>([:])
 
     /// What respawns the program `id` runs, once it has been seen at least twice.
     private func respawn(of id: Identity, table: ProcessTable, bootEpochNs: Int64, rules: [String]) -> AuditEvent.Respawn? {
         guard let r = table[id], let argv = r.image?.argv, !argv.isEmpty else { return nil }
         let key = argv.joined(separator: "\0")
-        let ids: [Identity] = matchedInstances.withLock { m in
+        let now = Daemon.wallNs()
+        let (ids, cached): ([Identity], AuditEvent.Respawn?) = matchedInstances.withLock { m in
             if m[key] == nil && m.count >= 4096 { m.removeAll() }
-            var entry = m[key] ?? ([], nil)
+            var entry = m[key] ?? ([], nil, 0)
             if !entry.ids.contains(id) { entry.ids.append(id) }
             if entry.ids.count > 16 { entry.ids.removeFirst(entry.ids.count - 16) }
             m[key] = entry
-            return entry.ids
+            return (entry.ids, entry.reported != nil && now - entry.atNs < 1_000_000_000 ? entry.reported : nil)
         }
+        if var c = cached { c.instances = ids.count; return c }
         let instances = ids.compactMap { table[$0] }.map {
             Instance(process: $0, ancestry: table.ancestry(of: $0.id), startWallNs: bootEpochNs + Int64($0.id.startNs),
                      exitWallNs: $0.exitTime.map { bootEpochNs + Int64($0) })
@@ -379,6 +383,7 @@ public final class Daemon: Sendable {
         let changed = matchedInstances.withLock { m -> Bool in
             let old = m[key]?.reported
             m[key]?.reported = summary
+            m[key]?.atNs = now
             return old.map { $0.mechanism != summary.mechanism || $0.spawner_uid != summary.spawner_uid
                 || $0.file != summary.file || $0.line != summary.line } ?? true
         }

@@ -198,6 +198,8 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         var st: Int32 = 0
         waitpid(running.pid, &st, 0)
         #expect(killedBySignal9(st), "kill_existing terminates the running match")
+        // The daemon logs right after the kill: give the line a moment to land.
+        for _ in 0..<40 where !d.logText.contains("kill_existing: killed") { try await Task.sleep(for: .milliseconds(50)) }
         #expect(d.logText.contains("kill_existing: killed"))
 
         // A broken policy on SIGHUP: rejected, the old one keeps enforcing.
