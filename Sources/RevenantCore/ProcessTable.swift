@@ -201,6 +201,15 @@ public struct ProcessTable: Sendable {
     /// The identity a record is filed under now.
     public func canonical(_ id: Identity) -> Identity { self[id]?.id ?? id }
 
+    /// The processes `ids` as attribution instances (those still in the table), wall times
+    /// from the boot's epoch.
+    public func instances(_ ids: [Identity], bootEpochNs: Int64) -> [Instance] {
+        ids.compactMap { self[$0] }.map {
+            Instance(process: $0, ancestry: ancestry(of: $0.id), startWallNs: bootEpochNs + Int64($0.id.startNs),
+                     exitWallNs: $0.exitTime.map { bootEpochNs + Int64($0) })
+        }
+    }
+
     /// Fork-time ancestors, nearest first, as far as they are known (at most `limit`).
     public func ancestry(of id: Identity, limit: Int = 64) -> [ProcessRecord] {
         var out: [ProcessRecord] = []

@@ -257,7 +257,8 @@ public final class Daemon: Sendable {
                     }
                     batch.images.append((id, r.images.count - 1 + r.imagesDropped, img))
                 }
-                if case .exit = e, let r = table[id], let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil) {
+                // Only exits that are audited cost a table lookup.
+                if case .exit = e, let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil), let r = table[id] {
                     record(.terminate(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
                                       timeMs: Daemon.nowMs(), rules: rules))
                 }
@@ -369,10 +370,7 @@ public final class Daemon: Sendable {
             return (entry.ids, entry.reported != nil && now - entry.atNs < 1_000_000_000 ? entry.reported : nil)
         }
         if var c = cached { c.instances = ids.count; return c }
-        let instances = ids.compactMap { table[$0] }.map {
-            Instance(process: $0, ancestry: table.ancestry(of: $0.id), startWallNs: bootEpochNs + Int64($0.id.startNs),
-                     exitWallNs: $0.exitTime.map { bootEpochNs + Int64($0) })
-        }
+        let instances = table.instances(ids, bootEpochNs: bootEpochNs)
         guard instances.count >= 2 else { return nil }
         let rep = Attributor.report(Attribution.analyze(instances), instances: instances, root: "/", reader: ProcReader())
         let summary = AuditEvent.Respawn(

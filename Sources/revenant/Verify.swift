@@ -43,8 +43,8 @@ struct Verify: AsyncParsableCommand {
 
         func countdown() {
             guard tty else { return }
-            let left = max(0, (end - Daemon.wallNs()) / 1_000_000_000)
-            let msg = "\rwatching \"\(match)\" via the daemon's store: \(left / 60)m\(String(format: "%02d", left % 60))s left, \(starts.filter { $0.blocked == nil }.count) started, \(starts.filter { $0.blocked != nil }.count) blocked "
+            let msg = Verify.countdown(match, via: "the daemon's store", end: end)
+                + ", \(starts.filter { $0.blocked == nil }.count) started, \(starts.filter { $0.blocked != nil }.count) blocked "
             FileHandle.standardError.write(Data(msg.utf8))
         }
 
@@ -73,10 +73,7 @@ struct Verify: AsyncParsableCommand {
             let match = self.match
             let stopper = Task {
                 while Daemon.wallNs() < end {
-                    if tty {
-                        let left = max(0, (end - Daemon.wallNs()) / 1_000_000_000)
-                        FileHandle.standardError.write(Data("\rwatching \"\(match)\" via own BPF: \(left / 60)m\(String(format: "%02d", left % 60))s left ".utf8))
-                    }
+                    if tty { FileHandle.standardError.write(Data((Verify.countdown(match, via: "own BPF", end: end) + " ").utf8)) }
                     try? await Task.sleep(for: .milliseconds(min(1000, max(1, Int((end - Daemon.wallNs()) / 1_000_000)))))
                 }
                 tracer.stop()
@@ -94,10 +91,7 @@ struct Verify: AsyncParsableCommand {
             stopper.cancel()
             _ = signals
             // Instances of the same program seen here, for attribution.
-            let instances = ids.compactMap { table[$0] }.map {
-                Instance(process: $0, ancestry: table.ancestry(of: $0.id), startWallNs: clock.bootEpochNs + Int64($0.id.startNs),
-                         exitWallNs: $0.exitTime.map { clock.bootEpochNs + Int64($0) })
-            }
+            let instances = table.instances(ids, bootEpochNs: clock.bootEpochNs)
             if let latest = instances.last {
                 let same = instances.filter { $0.process.image?.argv == latest.process.image?.argv }
                 report = Attributor.report(Attribution.analyze(same), instances: same, root: "/", reader: ProcReader())
@@ -148,6 +142,12 @@ struct Verify: AsyncParsableCommand {
     static func blocked(_ r: ProcessRecord) -> String? {
         guard let e = r.image?.enforcement, e.hasPrefix("killed") || e.hasPrefix("denied") else { return nil }
         return e
+    }
+
+    /// `\rwatching "X" via …: 4m12s left` for the terminal line.
+    static func countdown(_ match: String, via: String, end: Int64) -> String {
+        let left = max(0, (end - Daemon.wallNs()) / 1_000_000_000)
+        return "\rwatching \"\(match)\" via \(via): \(left / 60)m\(String(format: "%02d", left % 60))s left"
     }
 
     static func human(_ secs: Double) -> String {
