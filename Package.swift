@@ -36,6 +36,7 @@ let package = Package(
                 "RevenantCore", "CRevenantBPF",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         .executableTarget(

@@ -121,44 +121,71 @@ public struct ProcessTable: Sendable {
         switch event {
         case .fork(let e):
             join(e.parent)
-            var r = ProcessRecord(id: e.process, parent: e.parent, comm: self[e.parent]?.name ?? "")
+            let parent = self[e.parent]
+            var r = ProcessRecord(id: e.process, parent: e.parent, comm: parent?.name ?? "")
             // A fork of a known process inherits its image (until it execs).
-            if let p = self[e.parent], let img = p.image {
+            if let img = parent?.image {
                 r.images = [img]
                 r.comm = img.comm
                 r.imageInherited = true
             }
             insert(r)
         case .exec(let e):
-            let existing = processes[e.process]
-            let isNew = existing == nil
-            var r = existing ?? ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
-            if r.parent == nil, let p = e.parent { r.parent = p }
-            // An image inherited at fork is replaced by the first exec.
-            if r.imageInherited {
-                r.images.removeAll()
-                r.imageInherited = false
+            // Changed in place: a copy out and back would copy the images array on every exec.
+            // The adopter is worked out first: nothing may read `self` during the in-place change.
+            let adopter = adoption(parent: processes[e.process]?.parent ?? e.parent, realParent: e.realParent)
+            if processes[e.process] != nil {
+                ProcessTable.execed(&processes[e.process]!, e, adopter: adopter)
+            } else {
+                var r = ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
+                ProcessTable.execed(&r, e, adopter: adopter)
+                insert(r)
             }
-            append(Image(e), to: &r)
-            noteAdoption(&r, realParent: e.realParent)
-            if isNew { insert(r) } else { processes[r.id] = r }
         case .deny(let e):
-            guard var r = processes[e.process] else { return }
-            r.denied.append(e)
-            if r.denied.count > 16 { r.denied.removeFirst() }
-            processes[r.id] = r
+            guard processes[e.process] != nil else { return }
+            processes[e.process]!.denied.append(e)
+            if processes[e.process]!.denied.count > 16 { processes[e.process]!.denied.removeFirst() }
         case .exit(let e):
-            let existing = processes[e.process]
-            let isNew = existing == nil
-            var r = existing ?? ProcessRecord(id: e.process, parent: e.parent, comm: "")
-            if r.parent == nil, let p = e.parent { r.parent = p }
-            guard !r.exited else { return }
-            r.exitTime = e.time
-            r.exitStatus = e.status
-            noteAdoption(&r, realParent: e.realParent)
-            if isNew { insert(r) } else { processes[r.id] = r }
-            exited(r.id)
+            let adopter = adoption(parent: processes[e.process]?.parent ?? e.parent, realParent: e.realParent)
+            if processes[e.process] != nil {
+                guard !processes[e.process]!.exited else { return }
+                ProcessTable.exitedAt(&processes[e.process]!, e, adopter: adopter)
+                exited(e.process)
+            } else {
+                var r = ProcessRecord(id: e.process, parent: e.parent, comm: "")
+                ProcessTable.exitedAt(&r, e, adopter: adopter)
+                insert(r)
+                exited(r.id)
+            }
         }
+    }
+
+    private static func execed(_ r: inout ProcessRecord, _ e: ExecEvent, adopter: Identity?) {
+        if r.parent == nil, let p = e.parent { r.parent = p }
+        // An image inherited at fork is replaced by the first exec.
+        if r.imageInherited {
+            r.images.removeAll()
+            r.imageInherited = false
+        }
+        r.images.append(Image(e))
+        if r.images.count > ProcessTable.maxImages {
+            r.images.remove(at: 1)
+            r.imagesDropped += 1
+        }
+        if let adopter { r.adoptedBy = adopter }
+    }
+
+    private static func exitedAt(_ r: inout ProcessRecord, _ e: ExitEvent, adopter: Identity?) {
+        if r.parent == nil, let p = e.parent { r.parent = p }
+        r.exitTime = e.time
+        r.exitStatus = e.status
+        if let adopter { r.adoptedBy = adopter }
+    }
+
+    /// The parent a process was reparented to, when it differs from its fork-time parent.
+    private func adoption(parent: Identity?, realParent: Identity) -> Identity? {
+        guard realParent.pid != 0, let p = parent, canon(p) != canon(realParent) else { return nil }
+        return realParent
     }
 
     /// Annotates the newest image of a process (enforcement results).
@@ -230,19 +257,6 @@ public struct ProcessTable: Sendable {
     }
 
     // MARK: - bookkeeping
-
-    private mutating func append(_ img: Image, to r: inout ProcessRecord) {
-        r.images.append(img)
-        if r.images.count > ProcessTable.maxImages {
-            r.images.remove(at: 1)
-            r.imagesDropped += 1
-        }
-    }
-
-    private func noteAdoption(_ r: inout ProcessRecord, realParent: Identity) {
-        guard realParent.pid != 0 else { return }
-        if let p = r.parent, canon(p) != canon(realParent) { r.adoptedBy = realParent }
-    }
 
     /// The identity a record is filed under now (seeded ones are re-keyed once the kernel names them).
     private func canon(_ id: Identity) -> Identity { self[id]?.id ?? id }

@@ -38,6 +38,9 @@ public final class Tracer: @unchecked Sendable {
         /// Deliver records through `batches`, one array per ring-buffer drain, instead of one
         /// stream element each through `events`: a consumer wakes once per drain, not per record.
         public var batched = false
+        /// No reader thread and no streams: the owner drains with `drain(timeoutMs:)` on its own
+        /// thread (no hop between threads per drain), and calls `close()` when done.
+        public var manual = false
         public init() {}
     }
 
@@ -66,7 +69,8 @@ public final class Tracer: @unchecked Sendable {
         (events, continuation) = AsyncStream.makeStream(of: TraceItem.self, bufferingPolicy: .unbounded)
         (batches, batchContinuation) = AsyncStream.makeStream(of: [TraceItem].self, bufferingPolicy: .unbounded)
         // Only one of the two streams carries records; the other ends at once.
-        if options.batched { continuation.finish() } else { batchContinuation.finish() }
+        if options.batched || options.manual { continuation.finish() }
+        if !options.batched || options.manual { batchContinuation.finish() }
         var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes,
                                   try_lsm: options.tryLSM ? 1 : 0)
         var stage: Int32 = 0
@@ -93,11 +97,12 @@ public final class Tracer: @unchecked Sendable {
             let text = String(decoding: lsmLog.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             lsmStatus = rc == 0 ? "attached" : "\(BPFError(stage: st == Int32(RV_STAGE_ATTACH.rawValue) ? .attach : .load, errno: -rc, message: text))"
         }
-        startThread()
+        if !options.manual { startThread() }
     }
 
     deinit {
         stop()
+        close()
     }
 
     private static let onRecord: rv_event_fn = { ctx, data, size in
@@ -109,7 +114,7 @@ public final class Tracer: @unchecked Sendable {
         } catch {
             item = .malformed(error)
         }
-        if me.options.batched { me.pending.append(item) } else { me.continuation.yield(item) }
+        if me.options.batched || me.options.manual { me.pending.append(item) } else { me.continuation.yield(item) }
         return 0
     }
 
@@ -148,6 +153,22 @@ public final class Tracer: @unchecked Sendable {
         pending.removeAll(keepingCapacity: true)
     }
 
+    /// Manual mode: waits up to `timeoutMs` for records and returns what the ring held (empty on
+    /// timeout). nil once the tracer is stopping or the ring failed; call `close()` after the final drain.
+    public func drain(timeoutMs: Int32) -> [TraceItem]? {
+        precondition(options.manual, "drain(timeoutMs:) is for manual mode")
+        guard let h = handle else { return nil }
+        let last = stopping.load(ordering: .acquiring)
+        let n = rv_bpf_poll(h, last ? 0 : timeoutMs)
+        let out = pending
+        pending.removeAll(keepingCapacity: true)
+        if last || (n < 0 && n != -EINTR) { return out.isEmpty ? nil : out }
+        return out
+    }
+
+    /// Stop was asked for (any thread): a manual owner drains once more, then closes.
+    public var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
     /// Kernel counters: events lost to a full ring, processes the kernel map could not hold.
     public func counters() throws(BPFError) -> TraceCounters {
         handleLock.lock()
@@ -180,13 +201,22 @@ public final class Tracer: @unchecked Sendable {
         return rv_bpf_proc_count(h)
     }
 
-    /// Stops the reader (after a final drain) and detaches. Idempotent.
+    /// Stops the reader (after a final drain) and detaches. Idempotent. In manual mode it only
+    /// marks the tracer stopping (safe from any thread, e.g. a signal handler during start-up):
+    /// the owner's loop sees it and calls `close()`.
     public func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if options.manual { return }
         if let t = thread {
             if pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
             thread = nil
         }
+        close()
+    }
+
+    /// Detaches the programs and frees the ring. Idempotent.
+    public func close() {
+        stopping.store(true, ordering: .releasing)
         handleLock.lock()
         if let h = handle {
             rv_bpf_stop(h)

@@ -49,10 +49,10 @@ struct Verify: AsyncParsableCommand {
         }
 
         if let store {
-            // The daemon's store: poll what it flushes (every 200 ms).
+            // The daemon's store: poll what it flushes (it trails the kernel by up to Daemon.storeLagMs).
             var seen: Set<Identity> = []
             var last: StoredProcess?
-            while Daemon.wallNs() < end + 400_000_000 {
+            while Daemon.wallNs() < end + Int64(Daemon.storeLagMs + 250) * 1_000_000 {
                 for p in (try? store.matching(match)) ?? [] where p.startWallNs >= t0 && p.startWallNs < end && !seen.contains(p.record.id) {
                     guard Verify.isProgram(p.record, match: match, ownExe: me) else { continue }
                     seen.insert(p.record.id)
@@ -127,8 +127,7 @@ struct Verify: AsyncParsableCommand {
     /// A daemon is writing this store now (its run is open and flushed in the last 10 s).
     func liveStore() -> Store? {
         guard FileManager.default.fileExists(atPath: db), let s = try? Store(path: db, readOnly: true),
-              let run = try? s.runs().last, run.stoppedWallNs == nil,
-              Daemon.wallNs() - run.lastSeenWallNs < 10_000_000_000 else { return nil }
+              s.daemonIsWriting() else { return nil }
         return s
     }
 

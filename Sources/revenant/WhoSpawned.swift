@@ -37,7 +37,14 @@ struct WhoSpawned: ParsableCommand {
         }
         let procs = ProcReader()
         let live = procs.record(pid)
-        var incs: [Incarnation] = try (store?.incarnations(pid: pid) ?? []).map { Incarnation(stored: $0, store: store) }
+        var stored = try store?.incarnations(pid: pid) ?? []
+        // A process younger than the daemon's last flush: wait for the next one rather than fall
+        // back to /proc's current parents.
+        if let live, let store, !stored.contains(where: { $0.record.id.sameTick(live.id) }), store.daemonIsWriting() {
+            usleep(UInt32(Daemon.storeLagMs + 250) * 1000)
+            stored = try store.incarnations(pid: pid)
+        }
+        var incs: [Incarnation] = stored.map { Incarnation(stored: $0, store: store) }
         if let live, !incs.contains(where: { $0.record.id.sameTick(live.id) }) {
             incs.insert(Incarnation(proc: live, reader: procs), at: 0)
             note = [note, "PID \(pid) is running but not in the store: lineage read from /proc (current parents, not fork-time)"]

@@ -1,4 +1,5 @@
 import Foundation
+import RevenantSystem
 import Glibc
 import Testing
 
@@ -37,8 +38,8 @@ final class DaemonUnderTest {
 
     var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
-    /// Waits for at least one flush after now (the daemon flushes every 200 ms).
-    func settle() async throws { try await Task.sleep(for: .milliseconds(700)) }
+    /// Waits for at least one flush after now (the store trails the kernel by up to Daemon.storeLagMs).
+    func settle() async throws { try await Task.sleep(for: .milliseconds(Daemon.storeLagMs + 400)) }
 
     func stop() {
         guard process.isRunning else { return }

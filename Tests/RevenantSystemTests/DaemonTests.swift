@@ -114,7 +114,8 @@ import Testing
         let d = try DaemonUnderTest(name: "crash")
         try await d.start()
         let burst = spawn(["/bin/sh", "-c", "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done"], wait: false)
-        try await Task.sleep(for: .milliseconds(600))
+        // Past the first flush: the crash must find flushed batches to keep consistent.
+        try await Task.sleep(for: .milliseconds(Daemon.storeLagMs + 600))
         d.kill9()
         var st: Int32 = 0
         waitpid(burst.pid, &st, 0)
@@ -140,7 +141,8 @@ import Testing
         try Kernel.check()
         let d = try DaemonUnderTest(name: "restart")
         try await d.start()
-        let sleeper = spawn(["/bin/sleep", "1.5"], wait: false)
+        // Outlives the first daemon's settle and stop, so its exit is seen by the second.
+        let sleeper = spawn(["/bin/sleep", String(Double(Daemon.storeLagMs) / 1000 + 2.5)], wait: false)
         try await d.settle()
         d.stop()
         let again = DaemonUnderTestReuse(d)
