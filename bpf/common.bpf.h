@@ -98,12 +98,14 @@ static __always_inline void emit(void *data, __u64 size)
 	emit_flagged(data, size, false);
 }
 
-/* A process is its thread group: identity is the tgid and the leader's start time. */
+/* A process is its thread group: identity is the tgid and the leader's start time.
+ * Callers hold BTF pointers (tp_btf/lsm arguments or fields of them): plain loads, which the
+ * verifier turns into fault-safe reads, cost a fraction of a bpf_probe_read_kernel call each. */
 static __always_inline void ident_of(struct task_struct *t, struct rv_ident *id)
 {
-	id->tgid = BPF_CORE_READ(t, tgid);
+	id->tgid = t->tgid;
 	id->_pad = 0;
-	id->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	id->start_ns = t->group_leader->start_boottime;
 }
 
 /* Fork-time parent from the map; unknown for processes that predate the load. */

@@ -17,7 +17,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	struct rv_proc p = {};
 
 	/* A new thread is not a new process. */
-	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+	if (child->pid != child->tgid)
 		return 0;
 
 	ident_of(child, &p.self);
@@ -31,7 +31,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	e.h.time_ns = bpf_ktime_get_boot_ns();
 	e.h.proc = p.self;
 	e.parent = p.parent;
-	e.parent_thread = BPF_CORE_READ(parent, pid);
+	e.parent_thread = parent->pid;
 	emit(&e, sizeof(e));
 	return 0;
 }
@@ -170,6 +170,9 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	unsigned long arg_start, arg_end, len;
 	__u32 filename_len;
 	struct kernfs_node *kn;
+	struct inode *inode;
+	const struct cred *cred;
+	struct mm_struct *mm;
 	__u32 flags = 0;
 	long n;
 
@@ -180,26 +183,28 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->h.time_ns = bpf_ktime_get_boot_ns();
 	ident_of(p, &e->h.proc);
 	flags |= parent_of(&e->h.proc, &e->parent);
-	ident_of(BPF_CORE_READ(p, real_parent), &e->real_parent);
+	ident_of(p->real_parent, &e->real_parent);
 
 	e->old_pid = old_pid;
 	if ((__u32)old_pid != e->h.proc.tgid)
 		flags |= RV_F_NONLEADER_EXEC;
 
 	/* After binfmt_script/misc, bprm->file is the binary that actually runs. */
-	e->exe_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
-	e->exe_dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+	inode = bprm->file->f_inode;
+	e->exe_ino = inode->i_ino;
+	e->exe_dev = inode->i_sb->s_dev;
 
-	e->uid = BPF_CORE_READ(p, cred, uid.val);
-	e->euid = BPF_CORE_READ(p, cred, euid.val);
-	e->gid = BPF_CORE_READ(p, cred, gid.val);
+	cred = p->cred;
+	e->uid = cred->uid.val;
+	e->euid = cred->euid.val;
+	e->gid = cred->gid.val;
 	e->loginuid = (__u32)-1;
 	if (bpf_core_field_exists(p->loginuid))
-		e->loginuid = BPF_CORE_READ(p, loginuid.val);
+		e->loginuid = p->loginuid.val;
 
-	kn = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn);
-	e->cgroup_id = BPF_CORE_READ(kn, id);
-	n = bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup), BPF_CORE_READ(kn, name));
+	kn = p->cgroups->dfl_cgrp->kn;
+	e->cgroup_id = kn->id;
+	n = bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup), kn->name);
 	if (n <= 0)
 		e->cgroup[0] = 0;
 	else if (n == sizeof(e->cgroup))
@@ -207,8 +212,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
-	filename = BPF_CORE_READ(bprm, filename);
-	interp = BPF_CORE_READ(bprm, interp);
+	filename = bprm->filename;
+	interp = bprm->interp;
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 	filename_len = n > 0 ? n : 0;
 	if (n <= 0)
@@ -226,9 +231,10 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	flags |= read_cwd(p, e->cwd);
 
-	e->argc = BPF_CORE_READ(bprm, argc);
-	arg_start = BPF_CORE_READ(p, mm, arg_start);
-	arg_end = BPF_CORE_READ(p, mm, arg_end);
+	e->argc = bprm->argc;
+	mm = p->mm;
+	arg_start = mm->arg_start;
+	arg_end = mm->arg_end;
 	len = arg_end - arg_start;
 	if (len > RV_ARGV_BYTES) {
 		len = RV_ARGV_BYTES;
@@ -255,7 +261,7 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	struct rv_exit_event e = {};
 
 	/* Only the last thread's exit ends the process. */
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	if (p->signal->live.counter != 0)
 		return 0;
 
 	e.h.type = RV_EVENT_EXIT;
@@ -263,8 +269,8 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	e.h.time_ns = bpf_ktime_get_boot_ns();
 	ident_of(p, &e.h.proc);
 	e.flags = parent_of(&e.h.proc, &e.parent);
-	ident_of(BPF_CORE_READ(p, real_parent), &e.real_parent);
-	e.exit_code = BPF_CORE_READ(p, exit_code);
+	ident_of(p->real_parent, &e.real_parent);
+	e.exit_code = p->exit_code;
 	bpf_map_delete_elem(&procs, &e.h.proc.tgid);
 	emit(&e, sizeof(e));
 	return 0;
