@@ -72,36 +72,64 @@ public enum EventDecoder {
         return bytes.loadUnaligned(as: T.self)
     }
 
+    /// Field offsets of rv_exec_event, computed once: the record is read in place (copying the
+    /// 3 KiB struct and its char arrays was most of the decoding cost).
+    private enum X {
+        typealias E = rv_exec_event
+        static let parent = MemoryLayout<E>.offset(of: \E.parent)!
+        static let realParent = MemoryLayout<E>.offset(of: \E.real_parent)!
+        static let exeDev = MemoryLayout<E>.offset(of: \E.exe_dev)!
+        static let exeIno = MemoryLayout<E>.offset(of: \E.exe_ino)!
+        static let cgroupId = MemoryLayout<E>.offset(of: \E.cgroup_id)!
+        static let oldPid = MemoryLayout<E>.offset(of: \E.old_pid)!
+        static let uid = MemoryLayout<E>.offset(of: \E.uid)!
+        static let euid = MemoryLayout<E>.offset(of: \E.euid)!
+        static let gid = MemoryLayout<E>.offset(of: \E.gid)!
+        static let loginuid = MemoryLayout<E>.offset(of: \E.loginuid)!
+        static let flags = MemoryLayout<E>.offset(of: \E.flags)!
+        static let argc = MemoryLayout<E>.offset(of: \E.argc)!
+        static let argvLen = MemoryLayout<E>.offset(of: \E.argv_len)!
+        static let matched = MemoryLayout<E>.offset(of: \E.matched)!
+        static let action = MemoryLayout<E>.offset(of: \E.action)!
+        static let comm = (MemoryLayout<E>.offset(of: \E.comm)!, Int(RV_COMM_BYTES))
+        static let filename = (MemoryLayout<E>.offset(of: \E.filename)!, Int(RV_PATH_BYTES))
+        static let interp = (MemoryLayout<E>.offset(of: \E.interp)!, Int(RV_PATH_BYTES))
+        static let cwd = (MemoryLayout<E>.offset(of: \E.cwd)!, Int(RV_CWD_BYTES))
+        static let cgroup = (MemoryLayout<E>.offset(of: \E.cgroup)!, Int(RV_CGROUP_BYTES))
+    }
+
     private static func exec(_ bytes: UnsafeRawBufferPointer, declared: Int) throws(DecodeError) -> ExecEvent {
         guard declared >= execFixedSize, declared <= execMaxSize else {
             throw .sizeMismatch(type: UInt32(RV_EVENT_EXEC.rawValue), declared: declared, got: bytes.count)
         }
-        // The record is cut after argv: copy into a zeroed full-size struct.
-        var e = rv_exec_event()
-        withUnsafeMutableBytes(of: &e) { dst in
-            dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<declared]))
-        }
-        let argvLen = Int(e.argv_len)
+        func u32(_ o: Int) -> UInt32 { bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self) }
+        func u64(_ o: Int) -> UInt64 { bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self) }
+        func str(_ f: (Int, Int)) -> String { cString(UnsafeRawBufferPointer(rebasing: bytes[f.0..<(f.0 + f.1)])) }
+        let h = bytes.loadUnaligned(as: rv_header.self)
+        let argvLen = Int(u32(X.argvLen))
         guard argvLen <= declared - execFixedSize else {
             throw .argvLength(declared: argvLen, available: declared - execFixedSize)
         }
-        let flags = e.flags
+        let flags = u32(X.flags)
         let truncated = flags & RV_F_ARGV_TRUNCATED.rawValue != 0
-        let argv = withUnsafeBytes(of: e.argv) { splitArgv(UnsafeRawBufferPointer(rebasing: $0[0..<argvLen]), truncated: truncated) }
-        let interp = cString(e.interp)
-        let loginuid = e.loginuid == UInt32.max ? nil : e.loginuid
+        let argv = splitArgv(UnsafeRawBufferPointer(rebasing: bytes[execFixedSize..<(execFixedSize + argvLen)]), truncated: truncated)
+        let interp = str(X.interp)
+        let rawLoginuid = u32(X.loginuid)
+        let cgroup = str(X.cgroup)
         return ExecEvent(
-            time: e.h.time_ns, process: ident(e.h.proc),
-            parent: flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
-            realParent: ident(e.real_parent), oldPid: Int32(bitPattern: e.old_pid),
-            filename: cString(e.filename), interpreter: interp.isEmpty ? nil : interp,
-            exeDevice: e.exe_dev, exeInode: e.exe_ino,
-            argv: argv, argc: Int(e.argc), argvTruncated: truncated,
-            comm: cString(e.comm), uid: e.uid, euid: e.euid, gid: e.gid, loginuid: loginuid,
-            cgroupId: e.cgroup_id, cgroup: { let c = cString(e.cgroup); return c.isEmpty ? "/" : c }(),
-            cwd: withUnsafeBytes(of: e.cwd) { cwdPath($0) },
+            time: h.time_ns, process: ident(h.proc),
+            parent: flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(bytes.loadUnaligned(fromByteOffset: X.parent, as: rv_ident.self)),
+            realParent: ident(bytes.loadUnaligned(fromByteOffset: X.realParent, as: rv_ident.self)),
+            oldPid: Int32(bitPattern: u32(X.oldPid)),
+            filename: str(X.filename), interpreter: interp.isEmpty ? nil : interp,
+            exeDevice: u64(X.exeDev), exeInode: u64(X.exeIno),
+            argv: argv, argc: Int(u32(X.argc)), argvTruncated: truncated,
+            comm: str(X.comm), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
+            loginuid: rawLoginuid == UInt32.max ? nil : rawLoginuid,
+            cgroupId: u64(X.cgroupId), cgroup: cgroup.isEmpty ? "/" : cgroup,
+            cwd: cwdPath(UnsafeRawBufferPointer(rebasing: bytes[X.cwd.0..<(X.cwd.0 + X.cwd.1)])),
             cwdTruncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0,
-            flags: flags, matched: e.matched, action: KernelAction(rawValue: e.action) ?? .none)
+            flags: flags, matched: u64(X.matched), action: KernelAction(rawValue: u32(X.action)) ?? .none)
     }
 
     static func ident(_ i: rv_ident) -> Identity {
@@ -110,10 +138,12 @@ public enum EventDecoder {
 
     /// A fixed C char array up to its first NUL.
     static func cString<T>(_ tuple: T) -> String {
-        withUnsafeBytes(of: tuple) { raw in
-            let end = raw.firstIndex(of: 0) ?? raw.count
-            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[0..<end]), as: UTF8.self)
-        }
+        withUnsafeBytes(of: tuple) { cString($0) }
+    }
+
+    static func cString(_ raw: UnsafeRawBufferPointer) -> String {
+        let end = raw.firstIndex(of: 0) ?? raw.count
+        return String(decoding: UnsafeRawBufferPointer(rebasing: raw[0..<end]), as: UTF8.self)
     }
 
     /// NUL-separated arguments; a cut last argument is kept and marked with "…".

@@ -207,7 +207,8 @@ public struct ProcessTable: Sendable {
     /// A precise identity the kernel reports for a process seeded at tick precision:
     /// re-key the record, so both names reach it.
     private mutating func join(_ id: Identity) {
-        guard id.precise, processes[id] == nil, let s = seededByPid[id.pid], s.sameTick(id),
+        // Seeded PIDs first: a small map, and no record is copied for the common miss.
+        guard id.precise, let s = seededByPid[id.pid], s.sameTick(id), processes.index(forKey: id) == nil,
               var r = processes[s] else { return }
         seededByPid[id.pid] = nil
         processes[s] = nil
@@ -226,7 +227,7 @@ public struct ProcessTable: Sendable {
     }
 
     /// The identity a record is filed under now.
-    public func canonical(_ id: Identity) -> Identity { self[id]?.id ?? id }
+    public func canonical(_ id: Identity) -> Identity { canon(id) }
 
     /// The processes `ids` as attribution instances (those still in the table), wall times
     /// from the boot's epoch.
@@ -259,7 +260,13 @@ public struct ProcessTable: Sendable {
     // MARK: - bookkeeping
 
     /// The identity a record is filed under now (seeded ones are re-keyed once the kernel names them).
-    private func canon(_ id: Identity) -> Identity { self[id]?.id ?? id }
+    /// As `self[id]?.id ?? id`, without copying the record (this runs several times per event).
+    private func canon(_ id: Identity) -> Identity {
+        if processes.index(forKey: id) != nil { return id }
+        if let a = aliases[id], processes.index(forKey: a) != nil { return a }
+        if id.precise, let s = seededByPid[id.pid], s.sameTick(id), processes.index(forKey: s) != nil { return s }
+        return id
+    }
 
     private mutating func insert(_ r: ProcessRecord) {
         if let old = byPid[r.id.pid], old != r.id, let o = processes[old], !o.exited {
@@ -279,8 +286,8 @@ public struct ProcessTable: Sendable {
     }
 
     private mutating func exited(_ id: Identity) {
-        guard let r = processes[id] else { return }
-        if let p = r.parent.map(canon), let n = liveChildren[p] {
+        guard let i = processes.index(forKey: id) else { return }
+        if let p = processes.values[i].parent.map(canon), let n = liveChildren[p] {
             if n <= 1 {
                 liveChildren[p] = nil
                 if processes[p]?.exited == true { evictable.append(p) }
