@@ -23,6 +23,8 @@ let package = Package(
             dependencies: ["CRevenantABI"],
             linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
         ),
+        // Process-wide SQLite settings (sqlite3_config is variadic: not callable from Swift).
+        .target(name: "CRevenantSQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         // Pure: identity, events, decoding, the process table. No I/O.
         .target(name: "RevenantCore", dependencies: [
             "CRevenantABI",
@@ -33,7 +35,7 @@ let package = Package(
         .target(
             name: "RevenantSystem",
             dependencies: [
-                "RevenantCore", "CRevenantBPF",
+                "RevenantCore", "CRevenantBPF", "CRevenantSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

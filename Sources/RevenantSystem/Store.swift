@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import CRevenantSQLite
 import RevenantCore
 
 /// A failure to open, read or write the store, naming the file.
@@ -58,7 +59,11 @@ public final class Store: Sendable {
     public let path: String
     private let db: DatabaseQueue
 
+    /// Applied once, before this process opens its first connection.
+    private static let tuned: Int32 = rv_sqlite_tune()
+
     public init(path: String, readOnly: Bool = false) throws(StoreError) {
+        _ = Store.tuned
         self.path = path
         var config = Configuration()
         config.readonly = readOnly
