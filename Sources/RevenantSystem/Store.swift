@@ -176,6 +176,18 @@ public final class Store: Sendable {
         m.registerMigration("v3-argv-index") { db in
             try db.execute(sql: "CREATE INDEX image_by_argv ON image (argv)")
         }
+        // Every index costs each process row a B-tree insert. By PID, the unique key serves
+        // (one seek per boot). Parents are looked up only to re-key a seeded (tick-precision)
+        // parent: the index holds rows whose parent start falls on a tick, almost only those.
+        m.registerMigration("v4-lean-indexes") { db in
+            try db.execute(sql: """
+                DROP INDEX process_by_pid;
+                DROP INDEX process_by_parent;
+                CREATE INDEX process_by_tick_parent ON process (boot, parent_pid, parent_start_ns)
+                    WHERE parent_start_ns % \(Identity.nsPerTick) = 0;
+                INSERT INTO boot (id, epoch_ns) SELECT DISTINCT boot, 0 FROM process WHERE boot NOT IN (SELECT id FROM boot);
+                """)
+        }
         return m
     }()
 
@@ -209,6 +221,9 @@ public final class Store: Sendable {
     public func write(_ batch: StoreBatch, run: Int64? = nil, nowWallNs: Int64, lostEvents: Int64 = 0) throws(StoreError) {
         try write { db in
             let boot = batch.boot
+            // Readers find a boot's processes through this table.
+            try db.cachedStatement(sql: "INSERT INTO boot (id, epoch_ns) VALUES (?, ?) ON CONFLICT (id) DO NOTHING")
+                .execute(arguments: [boot, batch.bootEpochNs])
             for (from, to) in batch.rekeys {
                 // A daemon restarted on the same boot seeds processes an earlier run recorded
                 // exactly: that row is kept and the seeded duplicate goes.
@@ -221,7 +236,7 @@ public final class Store: Sendable {
                     try db.cachedStatement(sql: "UPDATE process SET start_ns = ?, precise = 1 WHERE boot = ? AND pid = ? AND start_ns = ?")
                         .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
                 }
-                try db.cachedStatement(sql: "UPDATE process SET parent_start_ns = ? WHERE boot = ? AND parent_pid = ? AND parent_start_ns = ?")
+                try db.cachedStatement(sql: "UPDATE process SET parent_start_ns = ? WHERE boot = ? AND parent_pid = ? AND parent_start_ns = ? AND parent_start_ns % \(Identity.nsPerTick) = 0")
                     .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
             }
             // Bound straight to SQLite: GRDB's StatementArguments box every value, which was most
@@ -238,7 +253,6 @@ public final class Store: Sendable {
                     comm = excluded.comm, exit_ns = excluded.exit_ns, exit_wall_ns = excluded.exit_wall_ns,
                     exit_code = excluded.exit_code, exit_signal = excluded.exit_signal,
                     images_dropped = excluded.images_dropped
-                RETURNING rowid
                 """), db)
             // Row ids of this batch's processes: images then need no lookup by key.
             var rowids: [Identity: Int64] = [:]
@@ -257,7 +271,7 @@ public final class Store: Sendable {
                 b.int(r.adoptedBy.map { Int64($0.pid) }); b.int(r.adoptedBy.map { Int64($0.startNs) }); b.text(r.name)
                 b.int(r.exitTime.map { Int64($0) }); b.int(r.exitTime.map { batch.bootEpochNs + Int64($0) }); b.int(code); b.int(sig)
                 b.int(r.seeded ? 1 : 0); b.int(Int64(r.imagesDropped))
-                if let rowid = try upsert.run() { rowids[r.id] = rowid }
+                if let rowid = try upsert.runInsert() { rowids[r.id] = rowid }
             }
             let byRowid = try RawStatement(db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
@@ -315,7 +329,7 @@ public final class Store: Sendable {
     /// Every stored process with this PID, newest first (across boots).
     public func incarnations(pid: Int32, limit: Int = 100) throws(StoreError) -> [StoredProcess] {
         try read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM process WHERE pid = ? ORDER BY start_wall_ns DESC LIMIT ?",
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM process WHERE boot IN (SELECT id FROM boot) AND pid = ? ORDER BY start_wall_ns DESC LIMIT ?",
                                         arguments: [pid, limit])
             return try rows.map { try Store.process(from: $0, db) }
         }
@@ -530,7 +544,17 @@ struct RawStatement {
         return Binder(handle: handle)
     }
 
-    /// Steps to completion; the first column of the first row (a RETURNING rowid), if any.
+    /// Runs an INSERT … ON CONFLICT DO UPDATE: the new row's id when it inserted, nil when it
+    /// updated (SQLite changes the last insert rowid only on insert; RETURNING costs more).
+    func runInsert() throws -> Int64? {
+        let conn = db.sqliteConnection
+        let before = sqlite3_last_insert_rowid(conn)
+        _ = try run()
+        let after = sqlite3_last_insert_rowid(conn)
+        return after != before ? after : nil
+    }
+
+    /// Steps to completion; the first column of the first row, if any.
     func run() throws -> Int64? {
         var first: Int64?
         while true {

@@ -15,11 +15,11 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes"])
     }
 
     @Test func refusesWhatIsNotAStore() throws {
