@@ -121,10 +121,11 @@ public struct ProcessTable: Sendable {
         switch event {
         case .fork(let e):
             join(e.parent)
-            let parent = self[e.parent]
-            var r = ProcessRecord(id: e.process, parent: e.parent, comm: parent?.name ?? "")
+            // Only the parent's name and image are needed: read in place, not copied whole.
+            let pi = slot(e.parent)
+            var r = ProcessRecord(id: e.process, parent: e.parent, comm: pi.map { processes.values[$0].name } ?? "")
             // A fork of a known process inherits its image (until it execs).
-            if let img = parent?.image {
+            if let pi, let img = processes.values[pi].image {
                 r.images = [img]
                 r.comm = img.comm
                 r.imageInherited = true
@@ -133,9 +134,10 @@ public struct ProcessTable: Sendable {
         case .exec(let e):
             // Changed in place: a copy out and back would copy the images array on every exec.
             // The adopter is worked out first: nothing may read `self` during the in-place change.
-            let adopter = adoption(parent: processes[e.process]?.parent ?? e.parent, realParent: e.realParent)
-            if processes[e.process] != nil {
-                ProcessTable.execed(&processes[e.process]!, e, adopter: adopter)
+            let i = processes.index(forKey: e.process)
+            let adopter = adoption(parent: i.flatMap { processes.values[$0].parent } ?? e.parent, realParent: e.realParent)
+            if let i {
+                ProcessTable.execed(&processes.values[i], e, adopter: adopter)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
                 ProcessTable.execed(&r, e, adopter: adopter)
@@ -146,10 +148,11 @@ public struct ProcessTable: Sendable {
             processes[e.process]!.denied.append(e)
             if processes[e.process]!.denied.count > 16 { processes[e.process]!.denied.removeFirst() }
         case .exit(let e):
-            let adopter = adoption(parent: processes[e.process]?.parent ?? e.parent, realParent: e.realParent)
-            if processes[e.process] != nil {
-                guard !processes[e.process]!.exited else { return }
-                ProcessTable.exitedAt(&processes[e.process]!, e, adopter: adopter)
+            let i = processes.index(forKey: e.process)
+            let adopter = adoption(parent: i.flatMap { processes.values[$0].parent } ?? e.parent, realParent: e.realParent)
+            if let i {
+                guard !processes.values[i].exited else { return }
+                ProcessTable.exitedAt(&processes.values[i], e, adopter: adopter)
                 exited(e.process)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: "")
@@ -260,6 +263,21 @@ public struct ProcessTable: Sendable {
     // MARK: - bookkeeping
 
     /// The identity a record is filed under now (seeded ones are re-keyed once the kernel names them).
+    /// Where `self[id]` lives in `processes`, without copying the record.
+    private func slot(_ id: Identity) -> Dictionary<Identity, ProcessRecord>.Index? {
+        if let i = processes.index(forKey: id) { return i }
+        if let a = aliases[id] { return processes.index(forKey: a) }
+        if id.precise, let s = seededByPid[id.pid], s.sameTick(id) { return processes.index(forKey: s) }
+        return nil
+    }
+
+    /// The newest image of a process and its sequence number in the store (images ever
+    /// recorded for it, minus one), read without copying the record.
+    public func latestImage(of id: Identity) -> (seq: Int, image: Image)? {
+        guard let i = slot(id), let img = processes.values[i].images.last else { return nil }
+        return (processes.values[i].images.count - 1 + processes.values[i].imagesDropped, img)
+    }
+
     /// As `self[id]?.id ?? id`, without copying the record (this runs several times per event).
     private func canon(_ id: Identity) -> Identity {
         if processes.index(forKey: id) != nil { return id }
@@ -269,11 +287,9 @@ public struct ProcessTable: Sendable {
     }
 
     private mutating func insert(_ r: ProcessRecord) {
-        if let old = byPid[r.id.pid], old != r.id, let o = processes[old], !o.exited {
+        if let old = byPid[r.id.pid], old != r.id, let oi = processes.index(forKey: old), !processes.values[oi].exited {
             // The PID was reused: the old holder must have exited unseen.
-            var o = o
-            o.exitTime = r.id.startNs
-            processes[old] = o
+            processes.values[oi].exitTime = r.id.startNs
             exited(old)
         }
         processes[r.id] = r
@@ -290,7 +306,7 @@ public struct ProcessTable: Sendable {
         if let p = processes.values[i].parent.map(canon), let n = liveChildren[p] {
             if n <= 1 {
                 liveChildren[p] = nil
-                if processes[p]?.exited == true { evictable.append(p) }
+                if let pi = processes.index(forKey: p), processes.values[pi].exited { evictable.append(p) }
             } else {
                 liveChildren[p] = n - 1
             }
@@ -303,7 +319,7 @@ public struct ProcessTable: Sendable {
         while evictable.count - evictHead > exitedRetention {
             let id = evictable[evictHead]
             evictHead += 1
-            guard let r = processes[id], r.exited, liveChildren[id] == nil else { continue }
+            guard let i = processes.index(forKey: id), processes.values[i].exited, liveChildren[id] == nil else { continue }
             processes[id] = nil
             if byPid[id.pid] == id { byPid[id.pid] = nil }
             evicted += 1

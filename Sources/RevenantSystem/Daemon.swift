@@ -242,19 +242,18 @@ public final class Daemon: Sendable {
                 ingested += 1
                 let id = table.canonical(e.process)
                 dirty[id] = ()
-                if case .exec(let x) = raw, var r = table[id], var img = r.image {
+                if case .exec(let x) = raw, var (seq, img) = table.latestImage(of: id) {
                     if x.matched != 0, let policy,
                        let (text, rules) = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
                         img.enforcement = text
-                        r.images[r.images.count - 1] = img
                         table.replaceLatestImage(of: id, with: img)
                         audited[id] = rules
-                    } else if config.auditAll {
+                    } else if config.auditAll, let r = table[id] {
                         record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
                                        rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
                         audited[id] = []
                     }
-                    batch.images.append((id, r.images.count - 1 + r.imagesDropped, img))
+                    batch.images.append((id, seq, img))
                 }
                 // Only exits that are audited cost a table lookup.
                 if case .exit = e, let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil), let r = table[id] {

@@ -158,6 +158,30 @@ import Testing
         again.stop()
     }
 
+    /// A stop that lands while the daemon is still loading (BPF, seeding, the policy) is a clean
+    /// stop: exit 0 and a "stopped" line, not a failure on maps closed under the policy loader.
+    @Test func signalDuringStartUpStopsCleanly() async throws {
+        try Kernel.check()
+        for delayMs in [150, 400, 700, 1000] {
+            let d = try DaemonUnderTest(name: "early-\(delayMs)")
+            let policy = d.dir + "/policy.yaml"
+            try "rules:\n  - name: never\n    match: { script: /opt/never/worker.py }\n    action: kill\n"
+                .write(toFile: policy, atomically: true, encoding: .utf8)
+            FileManager.default.createFile(atPath: d.log, contents: nil)
+            d.process.executableURL = URL(fileURLWithPath: revenantBinary)
+            d.process.arguments = ["run", "--db", d.db, "--audit-log", d.audit, "--policy", policy]
+            d.process.standardError = FileHandle(forWritingAtPath: d.log)
+            d.process.standardOutput = FileHandle.nullDevice
+            try d.process.run()
+            try await Task.sleep(for: .milliseconds(delayMs))
+            Glibc.kill(d.process.processIdentifier, SIGINT)
+            d.process.waitUntilExit()
+            #expect(d.process.terminationStatus == 0, "SIGINT after \(delayMs) ms: \(d.logText)")
+            #expect(d.logText.contains("reason=signal") && !d.logText.contains("Bad file descriptor")
+                    && !d.logText.contains("policy failed"), "SIGINT after \(delayMs) ms: \(d.logText)")
+        }
+    }
+
     @Test func unknownPidAndBadStoreSaySo() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "unknown")
