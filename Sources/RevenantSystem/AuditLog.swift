@@ -14,7 +14,7 @@ public struct AuditLogError: Error, CustomStringConvertible, Sendable {
 /// Durability: each record is one write(2) on an O_APPEND descriptor, in the order the daemon
 /// saw the events. Records marked `sync` (enforcement, daemon lifecycle) are fsync'd before
 /// `append` returns; the others are fsync'd by `syncIfDirty()`, which the daemon calls every
-/// flush (200 ms). A failed write is cut back to the last whole record, counted, and recorded
+/// flush (every second). A failed write is cut back to the last whole record, counted, and recorded
 /// as an "audit gap" record once writing works again, so the chain stays verifiable.
 public final class AuditLog: @unchecked Sendable {
     public static let defaultPath = "/var/log/revenant/audit.jsonl"
