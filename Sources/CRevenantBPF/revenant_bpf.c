@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -166,6 +169,30 @@ int rv_bpf_poll(struct rv_bpf *b, int timeout_ms)
     if (m < 0)
         return m;
     return (n > 0 ? n : 0) + m;
+}
+
+int rv_wake_fd(void)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int rv_bpf_wait(struct rv_bpf *b, int timeout_ms, int wake_fd)
+{
+    /* The ring's epoll descriptor is readable when a submission woke it, as in ring_buffer__poll. */
+    struct pollfd p[2] = {
+        { .fd = ring_buffer__epoll_fd(b->rb), .events = POLLIN },
+        { .fd = wake_fd, .events = POLLIN },
+    };
+    int n = poll(p, wake_fd >= 0 ? 2 : 1, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return -errno;
+    if (n > 0 && wake_fd >= 0 && (p[1].revents & POLLIN)) {
+        uint64_t v;
+        if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            return -errno;
+    }
+    return ring_buffer__consume(b->rb);
 }
 
 int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out)

@@ -21,9 +21,10 @@ public final class Daemon: Sendable {
             var o = Tracer.Options()
             o.tryLSM = true   // the deny tier, where BPF LSM is active
             o.manual = true   // drained on the daemon's own thread, one wake-up per drain
-            // Wake-ups cost more than the work at low rates (futex + IPI on a VM); matched execs
-            // still wake the reader at once, and 1 MiB pending always does.
-            o.pollMs = 250
+            // Wake-ups cost more than the work at low rates (futex + IPI on a VM): the reader
+            // drains once a flush. Matched execs still wake it at once, 1 MiB pending always
+            // does, and a stop or reload wakes it through an eventfd.
+            o.pollMs = 1000
             return o
         }()
         public var version = "0.1.0"
@@ -96,6 +97,7 @@ public final class Daemon: Sendable {
     /// Asked for during start-up, it happens once the first policy is in force.
     public func reload() {
         reloadRequested.store(true, ordering: .releasing)
+        control.withLock { $0.tracer }?.wake()
     }
 
     /// Runs until `stop(reason:)`, on a thread of its own: reading the ring, applying records and
@@ -442,11 +444,12 @@ public final class Daemon: Sendable {
         return (text, rules.map(\.name))
     }
 
-    /// How far the store may trail the kernel with the default configuration: one flush
-    /// interval plus one drain. Readers that wait for a fresh process wait this long.
+    /// How far the store may trail the kernel with the default configuration: a drain happens
+    /// at each flush, so one interval plus the time a flush takes. Readers that wait for a fresh
+    /// process wait this long.
     public static var storeLagMs: Int {
         let c = Config()
-        return c.flushMs + Int(c.tracer.pollMs)
+        return max(c.flushMs, Int(c.tracer.pollMs)) + 250
     }
 
     public static func wallNs() -> Int64 {

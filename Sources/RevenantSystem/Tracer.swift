@@ -97,12 +97,28 @@ public final class Tracer: @unchecked Sendable {
             let text = String(decoding: lsmLog.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             lsmStatus = rc == 0 ? "attached" : "\(BPFError(stage: st == Int32(RV_STAGE_ATTACH.rawValue) ? .attach : .load, errno: -rc, message: text))"
         }
-        if !options.manual { startThread() }
+        if options.manual {
+            wakeFD = rv_wake_fd()   // on failure (-errno) drains just wait out their timeout
+        } else {
+            startThread()
+        }
+    }
+
+    /// Manual mode: written by `wake()` so a drain waiting on the ring returns at once.
+    private var wakeFD: Int32 = -1
+
+    /// Manual mode: ends the current or next `drain` wait now (a stop or a reload). Any thread.
+    public func wake() {
+        guard wakeFD >= 0 else { return }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
     }
 
     deinit {
         stop()
         close()
+        // Closed only here: a late wake() from a signal handler must not write to a reused fd.
+        if wakeFD >= 0 { Glibc.close(wakeFD) }
     }
 
     private static let onRecord: rv_event_fn = { ctx, data, size in
@@ -159,7 +175,7 @@ public final class Tracer: @unchecked Sendable {
         precondition(options.manual, "drain(timeoutMs:) is for manual mode")
         guard let h = handle else { return nil }
         let last = stopping.load(ordering: .acquiring)
-        let n = rv_bpf_poll(h, last ? 0 : timeoutMs)
+        let n = rv_bpf_wait(h, last ? 0 : timeoutMs, wakeFD)
         let out = pending
         pending.removeAll(keepingCapacity: true)
         if last || (n < 0 && n != -EINTR) { return out.isEmpty ? nil : out }
@@ -206,7 +222,10 @@ public final class Tracer: @unchecked Sendable {
     /// the owner's loop sees it and calls `close()`.
     public func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if options.manual { return }
+        if options.manual {
+            wake()
+            return
+        }
         if let t = thread {
             if pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
             thread = nil
@@ -222,6 +241,7 @@ public final class Tracer: @unchecked Sendable {
             rv_bpf_stop(h)
             handle = nil
         }
+
         handleLock.unlock()
         continuation.finish()
         batchContinuation.finish()

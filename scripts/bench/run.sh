@@ -7,7 +7,7 @@
 set -euo pipefail
 BIN=${1:?usage: run.sh PATH-TO-revenant}
 N=${N:-20000}                     # exec-loop iterations per run (2 parallel spawners)
-ROUNDS=${ROUNDS:-3}               # runs per configuration, alternating
+ROUNDS=${ROUNDS:-5}               # runs per configuration, alternating, order rotated per round
 RATES=${RATES:-"100 400 1600"}    # fixed exec rates for the CPU figures
 RATE_SECS=${RATE_SECS:-30}
 STORM_SECS=${STORM_SECS:-10}
@@ -32,6 +32,7 @@ ROWS=$OUT/rows.md
 row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3" | tee -a "$ROWS"; }
 note() { echo "  $*" >&2; }
 mean() { awk '{ s += $1; n++ } END { printf "%.4f", s / n }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.4f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f %%", (a / b - 1) * 100 }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, clock ticks
 HZ=$(getconf CLK_TCK)
@@ -96,13 +97,17 @@ note "1. exec loop: $N x fork+exec+wait of /bin/true, 2 spawners, $ROUNDS rounds
 configs=(none revenant-audit revenant-kill auditd forkstat)
 for c in "${configs[@]}"; do : > "$OUT/loop-$c.txt"; done
 for r in $(seq "$ROUNDS"); do
-  for c in "${configs[@]}"; do
+  # Rotated each round: a fixed order put "none" right after auditd's and forkstat's teardown
+  # every time, which biased it (revenant came out faster than nothing).
+  for k in $(seq 0 $((${#configs[@]} - 1))); do
+    c=${configs[$(((k + r) % ${#configs[@]}))]}
     case $c in
       revenant-audit) start_revenant "$OUT/audit-policy.yaml" loop ;;
       revenant-kill) start_revenant "$OUT/kill-policy.yaml" loop ;;
       auditd) start_auditd ;;
       forkstat) start_forkstat ;;
     esac
+    sync; sleep 1   # the previous configuration's writeback and the daemon's start-up settle
     "$OUT/spawner" loop "$N" 2 >> "$OUT/loop-$c.txt"
     case $c in
       revenant-*) stop_revenant ;;
@@ -111,10 +116,11 @@ for r in $(seq "$ROUNDS"); do
     esac
   done
 done
-base=$(mean < "$OUT/loop-none.txt")
-row "exec loop, nothing attached" "$(awk -v n="$N" -v t="$base" 'BEGIN { printf "%.0f exec/s", n / t }')" "mean of $ROUNDS runs, $N execs each"
+base=$(median < "$OUT/loop-none.txt")
+spread() { sort -g "$1" | awk -v b="$base" '{ v[NR] = $1 } END { printf "runs %+.1f to %+.1f %%", (v[1] / b - 1) * 100, (v[NR] / b - 1) * 100 }'; }
+row "exec loop, nothing attached" "$(awk -v n="$N" -v t="$base" 'BEGIN { printf "%.0f exec/s", n / t }')" "median of $ROUNDS runs, $N execs each; $(spread "$OUT/loop-none.txt")"
 for c in revenant-audit revenant-kill auditd forkstat; do
-  row "exec loop slowdown, $c" "$(pct "$(mean < "$OUT/loop-$c.txt")" "$base")" "vs nothing attached, same run"
+  row "exec loop slowdown, $c" "$(pct "$(median < "$OUT/loop-$c.txt")" "$base")" "median vs nothing attached, same run; $(spread "$OUT/loop-$c.txt")"
 done
 rm -f /var/log/audit/audit.log.*
 

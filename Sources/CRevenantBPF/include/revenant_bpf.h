@@ -36,6 +36,13 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
 /* Waits up to timeout_ms for a wake-up, then drains the ring. Returns records read or -errno. */
 int rv_bpf_poll(struct rv_bpf *b, int timeout_ms);
 
+/* As rv_bpf_poll, but also returns early when wake_fd (an eventfd) is written, e.g. to stop
+ * or reload: the reader can then sleep long between drains. The eventfd is reset. */
+int rv_bpf_wait(struct rv_bpf *b, int timeout_ms, int wake_fd);
+
+/* A non-blocking, close-on-exec eventfd for rv_bpf_wait's wake_fd. Returns it or -errno. */
+int rv_wake_fd(void);
+
 /* Sums the per-CPU counters into out[RV_CNT__MAX]. Returns 0 or -errno. */
 int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out);
 
