@@ -22,7 +22,8 @@ import Testing
                  err: (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")
         #expect(r.status == 0, "\(r.err.suffix(2000))")
         for figure in ["exec loop slowdown, revenant-audit", "exec loop slowdown, revenant-kill", "exec loop slowdown, auditd",
-                       "exec loop slowdown, forkstat", "at 100 exec/s, revenant", "at 100 exec/s, auditd", "storm:",
+                       "exec loop slowdown, forkstat", "exec loop cost from CPU accounting, revenant-audit",
+                       "exec loop cost from CPU accounting, revenant-kill", "at 100 exec/s, revenant", "at 100 exec/s, auditd", "storm:",
                        "kill latency, kernel", "kill latency, userspace", "kill latency, pkill loop", "who-spawned,",
                        "export --format ocsf", "daemon RSS after 200 processes"] {
             #expect(r.out.contains("| \(figure)") || r.out.contains(figure), "row \(figure)")

@@ -95,7 +95,9 @@ echo "|---|---|---|" | tee -a "$ROWS"
 # --- 1. exec-loop slowdown ----------------------------------------------------------------------
 note "1. exec loop: $N x fork+exec+wait of /bin/true, 2 spawners, $ROUNDS rounds per configuration"
 configs=(none revenant-audit revenant-kill auditd forkstat)
-for c in "${configs[@]}"; do : > "$OUT/loop-$c.txt"; done
+for c in "${configs[@]}"; do : > "$OUT/loop-$c.txt"; : > "$OUT/cost-$c.txt"; done
+# BPF run time is also read during revenant's loops: its in-path cost, free of wall-time noise.
+sysctl -qw kernel.bpf_stats_enabled=1
 for r in $(seq "$ROUNDS"); do
   # Rotated each round: a fixed order put "none" right after auditd's and forkstat's teardown
   # every time, which biased it (revenant came out faster than nothing).
@@ -108,7 +110,12 @@ for r in $(seq "$ROUNDS"); do
       forkstat) start_forkstat ;;
     esac
     sync; sleep 1   # the previous configuration's writeback and the daemon's start-up settle
+    if [ -n "$DAEMON" ]; then b0=$(bpf_ns); c0=$(cpu_ticks "$DAEMON"); fi
     "$OUT/spawner" loop "$N" 2 >> "$OUT/loop-$c.txt"
+    if [ -n "$DAEMON" ]; then
+      sleep 0.5   # the daemon's last drain of this loop
+      echo "$(($(bpf_ns) - b0)) $(($(cpu_ticks "$DAEMON") - c0)) $(tail -1 "$OUT/loop-$c.txt")" >> "$OUT/cost-$c.txt"
+    fi
     case $c in
       revenant-*) stop_revenant ;;
       auditd) stop_auditd ;;
@@ -122,6 +129,16 @@ row "exec loop, nothing attached" "$(awk -v n="$N" -v t="$base" 'BEGIN { printf 
 for c in revenant-audit revenant-kill auditd forkstat; do
   row "exec loop slowdown, $c" "$(pct "$(median < "$OUT/loop-$c.txt")" "$base")" "median vs nothing attached, same run; $(spread "$OUT/loop-$c.txt")"
 done
+# From CPU accounting: the BPF programs run inside each exec (one spawner's time per exec is
+# 2T/N); the daemon takes its CPU time from the 2 CPUs the 2 spawners use.
+for c in revenant-audit revenant-kill; do
+  row "exec loop cost from CPU accounting, $c" "$(awk -v n="$N" -v hz="$HZ" -v base="$base" '
+    { b += $1; d += $2 / hz; t += $3; k++ }
+    END { inpath = b / k / n / 1e9 / (2 * base / n) * 100; daemon = d / (2 * t) * 100
+          printf "+%.2f %% (BPF in the exec path %.2f %%, daemon %.2f %%)", inpath + daemon, inpath, daemon }' "$OUT/cost-$c.txt")" \
+    "BPF $(awk -v n="$N" '{ b += $1; k++ } END { printf "%.2f", b / k / n / 1e3 }' "$OUT/cost-$c.txt") µs per exec (bpf_stats) over a loop exec of $(awk -v n="$N" -v b="$base" 'BEGIN { printf "%.0f", 2 * b / n * 1e6 }') µs; daemon CPU over the loops"
+done
+sysctl -qw kernel.bpf_stats_enabled=0
 rm -f /var/log/audit/audit.log.*
 
 # --- 2. agent CPU at fixed exec rates ------------------------------------------------------------
