@@ -48,7 +48,7 @@ public final class Daemon: Sendable {
         var stopReason: String?
     }
     private let control = Mutex(Control())
-    /// SIGHUP: the serving loop re-reads the policy at its next wake-up (at most `pollMs` later).
+    /// SIGHUP: set, then the serving loop is woken (eventfd) and re-reads the policy.
     private let reloadRequested = Atomic<Bool>(false)
     private struct AuditState {
         var log: AuditLog?
@@ -290,7 +290,6 @@ public final class Daemon: Sendable {
                 }
             }
         } catch {
-            tracer.close()
             try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "store write failed: \(error)", lostEvents: Int64(lost.ringbufFull))
             throw error
         }

@@ -35,9 +35,6 @@ public final class Tracer: @unchecked Sendable {
         public var pollMs: Int32 = 20
         /// Load the deny program too (where BPF LSM is active); failure only disables that tier.
         public var tryLSM = false
-        /// Deliver records through `batches`, one array per ring-buffer drain, instead of one
-        /// stream element each through `events`: a consumer wakes once per drain, not per record.
-        public var batched = false
         /// No reader thread and no streams: the owner drains with `drain(timeoutMs:)` on its own
         /// thread (no hop between threads per drain), and calls `close()` when done.
         public var manual = false
@@ -46,9 +43,7 @@ public final class Tracer: @unchecked Sendable {
 
     public let events: AsyncStream<TraceItem>
     private let continuation: AsyncStream<TraceItem>.Continuation
-    public let batches: AsyncStream<[TraceItem]>
-    private let batchContinuation: AsyncStream<[TraceItem]>.Continuation
-    /// Records of the current drain (batched mode); touched by the reader thread only.
+    /// Records of the current drain (manual mode); touched by the draining thread only.
     private var pending: [TraceItem] = []
     private var handle: OpaquePointer?
     /// Guards `handle` between map reads (any thread) and destruction in `stop()`.
@@ -67,10 +62,8 @@ public final class Tracer: @unchecked Sendable {
     public init(options: Options = Options()) throws(BPFError) {
         self.options = options
         (events, continuation) = AsyncStream.makeStream(of: TraceItem.self, bufferingPolicy: .unbounded)
-        (batches, batchContinuation) = AsyncStream.makeStream(of: [TraceItem].self, bufferingPolicy: .unbounded)
-        // Only one of the two streams carries records; the other ends at once.
-        if options.batched || options.manual { continuation.finish() }
-        if !options.batched || options.manual { batchContinuation.finish() }
+        // Manual mode delivers through `drain`: the stream ends at once.
+        if options.manual { continuation.finish() }
         var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes,
                                   try_lsm: options.tryLSM ? 1 : 0)
         var stage: Int32 = 0
@@ -130,7 +123,7 @@ public final class Tracer: @unchecked Sendable {
         } catch {
             item = .malformed(error)
         }
-        if me.options.batched || me.options.manual { me.pending.append(item) } else { me.continuation.yield(item) }
+        if me.options.manual { me.pending.append(item) } else { me.continuation.yield(item) }
         return 0
     }
 
@@ -149,24 +142,14 @@ public final class Tracer: @unchecked Sendable {
         guard let h = handle else { return }
         while !stopping.load(ordering: .acquiring) {
             let n = rv_bpf_poll(h, options.pollMs)
-            deliverPending()
             if n < 0 && n != -EINTR {
                 continuation.finish()
-                batchContinuation.finish()
                 return
             }
         }
         // Drain what is left so nothing submitted before stop is lost.
         _ = rv_bpf_poll(h, 0)
-        deliverPending()
         continuation.finish()
-        batchContinuation.finish()
-    }
-
-    private func deliverPending() {
-        guard !pending.isEmpty else { return }
-        batchContinuation.yield(pending)
-        pending.removeAll(keepingCapacity: true)
     }
 
     /// Manual mode: waits up to `timeoutMs` for records and returns what the ring held (empty on
@@ -244,6 +227,5 @@ public final class Tracer: @unchecked Sendable {
 
         handleLock.unlock()
         continuation.finish()
-        batchContinuation.finish()
     }
 }
