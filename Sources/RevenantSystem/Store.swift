@@ -295,7 +295,7 @@ public final class Store: Sendable {
                 b.int(Int64(bitPattern: i.cgroupId)); b.text(i.cwd); b.int(Int64(bitPattern: i.exeDevice)); b.int(Int64(bitPattern: i.exeInode))
                 b.text(i.enforcement)
                 if rowid == nil { b.text(boot); b.int(Int64(p.pid)); b.int(Int64(p.startNs)) }
-                _ = try st.run()
+                try st.run()
             }
             if let run {
                 try db.cachedStatement(sql: "UPDATE daemon_run SET last_seen_wall_ns = ?, lost_events = ? WHERE id = ?")
@@ -527,17 +527,23 @@ struct RawStatement {
             index += 1
             guard var v else { sqlite3_bind_null(handle, index); return }
             v.withUTF8 { u in
-                _ = sqlite3_bind_text(handle, index, UnsafeRawPointer(u.baseAddress!).assumingMemoryBound(to: CChar.self),
+                // An empty buffer may have no base address: bind a static empty string.
+                guard let p = u.baseAddress, u.count > 0 else {
+                    _ = sqlite3_bind_text(handle, index, "", 0, RawStatement.transient)
+                    return
+                }
+                _ = sqlite3_bind_text(handle, index, UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self),
                                       Int32(u.count), RawStatement.transient)
             }
         }
         /// NUL-separated, as `Store.joinArgv`.
         mutating func argv(_ v: [String]) {
             index += 1
-            var bytes = Store.joinArgv(v)
-            if bytes.isEmpty { bytes.reserveCapacity(1) }
+            let bytes = Store.joinArgv(v)
+            // Empty, not NULL: the column is NOT NULL.
+            guard !bytes.isEmpty else { sqlite3_bind_zeroblob(handle, index, 0); return }
             bytes.withUnsafeBytes { u in
-                _ = sqlite3_bind_blob(handle, index, u.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(u.count), RawStatement.transient)
+                _ = sqlite3_bind_blob(handle, index, u.baseAddress, Int32(u.count), RawStatement.transient)
             }
         }
     }
@@ -552,25 +558,20 @@ struct RawStatement {
     func runInsert() throws -> Int64? {
         let conn = db.sqliteConnection
         let before = sqlite3_last_insert_rowid(conn)
-        _ = try run()
+        try run()
         let after = sqlite3_last_insert_rowid(conn)
         return after != before ? after : nil
     }
 
-    /// Steps to completion; the first column of the first row, if any.
-    func run() throws -> Int64? {
-        var first: Int64?
-        while true {
-            let rc = sqlite3_step(handle)
-            if rc == SQLITE_DONE { break }
-            guard rc == SQLITE_ROW else {
-                let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
-                sqlite3_reset(handle)
-                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: message)
-            }
-            if first == nil { first = sqlite3_column_int64(handle, 0) }
+    /// Steps to completion (the batch writer's statements return no rows).
+    func run() throws {
+        var rc = sqlite3_step(handle)
+        while rc == SQLITE_ROW { rc = sqlite3_step(handle) }
+        guard rc == SQLITE_DONE else {
+            let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+            sqlite3_reset(handle)
+            throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: message)
         }
         sqlite3_reset(handle)
-        return first
     }
 }

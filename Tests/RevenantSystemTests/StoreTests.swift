@@ -51,6 +51,22 @@ import Testing
         #expect(try s.ancestry(of: got).map(\.record.id) == [a.id])
     }
 
+    /// Empty strings and an empty argv are bound as empty values, not NULL (the batch writer
+    /// binds straight to SQLite), and come back as written.
+    @Test func emptyNamesAndArgvRoundTrip() throws {
+        let s = try Store(path: dir + "/empty.db")
+        var b = StoreBatch(boot: "b1", bootEpochNs: 0)
+        var r = ProcessRecord(id: Identity(pid: 40, startNs: 4_000), parent: nil, comm: "")
+        let img = Image(time: 4_100, filename: "", argv: [], comm: "", cgroup: "", cwd: "")
+        r.images = [img]
+        b.processes = [r]
+        b.images = [(r.id, 0, img)]
+        try s.write(b, nowWallNs: 1)
+        let got = try #require(try s.incarnations(pid: 40).first)
+        #expect(got.record.images == [img])
+        #expect(got.record.comm == "")
+    }
+
     @Test func rekeyMovesASeededProcessAndItsChildren() throws {
         let s = try Store(path: dir + "/rekey.db")
         var b = StoreBatch(boot: "b1", bootEpochNs: 0)
