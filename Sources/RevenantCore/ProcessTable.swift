@@ -107,10 +107,7 @@ public struct ProcessTable: Sendable {
     public var count: Int { processes.count }
 
     public subscript(id: Identity) -> ProcessRecord? {
-        if let r = processes[id] { return r }
-        if let a = aliases[id] { return processes[a] }
-        if id.precise, let s = seededByPid[id.pid], s.sameTick(id) { return processes[s] }
-        return nil
+        slot(id).map { processes.values[$0] }
     }
 
     /// The newest known process with this PID.
@@ -144,9 +141,9 @@ public struct ProcessTable: Sendable {
                 insert(r)
             }
         case .deny(let e):
-            guard processes[e.process] != nil else { return }
-            processes[e.process]!.denied.append(e)
-            if processes[e.process]!.denied.count > 16 { processes[e.process]!.denied.removeFirst() }
+            guard let i = processes.index(forKey: e.process) else { return }
+            processes.values[i].denied.append(e)
+            if processes.values[i].denied.count > 16 { processes.values[i].denied.removeFirst() }
         case .exit(let e):
             let i = processes.index(forKey: e.process)
             let adopter = adoption(parent: i.flatMap { processes.values[$0].parent } ?? e.parent, realParent: e.realParent)
@@ -264,6 +261,8 @@ public struct ProcessTable: Sendable {
 
     /// The identity a record is filed under now (seeded ones are re-keyed once the kernel names them).
     /// Where `self[id]` lives in `processes`, without copying the record.
+    /// The one place that resolves an identity: its own record, the precise record a seeded one
+    /// became, or the seeded record a precise one names.
     private func slot(_ id: Identity) -> Dictionary<Identity, ProcessRecord>.Index? {
         if let i = processes.index(forKey: id) { return i }
         if let a = aliases[id] { return processes.index(forKey: a) }
@@ -280,10 +279,7 @@ public struct ProcessTable: Sendable {
 
     /// As `self[id]?.id ?? id`, without copying the record (this runs several times per event).
     private func canon(_ id: Identity) -> Identity {
-        if processes.index(forKey: id) != nil { return id }
-        if let a = aliases[id], processes.index(forKey: a) != nil { return a }
-        if id.precise, let s = seededByPid[id.pid], s.sameTick(id), processes.index(forKey: s) != nil { return s }
-        return id
+        slot(id).map { processes.keys[$0] } ?? id
     }
 
     private mutating func insert(_ r: ProcessRecord) {

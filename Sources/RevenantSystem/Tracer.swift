@@ -165,9 +165,6 @@ public final class Tracer: @unchecked Sendable {
         return out
     }
 
-    /// Stop was asked for (any thread): a manual owner drains once more, then closes.
-    public var isStopping: Bool { stopping.load(ordering: .acquiring) }
-
     /// Kernel counters: events lost to a full ring, processes the kernel map could not hold.
     public func counters() throws(BPFError) -> TraceCounters {
         handleLock.lock()
@@ -224,7 +221,6 @@ public final class Tracer: @unchecked Sendable {
             rv_bpf_stop(h)
             handle = nil
         }
-
         handleLock.unlock()
         continuation.finish()
     }
