@@ -50,7 +50,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RevenantCoreTests", dependencies: ["RevenantCore", "CRevenantABI"]),
-        .testTarget(name: "RevenantSystemTests", dependencies: ["RevenantSystem", "RevenantCore"]),
+        .testTarget(name: "RevenantSystemTests", dependencies: [
+            "RevenantSystem", "RevenantCore",
+            // Builds stores at older schema versions, to test their migration.
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

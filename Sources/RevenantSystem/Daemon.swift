@@ -244,7 +244,7 @@ public final class Daemon: Sendable {
                 ingested += 1
                 let id = table.canonical(e.process)
                 dirty[id] = ()
-                if case .exec(let x) = raw, var (seq, img) = table.latestImage(of: id) {
+                if case .exec(let x) = raw, case (let seq, var img)? = table.latestImage(of: id) {
                     if x.matched != 0, let policy,
                        let (text, rules) = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
                         img.enforcement = text

@@ -45,12 +45,12 @@ extension Store {
         if let r = f.rule { conds.append("instr(i.enforcement, ?) > 0"); args.append("\"\(r)\"") }
         if let m = f.match { conds.append("(instr(i.argv, ?) > 0 OR instr(i.exe, ?) > 0)"); args.append(Data(m.utf8)); args.append(m) }
         let sql = """
-            SELECT p.boot, p.pid, p.start_ns, p.precise, p.parent_pid, p.parent_start_ns, p.comm AS pcomm, p.seeded,
+            SELECT b.id AS boot_id, p.pid, p.start_ns, p.precise, p.parent_pid, p.parent_start_ns, p.comm AS pcomm, p.seeded,
                    p.exit_wall_ns, p.exit_code, p.exit_signal, b.epoch_ns + i.time_ns AS wall_ns, i.*,
                    i.seq = (SELECT max(seq) FROM image WHERE process = p.rowid) AS is_last,
                    pp.comm AS parent_comm,
                    (SELECT argv FROM image WHERE process = pp.rowid ORDER BY seq DESC LIMIT 1) AS parent_argv
-            FROM image i JOIN process p ON p.rowid = i.process JOIN boot b ON b.id = p.boot
+            FROM image i JOIN process p ON p.rowid = i.process JOIN boot b ON b.n = p.boot
             LEFT JOIN process pp ON pp.boot = p.boot AND pp.pid = p.parent_pid AND pp.start_ns = p.parent_start_ns
             \(conds.isEmpty ? "" : "WHERE " + conds.joined(separator: " AND "))
             ORDER BY wall_ns, p.rowid, i.seq
@@ -70,7 +70,7 @@ extension Store {
             var status: ExitStatus?
             if let c: Int32 = row["exit_code"] { status = .exited(c) }
             if let s: Int32 = row["exit_signal"] { status = .signaled(s, coreDumped: false) }
-            try each(ExportRow(boot: row["boot"], id: id, parent: parent, parentComm: row["parent_comm"],
+            try each(ExportRow(boot: row["boot_id"], id: id, parent: parent, parentComm: row["parent_comm"],
                                parentArgv: (row["parent_argv"] as Data?).map { Store.splitArgv([UInt8]($0)) },
                                comm: row["pcomm"], wallNs: row["wall_ns"], image: img, enforcement: row["enforcement"],
                                seeded: row["seeded"], isLast: row["is_last"], exitWallNs: row["exit_wall_ns"], exitStatus: status))

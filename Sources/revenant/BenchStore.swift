@@ -16,7 +16,8 @@ struct BenchStore: ParsableCommand {
     func run() throws {
         try? FileManager.default.removeItem(atPath: db)
         let store = try Store(path: db)
-        let boot = "bench"
+        // A real boot id: the key every process row and index entry carries.
+        let boot = UUID().uuidString.lowercased()
         let chainLen = depth + 1
         let chains = processes / chainLen
         var batch = StoreBatch(boot: boot, bootEpochNs: 1_700_000_000_000_000_000)

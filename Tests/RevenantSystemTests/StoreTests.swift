@@ -1,6 +1,7 @@
 import Foundation
+import GRDB
 import RevenantCore
-import RevenantSystem
+@testable import RevenantSystem
 import Testing
 
 /// The store on its own, with synthetic processes: no kernel needed.
@@ -15,11 +16,11 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key"])
     }
 
     @Test func refusesWhatIsNotAStore() throws {
@@ -32,6 +33,58 @@ import Testing
         #expect { try Store(path: dir + "/absent.db", readOnly: true) } throws: { e in
             (e as? StoreError)?.reason.contains("no such file") == true
         }
+    }
+
+    /// A store written by v4 (boot ids as text in every process row) keeps its history through
+    /// the v5 rebuild: processes, parents, images and boots, and takes new batches for the same boot.
+    @Test func migratesAV4StoreKeepingItsHistory() throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/v4.db"
+        do {
+            let q = try DatabaseQueue(path: path)
+            try Store.migrator.migrate(q, upTo: "v4-lean-indexes")
+            try q.write { db in
+                try db.execute(sql: """
+                    INSERT INTO boot (id, epoch_ns) VALUES ('old-boot', 1000), ('this-boot', 5000);
+                    INSERT INTO process (rowid, boot, pid, start_ns, precise, start_wall_ns, parent_pid, parent_start_ns, comm, exit_ns, exit_wall_ns, exit_code)
+                        VALUES (7, 'old-boot', 42, 100, 1, 1100, NULL, NULL, 'init', NULL, NULL, NULL),
+                               (8, 'old-boot', 43, 200, 1, 1200, 42, 100, 'worker', 300, 1300, 3),
+                               (9, 'this-boot', 42, 400, 1, 5400, NULL, NULL, 'cron', NULL, NULL, NULL);
+                    INSERT INTO image (process, seq, time_ns, exe, argv, argv_truncated, comm, uid, euid, gid, cgroup, cgroup_id, exe_dev, exe_ino, enforcement)
+                        VALUES (8, 0, 250, '/usr/bin/python3', X'707974686F6E3300772E7079', 0, 'python3', 0, 0, 0, 'w.service', 1, 2, 3, 'killed');
+                    INSERT INTO daemon_run (boot, started_wall_ns, last_seen_wall_ns, version) VALUES ('old-boot', 1, 2, 'v4');
+                    """)
+            }
+        }
+        // A reader refuses the old schema rather than misreading it.
+        #expect { try Store(path: path, readOnly: true) } throws: { e in
+            (e as? StoreError)?.reason.contains("older than this revenant") == true
+        }
+        let s = try Store(path: path)
+        #expect(try s.schemaVersions().last == "v5-boot-key")
+        let byPid = try s.incarnations(pid: 42)
+        #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
+        let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))
+        #expect(worker.record.exitStatus == .exited(3))
+        #expect(worker.record.images.map(\.argv) == [["python3", "w.py"]])
+        #expect(worker.record.images.first?.enforcement == "killed")
+        #expect(try s.ancestry(of: worker).map(\.record.name) == ["init"])
+        #expect(try s.instances(argv: ["python3", "w.py"]).map(\.record.id) == [worker.record.id])
+        var rows: [ExportRow] = []
+        try s.export(ExportFilter()) { rows.append($0) }
+        #expect(rows.map(\.boot) == ["old-boot"])
+        #expect(rows.first?.wallNs == 1250)
+        #expect(rows.first?.parentComm == "init")
+        // The same boot continues under its existing key.
+        var b = StoreBatch(boot: "this-boot", bootEpochNs: 5000)
+        b.processes = [proc(44, start: 500, parent: Identity(pid: 42, startNs: 400))]
+        try s.write(b, nowWallNs: 6000)
+        let child = try #require(try s.incarnations(pid: 44).first)
+        #expect(try s.ancestry(of: child).map(\.record.name) == ["cron"])
+        #expect(try s.integrityCheck() == ["ok"])
+        #expect(try s.runs().map(\.boot) == ["old-boot"])
+        let readOnly = try Store(path: path, readOnly: true)
+        #expect(try readOnly.processCount() == 4)
     }
 
     @Test func roundTripsAChainWithImages() throws {
