@@ -38,8 +38,23 @@ final class DaemonUnderTest {
 
     var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
-    /// Waits for at least one flush after now (the store trails the kernel by up to Daemon.storeLagMs).
-    func settle() async throws { try await Task.sleep(for: .milliseconds(Daemon.storeLagMs + 400)) }
+    /// Waits until the store holds everything the kernel reported before now: two written
+    /// flushes after now, the second drained after the first. A fixed sleep was not enough on a
+    /// loaded machine; an idle daemon writes an empty flush every 5 s, so this can take that long.
+    func settle() async throws {
+        let now = Daemon.wallNs()
+        let store = try Store(path: db, readOnly: true)
+        var seen = now, flushes = 0
+        let deadline = ContinuousClock.now + .seconds(30)
+        while flushes < 2 {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the daemon wrote \(flushes) flushes in 30 s: \(logText)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            if let last = try store.runs().last?.lastSeenWallNs, last > seen { seen = last; flushes += 1 }
+        }
+    }
 
     func stop() {
         guard process.isRunning else { return }
