@@ -204,6 +204,15 @@ public struct ProcessTable: Sendable {
         insert(r)
     }
 
+    /// A process an earlier run on this boot recorded exactly, found again in /proc at tick
+    /// precision: its exact key, fork-time parent and images come back, and the /proc identity
+    /// names it too.
+    public mutating func restore(_ r: ProcessRecord, seenAs tick: Identity) {
+        guard self[r.id] == nil, !r.exited else { return }
+        insert(r)
+        if tick != r.id { aliases[tick] = r.id }
+    }
+
     /// A precise identity the kernel reports for a process seeded at tick precision:
     /// re-key the record, so both names reach it.
     private mutating func join(_ id: Identity) {

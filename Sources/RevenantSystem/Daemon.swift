@@ -147,13 +147,20 @@ public final class Daemon: Sendable {
         // Seed after attaching, so nothing starts in a gap between the two.
         var table = ProcessTable()
         var batch = StoreBatch(boot: boot, bootEpochNs: clock.bootEpochNs)
-        for r in ProcReader().all() {
+        let found = ProcReader().all()
+        // After a restart on the same boot, what the earlier run saw start keeps its exact key
+        // and fork-time lineage instead of a second, tick-precision row built from /proc.
+        let earlier = try store.exactRecords(boot: boot, seeing: found.map(\.id))
+        for r in found { if let k = earlier[r.id] { table.restore(k, seenAs: r.id) } }
+        for r in found where earlier[r.id] == nil {
             table.seed(r)
-            batch.processes.append(table[r.id]!)
+            guard var s = table[r.id] else { continue }
+            s.parent = s.parent.map(table.canonical)
+            batch.processes.append(s)
             if let img = r.images.first { batch.images.append((r.id, 0, img)) }
         }
         try store.write(batch, run: run, nowWallNs: Daemon.wallNs())
-        log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)"])
+        log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)", "known_from_earlier_run": "\(earlier.count)"])
 
         let enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
         var policy: CompiledPolicy?

@@ -319,8 +319,9 @@ public final class Store: Sendable {
                 b.int(r.seeded ? 1 : 0); b.int(Int64(r.imagesDropped))
                 if let rowid = try upsert.runInsert() { rowids[r.id] = rowid }
             }
+            // A process inserted by this batch has no images yet: no conflict to look for.
             let byRowid = try RawStatement(db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
+                INSERT INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
                     uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """), db)
@@ -384,6 +385,26 @@ public final class Store: Sendable {
 
     public func process(boot: String, id: Identity) throws(StoreError) -> StoredProcess? {
         try read { db in try Store.fetch(db, boot: boot, pid: id.pid, startNs: Int64(id.startNs)) }
+    }
+
+    /// For processes read from /proc (tick precision), the exact records an earlier run on the
+    /// same boot stored for them: keyed by the /proc identity. One seek each along the unique key.
+    public func exactRecords(boot: String, seeing ids: [Identity]) throws(StoreError) -> [Identity: ProcessRecord] {
+        try read { db in
+            var out: [Identity: ProcessRecord] = [:]
+            guard let key = try Int64.fetchOne(db, sql: "SELECT n FROM boot WHERE id = ?", arguments: [boot]) else { return out }
+            let st = try db.makeStatement(sql: """
+                \(Store.selectProcess) WHERE p.boot = ? AND p.pid = ? AND p.start_ns >= ? AND p.start_ns < ? AND p.precise = 1
+                ORDER BY p.start_ns LIMIT 1
+                """)
+            for id in ids where !id.precise {
+                let from = Int64(id.startTicks * Identity.nsPerTick)
+                if let row = try Row.fetchOne(st, arguments: [key, id.pid, from, from + Int64(Identity.nsPerTick)]) {
+                    out[id] = try Store.process(from: row, db).record
+                }
+            }
+            return out
+        }
     }
 
     /// Fork-time ancestors, nearest first, as far as the store has them.

@@ -136,25 +136,34 @@ import Testing
     }
 
     /// A restart (systemd's Restart=on-failure) on the same boot and store: processes the first
-    /// run recorded exactly are seeded again by the second, and must merge, not fail the store.
+    /// run saw start are found again in /proc by the second, which must keep their one exact row
+    /// and fork-time parent — whether they exit under the second run or outlive it.
     @Test func restartOnTheSameStoreKeepsOneRowPerProcess() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "restart")
         try await d.start()
-        // Outlives the first daemon's settle and stop, so its exit is seen by the second.
-        let sleeper = spawn(["/bin/sleep", String(Double(Daemon.storeLagMs) / 1000 + 2.5)], wait: false)
+        let exiting = spawn(["/bin/sleep", "120"], wait: false)
+        let staying = spawn(["/bin/sleep", "120"], wait: false)
+        defer { kill(staying.pid, SIGKILL); waitpid(staying.pid, nil, 0) }
         try await d.settle()
         d.stop()
         let again = DaemonUnderTestReuse(d)
         try await again.start()
+        let log2 = { (try? String(contentsOfFile: d.dir + "/daemon2.log", encoding: .utf8)) ?? "" }
+        kill(exiting.pid, SIGTERM)
         var st: Int32 = 0
-        waitpid(sleeper.pid, &st, 0)   // its exit reaches the second daemon as an event: a re-key
+        waitpid(exiting.pid, &st, 0)   // its exit reaches the second daemon as an event
         try await d.settle()
-        #expect(again.process.isRunning, "the second daemon survives: \((try? String(contentsOfFile: d.dir + "/daemon2.log", encoding: .utf8)) ?? "")")
-        let rows = try Store(path: d.db, readOnly: true).incarnations(pid: sleeper.pid)
-        #expect(rows.count == 1)
-        #expect(rows.first?.record.id.precise == true)
-        #expect(rows.first?.exitWallNs != nil, "the exit seen by the second run is on the first run's row")
+        #expect(again.process.isRunning, "the second daemon survives: \(log2())")
+        let store = try Store(path: d.db, readOnly: true)
+        for (pid, exits) in [(exiting.pid, true), (staying.pid, false)] {
+            let rows = try store.incarnations(pid: pid)
+            #expect(rows.count == 1, "pid \(pid): \(rows.map(\.record.id))")
+            #expect(rows.first?.record.id.precise == true)
+            #expect(rows.first?.record.parent?.pid == getpid(), "fork-time parent kept across the restart")
+            #expect((rows.first?.exitWallNs != nil) == exits)
+        }
+        #expect(log2().contains("known_from_earlier_run"))
         again.stop()
     }
 
