@@ -93,14 +93,14 @@ public final class Enforcer: @unchecked Sendable {
         return k
     }
 
-    private func merge<K>(_ fd: Int32, _ key: inout K, add: UInt64) throws(BPFError) {
+    private func merge<K: BitwiseCopyable>(_ fd: Int32, _ key: inout K, add: UInt64) throws(BPFError) {
         var v: UInt64 = 0
         if rv_map_lookup(fd, &key, &v) != 0 { v = 0 }
         v |= add
         try check(rv_map_update(fd, &key, &v), "policy key")
     }
 
-    private func clear<K>(_ fd: Int32, _ key: inout K, half: UInt64) throws(BPFError) {
+    private func clear<K: BitwiseCopyable>(_ fd: Int32, _ key: inout K, half: UInt64) throws(BPFError) {
         var v: UInt64 = 0
         guard rv_map_lookup(fd, &key, &v) == 0 else { return }
         v &= ~half
