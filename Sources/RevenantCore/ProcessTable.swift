@@ -208,7 +208,7 @@ public struct ProcessTable: Sendable {
     /// precision: its exact key, fork-time parent and images come back, and the /proc identity
     /// names it too.
     public mutating func restore(_ r: ProcessRecord, seenAs tick: Identity) {
-        guard self[r.id] == nil, !r.exited else { return }
+        guard self[r.id] == nil else { return }
         insert(r)
         if tick != r.id { aliases[tick] = r.id }
     }
