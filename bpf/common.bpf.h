@@ -126,6 +126,7 @@ static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_id
 /* Hashing argv elements, one byte per bpf_loop step (verified once, not per byte). */
 struct scan {
 	const char *buf;
+	const __u64 *filter;	/* the active slot's script_filter */
 	__u32 len;
 	__u64 full, base, rel, mask;
 	__u8 slash, empty;
@@ -141,19 +142,30 @@ static __always_inline __u64 base_seed(void)
 	return fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_BASE);
 }
 
+static __always_inline int filter_has(const __u64 *f, __u64 h)
+{
+	__u32 b = h >> RV_SCRIPT_FILTER_SHIFT;
+
+	return (f[(b >> 6) & (RV_SCRIPT_FILTER_WORDS - 1)] >> (b & 63)) & 1;
+}
+
 static __always_inline void scan_lookup(struct scan *s)
 {
 	__u64 *m;
 
 	if (s->empty)
 		return;
-	m = bpf_map_lookup_elem(&script_rules, &s->full);
-	if (m)
-		s->mask |= *m;
-	m = bpf_map_lookup_elem(&script_rules, &s->base);
-	if (m)
-		s->mask |= *m;
-	if (!s->slash) {
+	if (filter_has(s->filter, s->full)) {
+		m = bpf_map_lookup_elem(&script_rules, &s->full);
+		if (m)
+			s->mask |= *m;
+	}
+	if (filter_has(s->filter, s->base)) {
+		m = bpf_map_lookup_elem(&script_rules, &s->base);
+		if (m)
+			s->mask |= *m;
+	}
+	if (!s->slash && filter_has(s->filter, s->rel)) {
 		m = bpf_map_lookup_elem(&script_rules, &s->rel);
 		if (m)
 			s->mask |= *m;

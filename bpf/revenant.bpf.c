@@ -94,10 +94,13 @@ static long cwd_step(__u32 i, struct cwd_ctx *c)
 }
 
 /* Rule bits whose script/argv keys match this exec. */
-static __always_inline __u64 match_script(struct rv_exec_event *e, __u32 filename_len, __u32 cwd_ok)
+static __always_inline __u64 match_script(struct rv_exec_event *e, __u32 filename_len, __u32 cwd_ok,
+					  const struct rv_policy *pol)
 {
 	struct cwd_ctx cw = { .buf = e->cwd, .h = fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_REL) };
 	struct scan_ctx c = {};
+
+	c.s.filter = pol->script_filter;
 
 	if (cwd_ok)
 		bpf_loop(RV_CWD_BYTES, cwd_step, &cw, 0);
@@ -146,7 +149,7 @@ static __always_inline void enforce(struct rv_exec_event *e, __u32 filename_len)
 			comm = *m;
 	}
 	if (pol->need_script)
-		script = match_script(e, filename_len, !(e->flags & RV_F_CWD_TRUNCATED));
+		script = match_script(e, filename_len, !(e->flags & RV_F_CWD_TRUNCATED), pol);
 
 	matched = (exe | ~pol->need_exe) & (script | ~pol->need_script) & (comm | ~pol->need_comm);
 	matched &= pol->audit | pol->kill | pol->deny;

@@ -86,6 +86,7 @@ static __always_inline int capture(const char *const *argv)
 	buf = bpf_map_lookup_elem(&arg_scratch, &zero);
 	if (!buf)
 		return 0;
+	c.s.filter = pol->script_filter;
 	for (i = 0; i < RV_LSM_ARGS; i++) {
 		const char *arg = NULL;
 		long n;

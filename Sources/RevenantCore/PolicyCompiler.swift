@@ -113,6 +113,20 @@ public enum ScriptHash {
         return h
     }
 
+    /// The kernel's per-slot prefilter of script keys (RV_SCRIPT_FILTER_WORDS words; a key sets
+    /// the bit given by its top RV_SCRIPT_FILTER_SHIFT..63 bits).
+    public static let filterWords = 32
+    public static let filterShift: UInt64 = 53
+
+    public static func filter<C: Collection>(_ keys: C) -> [UInt64] where C.Element == UInt64 {
+        var words = [UInt64](repeating: 0, count: filterWords)
+        for k in keys {
+            let bit = Int(k >> filterShift)
+            words[bit >> 6] |= 1 << UInt64(bit & 63)
+        }
+        return words
+    }
+
     public static func full(_ e: String) -> UInt64 { fnv(e.utf8) }
     public static func base(_ name: String) -> UInt64 { fnv(name.utf8, seed: fnv([baseTag])) }
     public static func rel(cwd: String, _ e: String) -> UInt64 {

@@ -60,10 +60,19 @@ public final class Enforcer: @unchecked Sendable {
         for (c, m) in new.commKeys { var key = commKey(c); try merge(fds[2], &key, add: m) }
         // 2. Fill the other slot, 3. flip to it.
         let newSlot: UInt32 = current == nil ? 0 : 1 - slot
-        var cfg = rv_policy(need_exe: new.needExe, need_script: new.needScript, need_comm: new.needComm,
-                            audit: new.audit,
-                            // Deny rules are killed at exec too: what the LSM tier cannot see, this one does.
-                            kill: new.kill | new.deny, deny: lsmActive ? new.deny : 0)
+        var cfg = rv_policy()
+        cfg.need_exe = new.needExe
+        cfg.need_script = new.needScript
+        cfg.need_comm = new.needComm
+        cfg.audit = new.audit
+        // Deny rules are killed at exec too: what the LSM tier cannot see, this one does.
+        cfg.kill = new.kill | new.deny
+        cfg.deny = lsmActive ? new.deny : 0
+        let filter = ScriptHash.filter(new.scriptKeys.keys)
+        withUnsafeMutableBytes(of: &cfg.script_filter) { raw in
+            precondition(raw.count == filter.count * 8, "script filter size: ABI and ScriptHash disagree")
+            for (i, w) in filter.enumerated() { raw.storeBytes(of: w, toByteOffset: i * 8, as: UInt64.self) }
+        }
         var s = newSlot
         try check(rv_map_update(fds[3], &s, &cfg), "policy slot \(newSlot)")
         var zero: UInt32 = 0

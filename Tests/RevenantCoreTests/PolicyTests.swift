@@ -1,3 +1,4 @@
+import CRevenantABI
 import Testing
 @testable import RevenantCore
 
@@ -174,6 +175,26 @@ private func parseError(_ yaml: String) -> PolicyError? {
         #expect(ScriptHash.full("") == 0xcbf2_9ce4_8422_2325)
         #expect(ScriptHash.full("a") == 0xaf63_dc4c_8601_ec8c)
         #expect(ScriptHash.full("foobar") == 0x8594_4171_f739_67e8)
+    }
+
+    /// The kernel skips the map lookups for argv elements whose filter bit is clear: every key
+    /// of a policy must have its bit set, and the layout must be the kernel's.
+    @Test func scriptFilterHoldsEveryKeyInTheKernelsLayout() {
+        #expect(ScriptHash.filterWords == Int(RV_SCRIPT_FILTER_WORDS))
+        #expect(ScriptHash.filterShift == UInt64(RV_SCRIPT_FILTER_SHIFT))
+        #expect(MemoryLayout<rv_policy>.size == 48 + 8 * ScriptHash.filterWords)
+        let keys = ScriptHash.keys(forRule: "/opt/ai-video-codec/workers/training_worker.py") + ScriptHash.keys(forRule: "worker.py")
+        let f = ScriptHash.filter(keys)
+        for k in keys {
+            let bit = Int(k >> ScriptHash.filterShift)
+            #expect(f[bit / 64] & (1 << UInt64(bit % 64)) != 0)
+        }
+        #expect(f.map(\.nonzeroBitCount).reduce(0, +) <= keys.count)
+        // An ordinary argument is (almost always) filtered out: this one is.
+        let other = ScriptHash.full("--learning-rate=0.001")
+        let ob = Int(other >> ScriptHash.filterShift)
+        #expect(f[ob / 64] & (1 << UInt64(ob % 64)) == 0)
+        #expect(ScriptHash.filter([UInt64]()) == [UInt64](repeating: 0, count: ScriptHash.filterWords))
     }
 
     @Test func globs() {

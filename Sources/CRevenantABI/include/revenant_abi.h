@@ -22,6 +22,10 @@
 #define RV_MAX_SCRIPT_KEYS  2048
 #define RV_MAX_COMM_KEYS    256
 #define RV_POLICY_SLOTS     2
+/* Per slot, a 2,048-bit filter of its script keys (bit = a key's top 11 bits): most argv
+ * elements miss it and skip the hash-map lookups, which cost as much as hashing the bytes. */
+#define RV_SCRIPT_FILTER_WORDS 32
+#define RV_SCRIPT_FILTER_SHIFT 53
 
 /* FNV-1a 64, also computed by RevenantCore's ScriptHash. */
 #define RV_FNV_OFFSET 0xcbf29ce484222325ULL
@@ -46,6 +50,7 @@ struct rv_policy {
     unsigned long long audit;
     unsigned long long kill;     /* killed at exec (deny rules too, where the LSM tier is absent) */
     unsigned long long deny;     /* refused by the LSM program */
+    unsigned long long script_filter[RV_SCRIPT_FILTER_WORDS];
 };
 
 enum rv_action {
@@ -159,6 +164,6 @@ _Static_assert(sizeof(struct rv_fork_event) == 56, "rv_fork_event layout");
 _Static_assert(sizeof(struct rv_exit_event) == 72, "rv_exit_event layout");
 _Static_assert(__builtin_offsetof(struct rv_exec_event, argv) == 1048, "rv_exec_event layout");
 _Static_assert(sizeof(struct rv_exec_event) == 1048 + RV_ARGV_BYTES, "rv_exec_event layout");
-_Static_assert(sizeof(struct rv_policy) == 48, "rv_policy layout");
+_Static_assert(sizeof(struct rv_policy) == 48 + 8 * RV_SCRIPT_FILTER_WORDS, "rv_policy layout");
 
 #endif
