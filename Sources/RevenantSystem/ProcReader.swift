@@ -49,6 +49,12 @@ public struct ProcReader: Sendable {
         stat(pid).map { Identity(pid: pid, startTicks: $0.startTicks) }
     }
 
+    /// `id`, recorded on `boot`, is running now. Early services get the same PID and start
+    /// tick on every boot: without the boot, a row from an earlier boot would pass for them.
+    public func isRunning(_ id: Identity, boot: String) -> Bool {
+        boot == Daemon.bootID() && identity(id.pid).map { $0.sameTick(id) } == true
+    }
+
     /// The markers process managers leave in a child's environment (TRIGGER_UNIT,
     /// SUPERVISOR_PROCESS_NAME, INVOCATION_ID…), read only when `id` still names the process.
     public func markers(_ id: Identity) -> [String: String] {

@@ -42,13 +42,16 @@ struct Timeline: ParsableCommand {
         let instances = try stored.map { s in
             Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record), startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
         }
-        let report = Attributor.report(Attribution.analyze(instances), instances: instances, root: root, reader: ProcReader())
+        let reader = ProcReader()
+        let boots = Dictionary(stored.map { ($0.record.id, $0.boot) }, uniquingKeysWith: { a, _ in a })
+        let report = Attributor.report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
         struct Row: Encodable { let pid: Int32; let id: String; let start: String; let end: String?; let how: String; let spawned_by: String; let gap_seconds: Double?; let command: String; let enforcement: String? }
         var rows: [Row] = []
         var prev: Int64?
         for i in instances {
             let parent = i.ancestry.first.map { "\($0.name)(\($0.id.pid))" } ?? "?"
-            let how = i.process.exitStatus?.description ?? (i.process.exited ? "gone" : "running")
+            let how = i.process.exitStatus?.description
+                ?? (i.process.exited ? "gone" : reader.isRunning(i.process.id, boot: boots[i.process.id] ?? "") ? "running" : "gone, exit not seen")
             rows.append(Row(pid: i.process.id.pid, id: i.process.id.description, start: Fmt.iso(i.startWallNs),
                             end: i.exitWallNs.map(Fmt.iso), how: how, spawned_by: parent,
                             gap_seconds: prev.map { Double(i.startWallNs - $0) / 1e9 },

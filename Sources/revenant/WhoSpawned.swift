@@ -37,15 +37,16 @@ struct WhoSpawned: ParsableCommand {
         }
         let procs = ProcReader()
         let live = procs.record(pid)
+        let thisBoot = Daemon.bootID()
         var stored = try store?.incarnations(pid: pid) ?? []
         // A process younger than the daemon's last flush: wait for the next one rather than fall
         // back to /proc's current parents.
-        if let live, let store, !stored.contains(where: { $0.record.id.sameTick(live.id) }), store.daemonIsWriting() {
+        if let live, let store, !stored.contains(where: { $0.boot == thisBoot && $0.record.id.sameTick(live.id) }), store.daemonIsWriting() {
             usleep(UInt32(Daemon.storeLagMs + 250) * 1000)
             stored = try store.incarnations(pid: pid)
         }
         var incs: [Incarnation] = stored.map { Incarnation(stored: $0, store: store) }
-        if let live, !incs.contains(where: { $0.record.id.sameTick(live.id) }) {
+        if let live, !incs.contains(where: { $0.boot == thisBoot && $0.record.id.sameTick(live.id) }) {
             incs.insert(Incarnation(proc: live, reader: procs), at: 0)
             note = [note, "PID \(pid) is running but not in the store: lineage read from /proc (current parents, not fork-time)"]
                 .compactMap { $0 }.joined(separator: "; ")
@@ -136,6 +137,8 @@ struct Report {
     let target: Line
     let ancestry: [Line]
     let incarnations: [Incarnation]
+    /// Stored incarnations without a recorded exit that are running now.
+    let running: Set<Identity>
     let chosen: Incarnation
     var respawn: RespawnReport?
     /// Why the chain stops where it does.
@@ -143,14 +146,14 @@ struct Report {
     let note: String?
 
     init(_ inc: Incarnation, all: [Incarnation], store: Store?, reader: ProcReader, note: String?) throws {
-        func running(_ r: ProcessRecord) -> Bool {
-            reader.identity(r.id.pid).map { $0.sameTick(r.id) } ?? false
-        }
+        // The ancestry is on the target's boot.
+        func isLive(_ r: ProcessRecord) -> Bool { reader.isRunning(r.id, boot: inc.boot) }
         func line(_ r: ProcessRecord, _ start: Int64, _ exit: Int64?, proc: Bool) -> Line {
-            Line(record: r, startWallNs: start, exitWallNs: exit, goneUnseen: !r.exited && !running(r), fromProc: proc)
+            Line(record: r, startWallNs: start, exitWallNs: exit, goneUnseen: !r.exited && !isLive(r), fromProc: proc)
         }
         chosen = inc
         incarnations = all
+        running = Set(all.filter { !$0.fromProc && !$0.record.exited && reader.isRunning($0.record.id, boot: $0.boot) }.map(\.record.id))
         self.note = note
         target = line(inc.record, inc.startWallNs, inc.exitWallNs, proc: inc.fromProc)
         var chain: [Line] = []
@@ -255,7 +258,8 @@ struct Report {
 
     private func endText(_ i: Incarnation) -> String {
         if let s = i.record.exitStatus, let e = i.exitWallNs { return "ended \(Fmt.time(e, short: true)) (\(s))" }
-        return i.fromProc ? "running (/proc)" : (i.record.exited ? "gone" : "running")
+        if i.fromProc { return "running (/proc)" }
+        return i.record.exited ? "gone" : running.contains(i.record.id) ? "running" : "gone, exit not seen"
     }
 
     private func pad(_ s: String, _ n: Int) -> String {
@@ -312,6 +316,8 @@ struct Report {
         let id: String
         let start: String
         let exit: String?
+        /// As the text lists it: running, gone, gone with its exit not seen, or ended (status).
+        let status: String
         let selected: Bool
     }
 
@@ -340,7 +346,7 @@ struct Report {
             respawned_by: respawn,
             incarnations: incarnations.map { i in
                 JSONIncarnation(id: i.record.id.description, start: Fmt.iso(i.startWallNs), exit: i.exitWallNs.map(Fmt.iso),
-                                selected: i.record.id == chosen.record.id)
+                                status: endText(i), selected: i.record.id == chosen.record.id)
             },
             note: note)
     }
