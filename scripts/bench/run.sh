@@ -3,13 +3,14 @@
 # connector), measured side by side in one run: every figure is a ratio or a count from this
 # run, because absolute times drift on shared machines. Prints one table and writes it to
 # docs/benchmarks.md (DOCS=no to skip). Usage: run.sh PATH-TO-revenant
-# Sizes (env): N ROUNDS RATES RATE_SECS STORM_SECS KILL_N PKILL_N STORE_PROCESSES RSS_N
+# Sizes (env): N ROUNDS RATES RATE_SECS CPU_ROUNDS STORM_SECS KILL_N PKILL_N STORE_PROCESSES RSS_N
 set -euo pipefail
 BIN=${1:?usage: run.sh PATH-TO-revenant}
 N=${N:-20000}                     # exec-loop iterations per run (2 parallel spawners)
 ROUNDS=${ROUNDS:-5}               # runs per configuration, alternating, order rotated per round
 RATES=${RATES:-"100 400 1600"}    # fixed exec rates for the CPU figures
-RATE_SECS=${RATE_SECS:-30}
+RATE_SECS=${RATE_SECS:-20}
+CPU_ROUNDS=${CPU_ROUNDS:-3}       # revenant and auditd alternate at each rate: drift hits both
 STORM_SECS=${STORM_SECS:-10}
 KILL_N=${KILL_N:-1000}
 PKILL_N=${PKILL_N:-200}
@@ -142,27 +143,42 @@ sysctl -qw kernel.bpf_stats_enabled=0
 rm -f /var/log/audit/audit.log.*
 
 # --- 2. agent CPU at fixed exec rates ------------------------------------------------------------
-note "2. agent CPU at fixed exec rates ($RATES /s for ${RATE_SECS}s each)"
+note "2. agent CPU at fixed exec rates ($RATES /s, ${CPU_ROUNDS} x ${RATE_SECS}s each, revenant and auditd alternating)"
 sysctl -qw kernel.bpf_stats_enabled=1
 KAUDITD=$(pgrep -x kauditd | head -1 || true)
+# "median UNIT (min–max)" of the numbers on stdin, to 2 decimals.
+spread() { sort -g | awk -v u="${1:-}" '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f %s (%.2f–%.2f)", m, u, v[1], v[NR] }'; }
 for rate in $RATES; do
-  start_revenant "$OUT/audit-policy.yaml" rate
-  c0=$(cpu_ticks "$DAEMON"); b0=$(bpf_ns)
-  n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
-  sleep 0.5   # let the reader drain
-  c1=$(cpu_ticks "$DAEMON"); b1=$(bpf_ns)
-  stop_revenant
-  rv=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v s="$RATE_SECS" 'BEGIN { printf "%.2f %% (daemon %.2f + BPF %.2f)", (c / hz + b / 1e9) / s * 100, c / hz / s * 100, b / 1e9 / s * 100 }')
-  row "CPU of one core at $rate exec/s, revenant" "$rv" "$n execs in ${RATE_SECS}s; daemon user+sys from /proc, BPF run time from bpf_stats"
+  : > "$OUT/cpu-rv.txt"; : > "$OUT/cpu-ad.txt"; total=0
+  for round in $(seq "$CPU_ROUNDS"); do
+    start_revenant "$OUT/audit-policy.yaml" rate
+    c0=$(cpu_ticks "$DAEMON"); b0=$(bpf_ns)
+    n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
+    sleep 0.5   # let the reader drain
+    c1=$(cpu_ticks "$DAEMON"); b1=$(bpf_ns)
+    stop_revenant
+    total=$((total + n))
+    # total, daemon, BPF: % of one core
+    awk -v c=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v s="$RATE_SECS" \
+      'BEGIN { printf "%.4f %.4f %.4f\n", (c / hz + b / 1e9) / s * 100, c / hz / s * 100, b / 1e9 / s * 100 }' >> "$OUT/cpu-rv.txt"
 
-  start_auditd
-  a0=$(cpu_ticks "$AUDITD"); k0=$([ -n "$KAUDITD" ] && cpu_ticks "$KAUDITD" || echo 0)
-  n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
-  sleep 0.5
-  a1=$(cpu_ticks "$AUDITD"); k1=$([ -n "$KAUDITD" ] && cpu_ticks "$KAUDITD" || echo 0)
-  stop_auditd
-  ad=$(awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v hz="$HZ" -v s="$RATE_SECS" 'BEGIN { printf "%.2f %% (auditd %.2f + kauditd %.2f)", (a + k) / hz / s * 100, a / hz / s * 100, k / hz / s * 100 }')
-  row "CPU of one core at $rate exec/s, auditd" "$ad" "$n execs; the audit cost inside each execve is not in this figure"
+    start_auditd
+    a0=$(cpu_ticks "$AUDITD"); k0=$([ -n "$KAUDITD" ] && cpu_ticks "$KAUDITD" || echo 0)
+    n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
+    sleep 0.5
+    a1=$(cpu_ticks "$AUDITD"); k1=$([ -n "$KAUDITD" ] && cpu_ticks "$KAUDITD" || echo 0)
+    stop_auditd
+    awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v hz="$HZ" -v s="$RATE_SECS" \
+      'BEGIN { printf "%.4f %.4f %.4f\n", (a + k) / hz / s * 100, a / hz / s * 100, k / hz / s * 100 }' >> "$OUT/cpu-ad.txt"
+  done
+  col() { awk -v c="$2" '{ print $c }' "$1" | spread "$3"; }
+  med() { awk -v c="$2" '{ print $c }' "$1" | median | awk '{ printf "%.2f", $1 }'; }
+  rv_med=$(awk '{ print $1 }' "$OUT/cpu-rv.txt" | median); ad_med=$(awk '{ print $1 }' "$OUT/cpu-ad.txt" | median)
+  row "CPU of one core at $rate exec/s, revenant" "$(col "$OUT/cpu-rv.txt" 1 %) (daemon $(med "$OUT/cpu-rv.txt" 2) + BPF $(med "$OUT/cpu-rv.txt" 3))" \
+    "median (min–max) of $CPU_ROUNDS runs of ${RATE_SECS}s, $total execs; daemon user+sys from /proc, BPF run time from bpf_stats"
+  row "CPU of one core at $rate exec/s, auditd" "$(col "$OUT/cpu-ad.txt" 1 %) (auditd $(med "$OUT/cpu-ad.txt" 2) + kauditd $(med "$OUT/cpu-ad.txt" 3))" \
+    "median (min–max) of $CPU_ROUNDS runs, alternating with revenant's; the audit cost inside each execve is not in this figure"
+  row "CPU at $rate exec/s, revenant / auditd" "$(awk -v r="$rv_med" -v a="$ad_med" 'BEGIN { if (a > 0) printf "%.2f", r / a; else printf "n/a (auditd used no measurable CPU)" }')" "ratio of the medians"
 done
 sysctl -qw kernel.bpf_stats_enabled=0
 rm -f /var/log/audit/audit.log.*
