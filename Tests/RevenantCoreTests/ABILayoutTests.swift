@@ -10,7 +10,8 @@ import Testing
         #expect(MemoryLayout<rv_fork_event>.size == 56)
         #expect(MemoryLayout<rv_exit_event>.size == 72)
         #expect(MemoryLayout<rv_exec_event>.size == 1048 + Int(RV_ARGV_BYTES))
-        #expect(MemoryLayout<rv_policy>.size == 48)
+        #expect(MemoryLayout<rv_policy>.size == 48 + 8 * Int(RV_SCRIPT_FILTER_WORDS))
+        #expect(MemoryLayout<rv_policy>.offset(of: \.script_filter) == 48)
         #expect(MemoryLayout<rv_exe_key>.size == 16)
         #expect(MemoryLayout<rv_proc>.size == 32)
     }
