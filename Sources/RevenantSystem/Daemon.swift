@@ -217,7 +217,7 @@ public final class Daemon: Sendable {
             if ContinuousClock.now - lastRetention > .seconds(config.retentionEverySeconds) {
                 lastRetention = ContinuousClock.now
                 let cutoff = Daemon.wallNs() - config.retentionSeconds * 1_000_000_000
-                let n = try store.enforceRetention(exitedBeforeWallNs: cutoff, maxProcesses: config.maxProcesses)
+                let n = try store.enforceRetention(exitedBeforeWallNs: cutoff, maxProcesses: config.maxProcesses, currentBoot: boot)
                 if n > 0 { log.info("retention", metadata: ["deleted": "\(n)"]) }
             }
         }

@@ -352,13 +352,22 @@ public final class Store: Sendable {
     }
 
     /// Deletes exited processes that ended before `exitedBeforeWallNs`, then the oldest exited
-    /// ones beyond `maxProcesses` rows. Live processes are never deleted. Returns rows deleted.
+    /// ones beyond `maxProcesses` rows. Live processes are never deleted; a process of an
+    /// earlier boot with no exit on record (running at a reboot or a crash) ended by the time
+    /// the next boot started, and goes once that is before the cutoff. Returns rows deleted.
     @discardableResult
-    public func enforceRetention(exitedBeforeWallNs: Int64, maxProcesses: Int) throws(StoreError) -> Int {
+    public func enforceRetention(exitedBeforeWallNs: Int64, maxProcesses: Int, currentBoot: String) throws(StoreError) -> Int {
         try write { db in
             try db.execute(sql: "DELETE FROM process WHERE exit_wall_ns IS NOT NULL AND exit_wall_ns < ?",
                            arguments: [exitedBeforeWallNs])
             var deleted = db.changesCount
+            // Along the exit index's NULL entries: the rows without an exit, a few thousand.
+            try db.execute(sql: """
+                DELETE FROM process WHERE exit_wall_ns IS NULL AND boot IN (
+                    SELECT b.n FROM boot b WHERE b.id != ? AND EXISTS (
+                        SELECT 1 FROM boot later WHERE later.epoch_ns > b.epoch_ns AND later.epoch_ns < ?))
+                """, arguments: [currentBoot, exitedBeforeWallNs])
+            deleted += db.changesCount
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM process") ?? 0
             if total > maxProcesses {
                 try db.execute(sql: """

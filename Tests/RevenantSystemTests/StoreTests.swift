@@ -174,13 +174,33 @@ import Testing
         for i in 0..<10 { b.processes.append(proc(Int32(5000 + i), start: UInt64(i), parent: nil)) }
         try s.write(b, nowWallNs: 1)
         // Exited before t=60: 50 of them (exit times 10…59).
-        #expect(try s.enforceRetention(exitedBeforeWallNs: 60, maxProcesses: 1_000) == 50)
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 60, maxProcesses: 1_000, currentBoot: "b1") == 50)
         #expect(try s.processCount() == 60)
         // Then a row bound: oldest exited go first, live ones stay.
-        #expect(try s.enforceRetention(exitedBeforeWallNs: 0, maxProcesses: 20) == 40)
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 0, maxProcesses: 20, currentBoot: "b1") == 40)
         #expect(try s.processCount() == 20)
         #expect(try s.incarnations(pid: 5009).count == 1)
         #expect(try s.incarnations(pid: 1099).count == 1)
         #expect(try s.incarnations(pid: 1089).isEmpty)
+    }
+
+    /// Processes running at a reboot never get an exit: their boot's end bounds it, and they go
+    /// once the next boot started before the cutoff. This boot's live processes stay.
+    @Test func retentionDropsWhatAnEarlierBootLeftRunning() throws {
+        let s = try Store(path: dir + "/boots.db")
+        var old = StoreBatch(boot: "old", bootEpochNs: 1_000)
+        old.processes = [proc(10, start: 5, parent: nil), proc(11, start: 6, parent: nil, exitAt: 7)]
+        try s.write(old, nowWallNs: 1_010)
+        var now = StoreBatch(boot: "now", bootEpochNs: 2_000)
+        now.processes = [proc(10, start: 5, parent: nil)]
+        try s.write(now, nowWallNs: 2_010)
+        // The old boot ended by 2,000: not yet before a cutoff of 1,500.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 1_500, maxProcesses: 1_000, currentBoot: "now") == 1)
+        #expect(try s.incarnations(pid: 10).map(\.boot) == ["now", "old"])
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 2_500, maxProcesses: 1_000, currentBoot: "now") == 1)
+        #expect(try s.incarnations(pid: 10).map(\.boot) == ["now"])
+        // The newest boot is never "earlier", whatever the current one is called.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 9_999, maxProcesses: 1_000, currentBoot: "elsewhere") == 0)
+        #expect(try s.processCount() == 1)
     }
 }
