@@ -146,8 +146,9 @@ rm -f /var/log/audit/audit.log.*
 note "2. agent CPU at fixed exec rates ($RATES /s, ${CPU_ROUNDS} x ${RATE_SECS}s each, revenant and auditd alternating)"
 sysctl -qw kernel.bpf_stats_enabled=1
 KAUDITD=$(pgrep -x kauditd | head -1 || true)
-# "median UNIT (min–max)" of the numbers on stdin, to 2 decimals.
-spread() { sort -g | awk -v u="${1:-}" '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f %s (%.2f–%.2f)", m, u, v[1], v[NR] }'; }
+# The median round of FILE (by its first column, the total; the upper middle for an even
+# count), so the parts shown add up to the total shown; then the totals' range.
+median_round() { sort -g -k1,1 "$1" | awk '{ l[NR] = $0; t[NR] = $1 } END { print l[int(NR / 2) + 1], t[1], t[NR] }'; }
 for rate in $RATES; do
   : > "$OUT/cpu-rv.txt"; : > "$OUT/cpu-ad.txt"; total=0
   for round in $(seq "$CPU_ROUNDS"); do
@@ -171,14 +172,13 @@ for rate in $RATES; do
     awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v hz="$HZ" -v s="$RATE_SECS" \
       'BEGIN { printf "%.4f %.4f %.4f\n", (a + k) / hz / s * 100, a / hz / s * 100, k / hz / s * 100 }' >> "$OUT/cpu-ad.txt"
   done
-  col() { awk -v c="$2" '{ print $c }' "$1" | spread "$3"; }
-  med() { awk -v c="$2" '{ print $c }' "$1" | median | awk '{ printf "%.2f", $1 }'; }
-  rv_med=$(awk '{ print $1 }' "$OUT/cpu-rv.txt" | median); ad_med=$(awk '{ print $1 }' "$OUT/cpu-ad.txt" | median)
-  row "CPU of one core at $rate exec/s, revenant" "$(col "$OUT/cpu-rv.txt" 1 %) (daemon $(med "$OUT/cpu-rv.txt" 2) + BPF $(med "$OUT/cpu-rv.txt" 3))" \
-    "median (min–max) of $CPU_ROUNDS runs of ${RATE_SECS}s, $total execs; daemon user+sys from /proc, BPF run time from bpf_stats"
-  row "CPU of one core at $rate exec/s, auditd" "$(col "$OUT/cpu-ad.txt" 1 %) (auditd $(med "$OUT/cpu-ad.txt" 2) + kauditd $(med "$OUT/cpu-ad.txt" 3))" \
-    "median (min–max) of $CPU_ROUNDS runs, alternating with revenant's; the audit cost inside each execve is not in this figure"
-  row "CPU at $rate exec/s, revenant / auditd" "$(awk -v r="$rv_med" -v a="$ad_med" 'BEGIN { if (a > 0) printf "%.2f", r / a; else printf "n/a (auditd used no measurable CPU)" }')" "ratio of the medians"
+  read -r rv rv_d rv_b rv_lo rv_hi < <(median_round "$OUT/cpu-rv.txt")
+  read -r ad ad_a ad_k ad_lo ad_hi < <(median_round "$OUT/cpu-ad.txt")
+  row "CPU of one core at $rate exec/s, revenant" "$(printf '%.2f %% (%.2f–%.2f) (daemon %.2f + BPF %.2f)' "$rv" "$rv_lo" "$rv_hi" "$rv_d" "$rv_b")" \
+    "median round (range) of $CPU_ROUNDS runs of ${RATE_SECS}s, $total execs; daemon user+sys from /proc, BPF run time from bpf_stats"
+  row "CPU of one core at $rate exec/s, auditd" "$(printf '%.2f %% (%.2f–%.2f) (auditd %.2f + kauditd %.2f)' "$ad" "$ad_lo" "$ad_hi" "$ad_a" "$ad_k")" \
+    "median round (range) of $CPU_ROUNDS runs, alternating with revenant's; the audit cost inside each execve is not in this figure"
+  row "CPU at $rate exec/s, revenant / auditd" "$(awk -v r="$rv" -v a="$ad" 'BEGIN { if (a > 0) printf "%.2f", r / a; else printf "n/a (auditd used no measurable CPU)" }')" "ratio of the median rounds"
 done
 sysctl -qw kernel.bpf_stats_enabled=0
 rm -f /var/log/audit/audit.log.*
