@@ -52,11 +52,11 @@ public struct ProcReader: Sendable {
     /// `id`, recorded on `boot`, is running now. Early services get the same PID and start
     /// tick on every boot: without the boot, a row from an earlier boot would pass for them.
     public func isRunning(_ id: Identity, boot: String) -> Bool {
-        boot == ProcReader.thisBoot && identity(id.pid).map { $0.sameTick(id) } == true
+        boot == ProcReader.currentBoot && identity(id.pid).map { $0.sameTick(id) } == true
     }
 
-    /// Read once: a process never changes boots.
-    private static let thisBoot = Daemon.bootID()
+    /// This boot's id, read once: a process never changes boots.
+    public static let currentBoot = Daemon.bootID()
 
     /// The markers process managers leave in a child's environment (TRIGGER_UNIT,
     /// SUPERVISOR_PROCESS_NAME, INVOCATION_ID…), read only when `id` still names the process.

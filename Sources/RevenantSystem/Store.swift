@@ -401,15 +401,14 @@ public final class Store: Sendable {
     public func exactRecords(boot: String, seeing ids: [Identity]) throws(StoreError) -> [Identity: ProcessRecord] {
         try read { db in
             var out: [Identity: ProcessRecord] = [:]
-            guard let key = try Int64.fetchOne(db, sql: "SELECT n FROM boot WHERE id = ?", arguments: [boot]) else { return out }
             let st = try db.makeStatement(sql: """
-                \(Store.selectProcess) WHERE p.boot = ? AND p.pid = ? AND p.start_ns >= ? AND p.start_ns < ? AND p.precise = 1
+                \(Store.selectProcess) WHERE p.boot = (SELECT n FROM boot WHERE id = ?) AND p.pid = ? AND p.start_ns >= ? AND p.start_ns < ? AND p.precise = 1
                     AND p.exit_ns IS NULL
                 ORDER BY p.start_ns LIMIT 1
                 """)
             for id in ids where !id.precise {
                 let from = Int64(id.startTicks * Identity.nsPerTick)
-                if let row = try Row.fetchOne(st, arguments: [key, id.pid, from, from + Int64(Identity.nsPerTick)]) {
+                if let row = try Row.fetchOne(st, arguments: [boot, id.pid, from, from + Int64(Identity.nsPerTick)]) {
                     out[id] = try Store.process(from: row, db).record
                 }
             }

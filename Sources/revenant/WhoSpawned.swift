@@ -37,7 +37,7 @@ struct WhoSpawned: ParsableCommand {
         }
         let procs = ProcReader()
         let live = procs.record(pid)
-        let thisBoot = Daemon.bootID()
+        let thisBoot = ProcReader.currentBoot
         var stored = try store?.incarnations(pid: pid) ?? []
         // A process younger than the daemon's last flush: wait for the next one rather than fall
         // back to /proc's current parents.
