@@ -164,13 +164,24 @@ public enum EventDecoder {
     /// cwd arrives leaf first as NUL-terminated components; an empty list is "/".
     /// nil when the kernel could not read it at all (an empty first component past the root).
     public static func cwdPath(_ raw: UnsafeRawBufferPointer) -> String? {
-        var parts: [String] = []
+        // Component ranges, then one string built root first: no string per component.
+        var ends: [Range<Int>] = []
         var start = 0
+        var bytes = 0
         for i in 0..<raw.count where raw[i] == 0 {
             if i == start { break }
-            parts.append(String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<i]), as: UTF8.self))
+            ends.append(start..<i)
+            bytes += i - start + 1
             start = i + 1
         }
-        return "/" + parts.reversed().joined(separator: "/")
+        if ends.isEmpty { return "/" }
+        return String(unsafeUninitializedCapacity: bytes) { out in
+            var o = 0
+            for r in ends.reversed() {
+                out[o] = UInt8(ascii: "/"); o += 1
+                for j in r { out[o] = raw[j]; o += 1 }
+            }
+            return o
+        }
     }
 }

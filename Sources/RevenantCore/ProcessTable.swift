@@ -86,7 +86,11 @@ public struct ProcessTable: Sendable {
     public static let maxImages = 32
 
     public let exitedRetention: Int
-    public private(set) var processes: [Identity: ProcessRecord] = [:]
+    /// Records live in a slab, found by identity: an array element is read and changed in
+    /// place, where a dictionary value was copied whole (every field retained) on each read.
+    private var slots: [Identity: Int] = [:]
+    private var slab: [ProcessRecord?] = []
+    private var freeSlots: [Int] = []
     /// Newest identity for each PID.
     public private(set) var byPid: [Int32: Identity] = [:]
     private var liveChildren: [Identity: Int] = [:]
@@ -104,14 +108,17 @@ public struct ProcessTable: Sendable {
         self.exitedRetention = exitedRetention
     }
 
-    public var count: Int { processes.count }
+    public var count: Int { slots.count }
+
+    /// Every record held, in no particular order.
+    public var all: [ProcessRecord] { slab.compactMap { $0 } }
 
     public subscript(id: Identity) -> ProcessRecord? {
-        slot(id).map { processes.values[$0] }
+        slot(id).map { slab[$0]! }
     }
 
     /// The newest known process with this PID.
-    public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { processes[$0] } }
+    public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { slots[$0] }.map { slab[$0]! } }
 
     public mutating func apply(_ event: Event) {
         join(event.process)
@@ -120,9 +127,9 @@ public struct ProcessTable: Sendable {
             join(e.parent)
             // Only the parent's name and image are needed: read in place, not copied whole.
             let pi = slot(e.parent)
-            var r = ProcessRecord(id: e.process, parent: e.parent, comm: pi.map { processes.values[$0].name } ?? "")
+            var r = ProcessRecord(id: e.process, parent: e.parent, comm: pi.map { slab[$0]!.name } ?? "")
             // A fork of a known process inherits its image (until it execs).
-            if let pi, let img = processes.values[pi].image {
+            if let pi, let img = slab[pi]!.image {
                 r.images = [img]
                 r.comm = img.comm
                 r.imageInherited = true
@@ -131,25 +138,25 @@ public struct ProcessTable: Sendable {
         case .exec(let e):
             // Changed in place: a copy out and back would copy the images array on every exec.
             // The adopter is worked out first: nothing may read `self` during the in-place change.
-            let i = processes.index(forKey: e.process)
-            let adopter = adoption(parent: i.flatMap { processes.values[$0].parent } ?? e.parent, realParent: e.realParent)
+            let i = slots[e.process]
+            let adopter = adoption(parent: i.flatMap { slab[$0]!.parent } ?? e.parent, realParent: e.realParent)
             if let i {
-                ProcessTable.execed(&processes.values[i], e, adopter: adopter)
+                ProcessTable.execed(&slab[i]!, e, adopter: adopter)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
                 ProcessTable.execed(&r, e, adopter: adopter)
                 insert(r)
             }
         case .deny(let e):
-            guard let i = processes.index(forKey: e.process) else { return }
-            processes.values[i].denied.append(e)
-            if processes.values[i].denied.count > 16 { processes.values[i].denied.removeFirst() }
+            guard let i = slots[e.process] else { return }
+            slab[i]!.denied.append(e)
+            if slab[i]!.denied.count > 16 { slab[i]!.denied.removeFirst() }
         case .exit(let e):
-            let i = processes.index(forKey: e.process)
-            let adopter = adoption(parent: i.flatMap { processes.values[$0].parent } ?? e.parent, realParent: e.realParent)
+            let i = slots[e.process]
+            let adopter = adoption(parent: i.flatMap { slab[$0]!.parent } ?? e.parent, realParent: e.realParent)
             if let i {
-                guard !processes.values[i].exited else { return }
-                ProcessTable.exitedAt(&processes.values[i], e, adopter: adopter)
+                guard !slab[i]!.exited else { return }
+                ProcessTable.exitedAt(&slab[i]!, e, adopter: adopter)
                 exited(e.process)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: "")
@@ -190,9 +197,8 @@ public struct ProcessTable: Sendable {
 
     /// Annotates the newest image of a process (enforcement results).
     public mutating func replaceLatestImage(of id: Identity, with img: Image) {
-        guard var r = processes[id], !r.images.isEmpty else { return }
-        r.images[r.images.count - 1] = img
-        processes[id] = r
+        guard let i = slots[id], let n = slab[i]?.images.count, n > 0 else { return }
+        slab[i]!.images[n - 1] = img
     }
 
     /// Adds a process that was alive before tracing started.
@@ -217,12 +223,12 @@ public struct ProcessTable: Sendable {
     /// re-key the record, so both names reach it.
     private mutating func join(_ id: Identity) {
         // Seeded PIDs first: a small map, and no record is copied for the common miss.
-        guard id.precise, let s = seededByPid[id.pid], s.sameTick(id), processes.index(forKey: id) == nil,
-              var r = processes[s] else { return }
+        guard id.precise, let s = seededByPid[id.pid], s.sameTick(id), slots[id] == nil,
+              let i = slots[s] else { return }
         seededByPid[id.pid] = nil
-        processes[s] = nil
-        r = ProcessRecord(rekeying: r, to: id)
-        processes[id] = r
+        slots[s] = nil
+        slab[i] = ProcessRecord(rekeying: slab[i]!, to: id)
+        slots[id] = i
         aliases[s] = id
         pendingRekeys.append((s, id))
         if byPid[id.pid] == s { byPid[id.pid] = id }
@@ -269,35 +275,43 @@ public struct ProcessTable: Sendable {
     // MARK: - bookkeeping
 
     /// The identity a record is filed under now (seeded ones are re-keyed once the kernel names them).
-    /// Where `self[id]` lives in `processes`, without copying the record.
+    /// Where `self[id]` lives in the slab, without copying the record.
     /// The one place that resolves an identity: its own record, the precise record a seeded one
     /// became, or the seeded record a precise one names.
-    private func slot(_ id: Identity) -> Dictionary<Identity, ProcessRecord>.Index? {
-        if let i = processes.index(forKey: id) { return i }
-        if let a = aliases[id] { return processes.index(forKey: a) }
-        if id.precise, let s = seededByPid[id.pid], s.sameTick(id) { return processes.index(forKey: s) }
+    private func slot(_ id: Identity) -> Int? {
+        if let i = slots[id] { return i }
+        if let a = aliases[id] { return slots[a] }
+        if id.precise, let s = seededByPid[id.pid], s.sameTick(id) { return slots[s] }
         return nil
     }
 
     /// The newest image of a process and its sequence number in the store (images ever
     /// recorded for it, minus one), read without copying the record.
     public func latestImage(of id: Identity) -> (seq: Int, image: Image)? {
-        guard let i = slot(id), let img = processes.values[i].images.last else { return nil }
-        return (processes.values[i].images.count - 1 + processes.values[i].imagesDropped, img)
+        guard let i = slot(id), let img = slab[i]!.images.last else { return nil }
+        return (slab[i]!.images.count - 1 + slab[i]!.imagesDropped, img)
     }
 
     /// As `self[id]?.id ?? id`, without copying the record (this runs several times per event).
     private func canon(_ id: Identity) -> Identity {
-        slot(id).map { processes.keys[$0] } ?? id
+        slot(id).map { slab[$0]!.id } ?? id
     }
 
     private mutating func insert(_ r: ProcessRecord) {
-        if let old = byPid[r.id.pid], old != r.id, let oi = processes.index(forKey: old), !processes.values[oi].exited {
+        if let old = byPid[r.id.pid], old != r.id, let oi = slots[old], !slab[oi]!.exited {
             // The PID was reused: the old holder must have exited unseen.
-            processes.values[oi].exitTime = r.id.startNs
+            slab[oi]!.exitTime = r.id.startNs
             exited(old)
         }
-        processes[r.id] = r
+        if let i = slots[r.id] {
+            slab[i] = r
+        } else if let i = freeSlots.popLast() {
+            slab[i] = r
+            slots[r.id] = i
+        } else {
+            slots[r.id] = slab.count
+            slab.append(r)
+        }
         if byPid[r.id.pid].map({ r.id >= $0 }) ?? true { byPid[r.id.pid] = r.id }
         if r.exited {
             exited(r.id)
@@ -307,11 +321,11 @@ public struct ProcessTable: Sendable {
     }
 
     private mutating func exited(_ id: Identity) {
-        guard let i = processes.index(forKey: id) else { return }
-        if let p = processes.values[i].parent.map(canon), let n = liveChildren[p] {
+        guard let i = slots[id] else { return }
+        if let p = slab[i]!.parent.map(canon), let n = liveChildren[p] {
             if n <= 1 {
                 liveChildren[p] = nil
-                if let pi = processes.index(forKey: p), processes.values[pi].exited { evictable.append(p) }
+                if let pi = slots[p], slab[pi]!.exited { evictable.append(p) }
             } else {
                 liveChildren[p] = n - 1
             }
@@ -324,8 +338,10 @@ public struct ProcessTable: Sendable {
         while evictable.count - evictHead > exitedRetention {
             let id = evictable[evictHead]
             evictHead += 1
-            guard let i = processes.index(forKey: id), processes.values[i].exited, liveChildren[id] == nil else { continue }
-            processes[id] = nil
+            guard let i = slots[id], slab[i]!.exited, liveChildren[id] == nil else { continue }
+            slots[id] = nil
+            slab[i] = nil
+            freeSlots.append(i)
             if byPid[id.pid] == id { byPid[id.pid] = nil }
             evicted += 1
         }

@@ -231,7 +231,7 @@ public final class Daemon: Sendable {
             case .event(let raw):
                 // Secrets leave the command line here, before the table, the store and the logs see it.
                 var e = raw
-                if case .exec(var x) = raw, !config.redactor.patterns.isEmpty {
+                if !config.redactor.patterns.isEmpty, case .exec(var x) = raw {
                     x.argv = config.redactor.apply(x.argv)
                     e = .exec(x)
                 }

@@ -127,13 +127,13 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         // The exited parent of a live process stays; only 3 other exited ones remain.
         #expect(t[keeper] != nil)
         #expect(t.ancestry(of: live).first?.id == keeper)
-        #expect(t.processes.values.filter { $0.exited && $0.id != keeper }.count == 3)
+        #expect(t.all.filter { $0.exited && $0.id != keeper }.count == 3)
         #expect(t.evicted == 7)
         #expect(t[id(109, 19)] != nil)
         #expect(t[id(100, 10)] == nil)
         // Once the child exits, the parent becomes evictable too.
         t.apply(exit(live, parent: keeper, real: initP))
-        #expect(t.processes.values.filter(\.exited).count == 3)
+        #expect(t.all.filter(\.exited).count == 3)
     }
 
     @Test func seededLineageAboveUnknownIsMarked() {
