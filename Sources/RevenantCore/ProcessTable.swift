@@ -144,6 +144,7 @@ public struct ProcessTable: Sendable {
                 ProcessTable.execed(&slab[i]!, e, adopter: adopter)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
+                ProcessTable.currentParent(&r, e.realParent)
                 ProcessTable.execed(&r, e, adopter: adopter)
                 insert(r)
             }
@@ -160,11 +161,21 @@ public struct ProcessTable: Sendable {
                 exited(e.process)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: "")
+                ProcessTable.currentParent(&r, e.realParent)
                 ProcessTable.exitedAt(&r, e, adopter: adopter)
                 insert(r)
                 exited(r.id)
             }
         }
+    }
+
+    /// A process first seen at its exec or exit whose fork the kernel did not see (it predates
+    /// tracing, and exited or was missed before /proc was read): its parent at that moment, marked
+    /// as the current parent (as for seeded ones), keeps its chain instead of ending it.
+    private static func currentParent(_ r: inout ProcessRecord, _ real: Identity) {
+        guard r.parent == nil, real.pid != 0 else { return }
+        r.parent = real
+        r.parentIsCurrentOnly = true
     }
 
     private static func execed(_ r: inout ProcessRecord, _ e: ExecEvent, adopter: Identity?) {

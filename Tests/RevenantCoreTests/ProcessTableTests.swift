@@ -62,6 +62,28 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(t.count == 2)
     }
 
+    /// Forked before tracing, exec'd and exited before /proc was read: only its exec and exit
+    /// are seen, with no fork-time parent. Its parent at exec keeps it under its spawner.
+    @Test func aProcessSeenFirstAtExecKeepsItsParentThen() {
+        var t = ProcessTable()
+        let shell = Identity(pid: 70, startTicks: 3)
+        t.seed(ProcessRecord(id: shell, parent: initP, comm: "sh"))
+        let loopShell = Identity(pid: 70, startNs: 3 * Identity.nsPerTick + 5)
+        let early = id(71, 9), later = id(72, 10)
+        t.apply(exec(early, ["/bin/sh", "-c", "exit 0"], parent: nil, real: loopShell))
+        t.apply(exit(early, parent: nil, real: loopShell))
+        t.apply(fork(later, of: loopShell))
+        t.apply(exec(later, ["/bin/sh", "-c", "exit 0"], parent: loopShell, real: loopShell))
+        #expect(t[early]!.parent == loopShell && t[early]!.parentIsCurrentOnly)
+        #expect(!t[later]!.parentIsCurrentOnly)
+        #expect(t.ancestry(of: early).first?.id == loopShell)
+        #expect(Attribution.persistentSpawner(t.instances([early, later], bootEpochNs: 0))?.id == loopShell)
+        // Seen first at its exit, the same.
+        let gone = id(73, 11)
+        t.apply(exit(gone, parent: nil, real: loopShell))
+        #expect(t.ancestry(of: gone).first?.id == loopShell)
+    }
+
     @Test func pidReuseGivesTwoIdentities() {
         var t = ProcessTable()
         let first = id(400, 1), second = id(400, 9)
