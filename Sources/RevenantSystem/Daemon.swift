@@ -161,7 +161,10 @@ public final class Daemon: Sendable {
             if let img = r.images.first { batch.images.append((r.id, 0, img)) }
         }
         try store.write(batch, run: run, nowWallNs: Daemon.wallNs())
-        log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)", "known_from_earlier_run": "\(earlier.count)"])
+        // What an earlier run on this boot left running and /proc no longer shows ended unseen.
+        let gone = try store.markGone(boot: boot, running: found.map(\.id), goneByWallNs: Daemon.wallNs())
+        log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)", "known_from_earlier_run": "\(earlier.count)",
+                                                 "ended_while_not_traced": "\(gone)"])
 
         let enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
         var policy: CompiledPolicy?

@@ -238,6 +238,11 @@ public final class Store: Sendable {
                     WHERE parent_start_ns % \(Identity.nsPerTick) = 0;
                 """)
         }
+        // A process that ended while no daemon ran has no exit on record: at start the daemon
+        // marks the rows /proc no longer shows, so retention can end them without a made-up exit.
+        m.registerMigration("v6-gone-unseen") { db in
+            try db.execute(sql: "ALTER TABLE process ADD COLUMN gone_by_wall_ns INTEGER")
+        }
         return m
     }()
 
@@ -351,10 +356,36 @@ public final class Store: Sendable {
         }
     }
 
+    /// Marks this boot's rows with no exit on record whose process is not among `running` (what
+    /// /proc shows now, matched by PID and start tick): they ended while no daemon traced, at an
+    /// unknown time before `goneByWallNs`. Returns how many were marked.
+    @discardableResult
+    public func markGone(boot: String, running: [Identity], goneByWallNs: Int64) throws(StoreError) -> Int {
+        struct Key: Hashable { let pid: Int32; let tick: UInt64 }
+        let live = Set(running.map { Key(pid: $0.pid, tick: $0.startTicks) })
+        return try write { db in
+            // Along the exit index's NULL entries: the rows without an exit.
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT rowid, pid, start_ns FROM process
+                WHERE exit_wall_ns IS NULL AND gone_by_wall_ns IS NULL AND boot = (SELECT n FROM boot WHERE id = ?)
+                """, arguments: [boot])
+            let st = try db.cachedStatement(sql: "UPDATE process SET gone_by_wall_ns = ? WHERE rowid = ?")
+            var n = 0
+            for r in rows {
+                let start: Int64 = r["start_ns"]
+                guard !live.contains(Key(pid: r["pid"], tick: UInt64(start) / Identity.nsPerTick)) else { continue }
+                try st.execute(arguments: [goneByWallNs, r["rowid"] as Int64])
+                n += 1
+            }
+            return n
+        }
+    }
+
     /// Deletes exited processes that ended before `exitedBeforeWallNs`, then the oldest exited
     /// ones beyond `maxProcesses` rows. Live processes are never deleted; a process of an
     /// earlier boot with no exit on record (running at a reboot or a crash) ended by the time
-    /// the next boot started, and goes once that is before the cutoff. Returns rows deleted.
+    /// the next boot started, and goes once that is before the cutoff; one marked gone while no
+    /// daemon ran goes once it was gone before the cutoff. Returns rows deleted.
     @discardableResult
     public func enforceRetention(exitedBeforeWallNs: Int64, maxProcesses: Int, currentBoot: String) throws(StoreError) -> Int {
         try write { db in
@@ -367,6 +398,9 @@ public final class Store: Sendable {
                     SELECT b.n FROM boot b WHERE b.id != ? AND EXISTS (
                         SELECT 1 FROM boot later WHERE later.epoch_ns > b.epoch_ns AND later.epoch_ns < ?))
                 """, arguments: [currentBoot, exitedBeforeWallNs])
+            deleted += db.changesCount
+            try db.execute(sql: "DELETE FROM process WHERE exit_wall_ns IS NULL AND gone_by_wall_ns < ?",
+                           arguments: [exitedBeforeWallNs])
             deleted += db.changesCount
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM process") ?? 0
             if total > maxProcesses {

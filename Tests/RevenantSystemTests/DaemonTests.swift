@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Glibc
 import RevenantCore
 import RevenantSystem
@@ -144,9 +145,12 @@ import Testing
         try await d.start()
         let exiting = spawn(["/bin/sleep", "120"], wait: false)
         let staying = spawn(["/bin/sleep", "120"], wait: false)
+        let endsWhileDown = spawn(["/bin/sleep", "120"], wait: false)
         defer { kill(staying.pid, SIGKILL); waitpid(staying.pid, nil, 0) }
         try await d.settle()
         d.stop()
+        kill(endsWhileDown.pid, SIGKILL)
+        waitpid(endsWhileDown.pid, nil, 0)   // no daemon sees this exit
         let again = DaemonUnderTestReuse(d)
         try await again.start()
         let log2 = { (try? String(contentsOfFile: d.dir + "/daemon2.log", encoding: .utf8)) ?? "" }
@@ -164,6 +168,18 @@ import Testing
             #expect((rows.first?.exitWallNs != nil) == exits)
         }
         #expect(log2().contains("known_from_earlier_run"))
+        // The one that ended while no daemon ran: no exit made up, marked gone by the restart.
+        let marks = try DatabaseQueue(path: d.db).read { db in
+            try Row.fetchAll(db, sql: "SELECT pid, exit_wall_ns, gone_by_wall_ns FROM process WHERE pid IN (?, ?, ?)",
+                             arguments: [exiting.pid, staying.pid, endsWhileDown.pid])
+        }
+        for row in marks {
+            let pid: Int32 = row["pid"]
+            let gone = (row["gone_by_wall_ns"] as Int64?) != nil
+            #expect(gone == (pid == endsWhileDown.pid), "pid \(pid): \(row)")
+            if pid == endsWhileDown.pid { #expect((row["exit_wall_ns"] as Int64?) == nil) }
+        }
+        #expect(marks.count == 3)
         again.stop()
     }
 

@@ -16,11 +16,11 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen"])
     }
 
     @Test func refusesWhatIsNotAStore() throws {
@@ -61,7 +61,7 @@ import Testing
             (e as? StoreError)?.reason.contains("older than this revenant") == true
         }
         let s = try Store(path: path)
-        #expect(try s.schemaVersions().last == "v5-boot-key")
+        #expect(try s.schemaVersions().last == "v6-gone-unseen")
         let byPid = try s.incarnations(pid: 42)
         #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
         let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))
@@ -182,6 +182,29 @@ import Testing
         #expect(try s.incarnations(pid: 5009).count == 1)
         #expect(try s.incarnations(pid: 1099).count == 1)
         #expect(try s.incarnations(pid: 1089).isEmpty)
+    }
+
+    /// A process that ended while no daemon ran (same boot) has no exit on record: the next
+    /// daemon marks it gone by its start, and retention deletes it once that is past the cutoff.
+    /// What /proc still shows (same PID and start tick) is left alone.
+    @Test func whatEndedWhileNoDaemonRanIsMarkedAndExpires() throws {
+        let s = try Store(path: dir + "/gone.db")
+        var b = StoreBatch(boot: "b", bootEpochNs: 1_000)
+        let stays = proc(10, start: 3 * Identity.nsPerTick + 7, parent: nil)
+        let ended = proc(11, start: 4 * Identity.nsPerTick, parent: nil)
+        let exited = proc(12, start: 5, parent: nil, exitAt: 9)
+        b.processes = [stays, ended, exited]
+        try s.write(b, nowWallNs: 1_010)
+        // /proc shows pid 10 at tick precision only.
+        let seen = [Identity(pid: 10, startTicks: 3), Identity(pid: 99, startTicks: 1)]
+        #expect(try s.markGone(boot: "elsewhere", running: [], goneByWallNs: 5_000) == 0, "another boot's rows are not this boot's")
+        #expect(try s.markGone(boot: "b", running: seen, goneByWallNs: 5_000) == 1)
+        #expect(try s.markGone(boot: "b", running: seen, goneByWallNs: 6_000) == 0)
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 4_999, maxProcesses: 1_000, currentBoot: "b") == 1)
+        #expect(try s.incarnations(pid: 11).count == 1, "gone by 5,000: kept at a cutoff of 4,999")
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 5_001, maxProcesses: 1_000, currentBoot: "b") == 1)
+        #expect(try s.incarnations(pid: 11).isEmpty)
+        #expect(try s.incarnations(pid: 10).count == 1)
     }
 
     /// Processes running at a reboot never get an exit: their boot's end bounds it, and they go
