@@ -17,9 +17,12 @@ public struct StoredProcess: Sendable, Equatable {
     public var record: ProcessRecord
     public var startWallNs: Int64
     public var exitWallNs: Int64?
+    /// No exit on record, and gone by this time: it ended while no daemon traced.
+    public var goneByWallNs: Int64?
 
-    public init(boot: String, record: ProcessRecord, startWallNs: Int64, exitWallNs: Int64?) {
+    public init(boot: String, record: ProcessRecord, startWallNs: Int64, exitWallNs: Int64?, goneByWallNs: Int64? = nil) {
         self.boot = boot; self.record = record; self.startWallNs = startWallNs; self.exitWallNs = exitWallNs
+        self.goneByWallNs = goneByWallNs
     }
 }
 
@@ -592,7 +595,8 @@ public final class Store: Sendable {
             img.enforcement = i["enforcement"]
             return img
         }
-        return StoredProcess(boot: row["boot_id"], record: r, startWallNs: row["start_wall_ns"], exitWallNs: row["exit_wall_ns"])
+        return StoredProcess(boot: row["boot_id"], record: r, startWallNs: row["start_wall_ns"], exitWallNs: row["exit_wall_ns"],
+                             goneByWallNs: row["gone_by_wall_ns"])
     }
 
     static func joinArgv(_ argv: [String]) -> [UInt8] {

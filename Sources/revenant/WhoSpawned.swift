@@ -109,10 +109,12 @@ struct Incarnation {
     var boot: String
     var startWallNs: Int64
     var exitWallNs: Int64?
+    var goneByWallNs: Int64?
     var fromProc: Bool
 
     init(stored s: StoredProcess, store: Store?) {
-        record = s.record; boot = s.boot; startWallNs = s.startWallNs; exitWallNs = s.exitWallNs; fromProc = false
+        record = s.record; boot = s.boot; startWallNs = s.startWallNs; exitWallNs = s.exitWallNs
+        goneByWallNs = s.goneByWallNs; fromProc = false
     }
 
     init(proc r: ProcessRecord, reader: ProcReader) {
@@ -131,6 +133,7 @@ struct Report {
         var startWallNs: Int64
         var exitWallNs: Int64?
         var goneUnseen: Bool     // no exit recorded, yet no longer running
+        var goneByWallNs: Int64? // ...and known gone by then: it ended while no daemon traced
         var fromProc: Bool
     }
 
@@ -148,14 +151,14 @@ struct Report {
     init(_ inc: Incarnation, all: [Incarnation], store: Store?, reader: ProcReader, note: String?) throws {
         // The ancestry is on the target's boot.
         func isLive(_ r: ProcessRecord) -> Bool { reader.isRunning(r.id, boot: inc.boot) }
-        func line(_ r: ProcessRecord, _ start: Int64, _ exit: Int64?, proc: Bool) -> Line {
-            Line(record: r, startWallNs: start, exitWallNs: exit, goneUnseen: !r.exited && !isLive(r), fromProc: proc)
+        func line(_ r: ProcessRecord, _ start: Int64, _ exit: Int64?, goneBy: Int64? = nil, proc: Bool) -> Line {
+            Line(record: r, startWallNs: start, exitWallNs: exit, goneUnseen: !r.exited && !isLive(r), goneByWallNs: goneBy, fromProc: proc)
         }
         chosen = inc
         incarnations = all
         running = Set(all.filter { !$0.fromProc && !$0.record.exited && reader.isRunning($0.record.id, boot: $0.boot) }.map(\.record.id))
         self.note = note
-        target = line(inc.record, inc.startWallNs, inc.exitWallNs, proc: inc.fromProc)
+        target = line(inc.record, inc.startWallNs, inc.exitWallNs, goneBy: inc.goneByWallNs, proc: inc.fromProc)
         var chain: [Line] = []
         if inc.fromProc {
             // /proc knows only current parents: walk ppid, stop at 0.
@@ -169,7 +172,7 @@ struct Report {
             }
         } else if let store {
             let stored = StoredProcess(boot: inc.boot, record: inc.record, startWallNs: inc.startWallNs, exitWallNs: inc.exitWallNs)
-            chain = try store.ancestry(of: stored).map { line($0.record, $0.startWallNs, $0.exitWallNs, proc: false) }
+            chain = try store.ancestry(of: stored).map { line($0.record, $0.startWallNs, $0.exitWallNs, goneBy: $0.goneByWallNs, proc: false) }
         }
         ancestry = chain
         let last = chain.last?.record ?? inc.record
@@ -247,7 +250,7 @@ struct Report {
         if let s = r.exitStatus {
             parts.append(s.description)
         } else if r.exited || l.goneUnseen {
-            parts.append("gone, exit not seen")
+            parts.append("gone, exit not seen" + Report.untraced(l.goneByWallNs))
         } else {
             parts.append(l.fromProc ? "running (/proc)" : "running")
         }
@@ -259,7 +262,12 @@ struct Report {
     private func endText(_ i: Incarnation) -> String {
         if let s = i.record.exitStatus, let e = i.exitWallNs { return "ended \(Fmt.time(e, short: true)) (\(s))" }
         if i.fromProc { return "running (/proc)" }
-        return i.record.exited ? "gone" : running.contains(i.record.id) ? "running" : "gone, exit not seen"
+        return i.record.exited ? "gone" : running.contains(i.record.id) ? "running" : "gone, exit not seen" + Report.untraced(i.goneByWallNs)
+    }
+
+    /// For a process that ended while no daemon traced: when that was known.
+    static func untraced(_ goneBy: Int64?) -> String {
+        goneBy.map { " (ended by \(Fmt.time($0, short: true)) while revenant was not running)" } ?? ""
     }
 
     private func pad(_ s: String, _ n: Int) -> String {

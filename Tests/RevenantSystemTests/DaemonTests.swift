@@ -180,6 +180,8 @@ import Testing
             if pid == endsWhileDown.pid { #expect((row["exit_wall_ns"] as Int64?) == nil) }
         }
         #expect(marks.count == 3)
+        let gone = try revenant(["who-spawned", String(endsWhileDown.pid), "--db", d.db])
+        #expect(gone.out.contains("gone, exit not seen (ended by ") && gone.out.contains("while revenant was not running)"), "\(gone.out)")
         again.stop()
     }
 
