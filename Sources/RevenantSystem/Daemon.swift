@@ -51,6 +51,8 @@ public final class Daemon: Sendable {
     private let control = Mutex(Control())
     /// SIGHUP: set, then the serving loop is woken (eventfd) and re-reads the policy.
     private let reloadRequested = Atomic<Bool>(false)
+    /// SIGUSR1 (`who-spawned` on a process younger than the last flush): drain and flush now.
+    private let flushRequested = Atomic<Bool>(false)
     private struct AuditState {
         var log: AuditLog?
         var failures = 0
@@ -92,6 +94,12 @@ public final class Daemon: Sendable {
             return c.tracer
         }
         t?.stop()
+    }
+
+    /// Drains the ring and writes the store now, instead of at the next interval. Safe from any thread.
+    public func flushSoon() {
+        flushRequested.store(true, ordering: .releasing)
+        control.withLock { $0.tracer }?.wake()
     }
 
     /// Re-reads the policy (SIGHUP). An invalid file is logged; the running policy stays.
@@ -192,7 +200,7 @@ public final class Daemon: Sendable {
         var ingested = 0
         var malformed = 0
 
-        func flush() throws {
+        func flush(force: Bool = false) throws {
             let counters = (try? tracer.counters()) ?? lost
             if counters.ringbufFull != lost.ringbufFull || counters.procMapFull != lost.procMapFull {
                 log.warning("events lost in the kernel", metadata: [
@@ -211,7 +219,7 @@ public final class Daemon: Sendable {
                 }
             }
             dirty.removeAll(keepingCapacity: true)
-            if !batch.isEmpty || ContinuousClock.now - lastFlush > .seconds(5) {
+            if force || !batch.isEmpty || ContinuousClock.now - lastFlush > .seconds(5) {
                 try store.write(batch, run: run, nowWallNs: Daemon.wallNs(),
                                 lostEvents: Int64(lost.ringbufFull))
                 lastFlush = ContinuousClock.now
@@ -295,7 +303,13 @@ public final class Daemon: Sendable {
                 // nil: stop was asked for and the ring is drained.
                 guard let items = tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush)) else { break }
                 for item in items { try handle(item) }
-                if ContinuousClock.now >= nextFlush {
+                if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
+                    // Everything the ring holds now goes in: the asker's process started before it asked.
+                    for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }
+                    try flush(force: true)
+                    nextFlush = ContinuousClock.now + flushEvery
+                    log.info("flushed on request (SIGUSR1)")
+                } else if ContinuousClock.now >= nextFlush {
                     try flush()
                     nextFlush = ContinuousClock.now + flushEvery
                 }

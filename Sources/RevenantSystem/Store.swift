@@ -36,6 +36,8 @@ public struct DaemonRun: Sendable, Equatable {
     public var stoppedWallNs: Int64?
     public var stopReason: String?
     public var lostEvents: Int64
+    /// The daemon's PID (SIGUSR1 asks it to flush now); nil for runs before schema v7.
+    public var pid: Int32? = nil
 }
 
 /// What one flush writes, in one transaction.
@@ -246,6 +248,9 @@ public final class Store: Sendable {
         m.registerMigration("v6-gone-unseen") { db in
             try db.execute(sql: "ALTER TABLE process ADD COLUMN gone_by_wall_ns INTEGER")
         }
+        m.registerMigration("v7-daemon-pid") { db in
+            try db.execute(sql: "ALTER TABLE daemon_run ADD COLUMN pid INTEGER")
+        }
         return m
     }()
 
@@ -260,8 +265,8 @@ public final class Store: Sendable {
         try write { db in
             _ = try Store.bootKey(db, boot, epochNs: bootEpochNs)
             try db.execute(sql: """
-                INSERT INTO daemon_run (boot, started_wall_ns, last_seen_wall_ns, version) VALUES (?, ?, ?, ?)
-                """, arguments: [boot, nowWallNs, nowWallNs, version])
+                INSERT INTO daemon_run (boot, started_wall_ns, last_seen_wall_ns, version, pid) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [boot, nowWallNs, nowWallNs, version, getpid()])
             return db.lastInsertedRowID
         }
     }
@@ -507,12 +512,33 @@ public final class Store: Sendable {
         return Daemon.wallNs() - run.lastSeenWallNs < 10_000_000_000
     }
 
+    /// Asks the daemon writing this store to drain and flush now (SIGUSR1), and waits until a
+    /// flush after the request reached the store, at most `timeoutMs`. False when no daemon
+    /// could be asked: none running, or not this same program (a PID is never signalled blindly).
+    public func flushNow(timeoutMs: Int) -> Bool {
+        guard let run = try? runs().last, run.stoppedWallNs == nil, let pid = run.pid,
+              Daemon.wallNs() - run.lastSeenWallNs < 10_000_000_000,
+              let mine = Store.exe("/proc/self/exe"), Store.exe("/proc/\(pid)/exe") == mine else { return false }
+        let asked = Daemon.wallNs()
+        guard kill(pid, SIGUSR1) == 0 else { return false }
+        let deadline = asked + Int64(timeoutMs) * 1_000_000
+        while Daemon.wallNs() < deadline {
+            if let last = try? runs().last, last.id == run.id, last.lastSeenWallNs > asked { break }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    private static func exe(_ link: String) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: link)
+    }
+
     public func runs() throws(StoreError) -> [DaemonRun] {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM daemon_run ORDER BY id").map { r in
                 DaemonRun(id: r["id"], boot: r["boot"], startedWallNs: r["started_wall_ns"],
                           lastSeenWallNs: r["last_seen_wall_ns"], stoppedWallNs: r["stopped_wall_ns"],
-                          stopReason: r["stop_reason"], lostEvents: r["lost_events"])
+                          stopReason: r["stop_reason"], lostEvents: r["lost_events"], pid: r["pid"])
             }
         }
     }

@@ -60,7 +60,8 @@ struct Run: AsyncParsableCommand {
         let daemon = Daemon(config: config, logger: log)
         let signals = SignalWatcher([SIGINT, SIGTERM]) { daemon.stop(reason: "signal") }
         let hup = SignalWatcher([SIGHUP]) { daemon.reload() }
-        defer { _ = signals; _ = hup }
+        let usr1 = SignalWatcher([SIGUSR1]) { daemon.flushSoon() }
+        defer { _ = signals; _ = hup; _ = usr1 }
         do {
             try await daemon.run()
         } catch let e as BPFError {

@@ -42,7 +42,8 @@ struct WhoSpawned: ParsableCommand {
         // A process younger than the daemon's last flush: wait for the next one rather than fall
         // back to /proc's current parents.
         if let live, let store, !stored.contains(where: { $0.boot == thisBoot && $0.record.id.sameTick(live.id) }), store.daemonIsWriting() {
-            usleep(UInt32(Daemon.storeLagMs + 250) * 1000)
+            // The daemon flushes at once when asked; an older one (or another binary) is waited out.
+            if !store.flushNow(timeoutMs: Daemon.storeLagMs + 250) { usleep(UInt32(Daemon.storeLagMs + 250) * 1000) }
             stored = try store.incarnations(pid: pid)
         }
         var incs: [Incarnation] = stored.map { Incarnation(stored: $0, store: store) }

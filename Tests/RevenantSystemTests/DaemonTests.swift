@@ -185,6 +185,23 @@ import Testing
         again.stop()
     }
 
+    /// who-spawned on a process younger than the daemon's last flush asks the daemon to drain and
+    /// flush now (SIGUSR1) and answers from the store, with the fork-time parent, instead of
+    /// waiting out the flush interval or falling back to /proc.
+    @Test func whoSpawnedAsksTheDaemonToFlush() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "flush-now")
+        try await d.start()
+        try await d.settle()   // just after a flush: the next one is ~2 s away
+        let young = spawn(["/bin/sleep", "60"], wait: false)
+        defer { kill(young.pid, SIGKILL); waitpid(young.pid, nil, 0) }
+        let j = try whoSpawnedJSON(young.pid, db: d.db)
+        #expect(j["source"] as? String == "store", "\(j)")
+        #expect((j["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int == Int(getpid()), "\(j)")
+        #expect(d.logText.contains("flushed on request (SIGUSR1)"), "\(d.logText)")
+        d.stop()
+    }
+
     /// A stop that lands while the daemon is still loading (BPF, seeding, the policy) is a clean
     /// stop: exit 0 and a "stopped" line, not a failure on maps closed under the policy loader.
     @Test func signalDuringStartUpStopsCleanly() async throws {
