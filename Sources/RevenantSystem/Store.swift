@@ -369,8 +369,8 @@ public final class Store: Sendable {
     /// unknown time before `goneByWallNs`. Returns how many were marked.
     @discardableResult
     public func markGone(boot: String, running: [Identity], goneByWallNs: Int64) throws(StoreError) -> Int {
-        struct Key: Hashable { let pid: Int32; let tick: UInt64 }
-        let live = Set(running.map { Key(pid: $0.pid, tick: $0.startTicks) })
+        // Both sides at tick precision: a tick identity per PID and start tick.
+        let live = Set(running.map { Identity(pid: $0.pid, startTicks: $0.startTicks) })
         return try write { db in
             // Along the exit index's NULL entries: the rows without an exit.
             let rows = try Row.fetchAll(db, sql: """
@@ -381,7 +381,7 @@ public final class Store: Sendable {
             var n = 0
             for r in rows {
                 let start: Int64 = r["start_ns"]
-                guard !live.contains(Key(pid: r["pid"], tick: UInt64(start) / Identity.nsPerTick)) else { continue }
+                guard !live.contains(Identity(pid: r["pid"], startTicks: UInt64(start) / Identity.nsPerTick)) else { continue }
                 try st.execute(arguments: [goneByWallNs, r["rowid"] as Int64])
                 n += 1
             }
