@@ -97,6 +97,8 @@ public final class Daemon: Sendable {
     }
 
     /// Drains the ring and writes the store now, instead of at the next interval. Safe from any thread.
+    @inline(__always) static func touch(_: inout Bool) {}
+
     public func flushSoon() {
         flushRequested.store(true, ordering: .releasing)
         control.withLock { $0.tracer }?.wake()
@@ -188,7 +190,8 @@ public final class Daemon: Sendable {
             log.notice("no policy: tracing only")
         }
 
-        var dirty: [Identity: Void] = [:]
+        // Changed since the last flush; true for a process forked since (no row holds it yet).
+        var dirty: [Identity: Bool] = [:]
         // Processes whose exit is audited: a rule matched them (or every one, with --audit all).
         var audited: [Identity: [String]] = [:]
         batch = StoreBatch(boot: boot, bootEpochNs: clock.bootEpochNs)
@@ -209,15 +212,25 @@ public final class Daemon: Sendable {
                 lost = counters
             }
             batch.rekeys = table.drainRekeys()
-            // Parents under their current key: a seeded parent may have been re-keyed since.
-            batch.processes = dirty.keys.compactMap { id in
-                table[id].map { r in
-                    var r = r
-                    r.parent = r.parent.map(table.canonical)
-                    r.adoptedBy = r.adoptedBy.map(table.canonical)
-                    return r
+            // A process born since the last flush, ended and parent of none of this batch's
+            // (so of none at all: its children were born since, too) goes with the leaves.
+            var parents = Set<Identity>(minimumCapacity: dirty.count)
+            for id in dirty.keys { if let p = table[id]?.parent { parents.insert(p) } }
+            var leafIDs = Set<Identity>()
+            for (id, born) in dirty {
+                guard var r = table[id] else { continue }
+                // Parents under their current key: a seeded parent may have been re-keyed since.
+                r.parent = r.parent.map(table.canonical)
+                r.adoptedBy = r.adoptedBy.map(table.canonical)
+                if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true,
+                   !parents.contains(r.id) {
+                    batch.leaves.append(r)
+                    leafIDs.insert(r.id)
+                } else {
+                    batch.processes.append(r)
                 }
             }
+            if !leafIDs.isEmpty { batch.images.removeAll { leafIDs.contains($0.process) } }
             dirty.removeAll(keepingCapacity: true)
             if force || !batch.isEmpty || ContinuousClock.now - lastFlush > .seconds(5) {
                 try store.write(batch, run: run, nowWallNs: Daemon.wallNs(),
@@ -262,7 +275,8 @@ public final class Daemon: Sendable {
                 table.apply(e)
                 ingested += 1
                 let id = table.canonical(e.process)
-                dirty[id] = ()
+                // In place: one lookup, which lists the process (not born here) unless it is listed.
+                if case .fork = e { dirty[id] = true } else { Daemon.touch(&dirty[id, default: false]) }
                 if case .exec(let x) = raw, case (let seq, var img)? = table.latestImage(of: id) {
                     if x.matched != 0, let policy,
                        let (text, rules) = enforce(x, policy: policy, table: table, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {

@@ -47,12 +47,15 @@ public struct StoreBatch: Sendable {
     public var rekeys: [(from: Identity, to: Identity)] = []
     public var processes: [ProcessRecord] = []
     public var images: [(process: Identity, seq: Int, image: Image)] = []
+    /// Exited processes, with their images, that no other record names as parent and that no
+    /// earlier batch wrote: stored together in one `leaf_batch` row.
+    public var leaves: [ProcessRecord] = []
 
     public init(boot: String, bootEpochNs: Int64) {
         self.boot = boot; self.bootEpochNs = bootEpochNs
     }
 
-    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty }
+    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty && leaves.isEmpty }
 }
 
 /// The lineage history: SQLite through GRDB, WAL mode, schema migrations.
@@ -251,6 +254,23 @@ public final class Store: Sendable {
         m.registerMigration("v7-daemon-pid") { db in
             try db.execute(sql: "ALTER TABLE daemon_run ADD COLUMN pid INTEGER")
         }
+        // Leaves (born and ended between two flushes, forked nothing) many to a row: most
+        // processes on a busy host are such, and two rows each were most of the daemon's CPU.
+        m.registerMigration("v8-leaf-batches") { db in
+            try db.execute(sql: """
+                CREATE TABLE leaf_batch (
+                    id INTEGER PRIMARY KEY,
+                    boot INTEGER NOT NULL REFERENCES boot (n),
+                    first_wall_ns INTEGER NOT NULL,      -- earliest start
+                    last_wall_ns INTEGER NOT NULL,       -- latest exit
+                    count INTEGER NOT NULL,
+                    pids TEXT NOT NULL,                  -- ",pid,pid,": lookups by PID filter on it
+                    keys BLOB NOT NULL,                  -- distinct command lines and exe paths: likewise
+                    records BLOB NOT NULL                -- LeafCodec
+                );
+                CREATE INDEX leaf_batch_by_last ON leaf_batch (last_wall_ns);
+                """)
+        }
         return m
     }()
 
@@ -357,6 +377,7 @@ public final class Store: Sendable {
                 if rowid == nil { b.int(boot); b.int(Int64(p.pid)); b.int(Int64(p.startNs)) }
                 try st.run()
             }
+            if !batch.leaves.isEmpty { try Store.writeLeaves(batch, boot: boot, db) }
             if let run {
                 try db.cachedStatement(sql: "UPDATE daemon_run SET last_seen_wall_ns = ?, lost_events = ? WHERE id = ?")
                     .execute(arguments: [nowWallNs, lostEvents, run])
@@ -410,13 +431,25 @@ public final class Store: Sendable {
             try db.execute(sql: "DELETE FROM process WHERE exit_wall_ns IS NULL AND gone_by_wall_ns < ?",
                            arguments: [exitedBeforeWallNs])
             deleted += db.changesCount
-            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM process") ?? 0
-            if total > maxProcesses {
+            deleted += try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM leaf_batch WHERE last_wall_ns < ?",
+                                        arguments: [exitedBeforeWallNs]) ?? 0
+            try db.execute(sql: "DELETE FROM leaf_batch WHERE last_wall_ns < ?", arguments: [exitedBeforeWallNs])
+            let total = try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM process) + (SELECT coalesce(sum(count), 0) FROM leaf_batch)") ?? 0
+            // Oldest exits first, rows and whole leaf batches (by their last exit) alike.
+            var excess = total - maxProcesses
+            while excess > 0 {
+                let oldest = try Row.fetchOne(db, sql: "SELECT id, last_wall_ns, count FROM leaf_batch ORDER BY last_wall_ns LIMIT 1")
                 try db.execute(sql: """
                     DELETE FROM process WHERE rowid IN (
-                        SELECT rowid FROM process WHERE exit_wall_ns IS NOT NULL ORDER BY exit_wall_ns LIMIT ?)
-                    """, arguments: [total - maxProcesses])
+                        SELECT rowid FROM process WHERE exit_wall_ns IS NOT NULL AND exit_wall_ns <= ? ORDER BY exit_wall_ns LIMIT ?)
+                    """, arguments: [oldest.map { $0["last_wall_ns"] as Int64 } ?? Int64.max, excess])
                 deleted += db.changesCount
+                excess -= db.changesCount
+                guard excess > 0, let oldest else { break }
+                try db.execute(sql: "DELETE FROM leaf_batch WHERE id = ?", arguments: [oldest["id"] as Int64])
+                let n: Int = oldest["count"]
+                deleted += n
+                excess -= n
             }
             return deleted
         }
@@ -430,12 +463,15 @@ public final class Store: Sendable {
             // One seek per boot along the unique key.
             let rows = try Row.fetchAll(db, sql: "\(Store.selectProcess) WHERE p.boot IN (SELECT n FROM boot) AND p.pid = ? ORDER BY p.start_wall_ns DESC LIMIT ?",
                                         arguments: [pid, limit])
-            return try rows.map { try Store.process(from: $0, db) }
+            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) }, try Store.leaves(db, pid: pid), limit: limit)
         }
     }
 
     public func process(boot: String, id: Identity) throws(StoreError) -> StoredProcess? {
-        try read { db in try Store.fetch(db, boot: boot, pid: id.pid, startNs: Int64(id.startNs)) }
+        try read { db in
+            try Store.fetch(db, boot: boot, pid: id.pid, startNs: Int64(id.startNs))
+                ?? Store.leaves(db, pid: id.pid).first { $0.boot == boot && $0.record.id.startNs == id.startNs }
+        }
     }
 
     /// For processes read from /proc (tick precision), the exact records an earlier run on the
@@ -484,14 +520,18 @@ public final class Store: Sendable {
                     SELECT process FROM image WHERE argv = ? GROUP BY process ORDER BY process DESC LIMIT ?)
                 ORDER BY p.start_wall_ns DESC LIMIT ?
                 """, arguments: [Data(Store.joinArgv(argv)), limit * 2, limit])
-            return try rows.map { try Store.process(from: $0, db) }
+            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
+                                     try Store.leaves(db, argv: argv, limit: limit), limit: limit)
         }
     }
 
     /// How many processes ran exactly this command line.
     public func instanceCount(argv: [String]) throws(StoreError) -> Int {
-        try read { try Int.fetchOne($0, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
-                                    arguments: [Data(Store.joinArgv(argv))]) ?? 0 }
+        try read { db in
+            try (Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
+                              arguments: [Data(Store.joinArgv(argv))]) ?? 0)
+                + Store.leaves(db, argv: argv, limit: .max).count
+        }
     }
 
     /// Processes whose exe or command line contains `text`, newest first.
@@ -502,7 +542,8 @@ public final class Store: Sendable {
                     SELECT DISTINCT process FROM image WHERE instr(argv, ?) > 0 OR instr(exe, ?) > 0)
                 ORDER BY p.start_wall_ns DESC LIMIT ?
                 """, arguments: [Data(text.utf8), text, limit])
-            return try rows.map { try Store.process(from: $0, db) }
+            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
+                                     try Store.leaves(db, containing: text, limit: limit), limit: limit)
         }
     }
 
@@ -546,7 +587,7 @@ public final class Store: Sendable {
     }
 
     public func processCount() throws(StoreError) -> Int {
-        try read { try Int.fetchOne($0, sql: "SELECT count(*) FROM process") ?? 0 }
+        try read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM process) + (SELECT coalesce(sum(count), 0) FROM leaf_batch)") ?? 0 }
     }
 
     /// SQLite's own integrity check: "ok" or the problems found.
@@ -651,7 +692,7 @@ public final class Store: Sendable {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do { return try db.read(body) } catch { throw StoreError(path: path, reason: Store.explain(error)) }
     }
 
@@ -690,6 +731,21 @@ struct RawStatement {
                 }
                 _ = sqlite3_bind_text(handle, index, UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self),
                                       Int32(u.count), RawStatement.transient)
+            }
+        }
+        /// A blob, or text when the bytes are UTF-8.
+        mutating func bytes(_ v: [UInt8], asText: Bool = false) {
+            index += 1
+            guard !v.isEmpty else {
+                if asText { _ = sqlite3_bind_text(handle, index, "", 0, RawStatement.transient) } else { sqlite3_bind_zeroblob(handle, index, 0) }
+                return
+            }
+            v.withUnsafeBytes { u in
+                if asText {
+                    _ = sqlite3_bind_text(handle, index, u.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(u.count), RawStatement.transient)
+                } else {
+                    _ = sqlite3_bind_blob(handle, index, u.baseAddress, Int32(u.count), RawStatement.transient)
+                }
             }
         }
         /// NUL-separated, as `Store.joinArgv`.

@@ -55,25 +55,130 @@ extension Store {
             \(conds.isEmpty ? "" : "WHERE " + conds.joined(separator: " AND "))
             ORDER BY wall_ns, p.rowid, i.seq
             """
-        return try readRows(sql: sql, arguments: StatementArguments(args)) { row in
-            let precise: Bool = row["precise"]
-            let pid: Int32 = row["pid"]
-            let start = UInt64(row["start_ns"] as Int64)
-            let id = precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
-            var parent: Identity?
-            if let pp: Int32 = row["parent_pid"], let ps: Int64 = row["parent_start_ns"] { parent = Identity(pid: pp, startNs: UInt64(ps)) }
-            let argv: Data = row["argv"]
-            let img = Image(time: UInt64(row["time_ns"] as Int64), filename: row["exe"], interpreter: row["interpreter"],
-                            argv: Store.splitArgv([UInt8](argv)), argvTruncated: row["argv_truncated"], comm: row["comm"],
-                            uid: UInt32(row["uid"] as Int64), euid: UInt32(row["euid"] as Int64), gid: UInt32(row["gid"] as Int64),
-                            cgroup: row["cgroup"], cwd: row["cwd"])
-            var status: ExitStatus?
-            if let c: Int32 = row["exit_code"] { status = .exited(c) }
-            if let s: Int32 = row["exit_signal"] { status = .signaled(s, coreDumped: false) }
-            try each(ExportRow(boot: row["boot_id"], id: id, parent: parent, parentComm: row["parent_comm"],
-                               parentArgv: (row["parent_argv"] as Data?).map { Store.splitArgv([UInt8]($0)) },
-                               comm: row["pcomm"], wallNs: row["wall_ns"], image: img, enforcement: row["enforcement"],
-                               seeded: row["seeded"], isLast: row["is_last"], exitWallNs: row["exit_wall_ns"], exitStatus: status))
+        return try read { db in
+            var leaves = try LeafExport(db, f)
+            var n = 0
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(args))
+            while let row = try cursor.next() {
+                let r = Store.exportRow(row)
+                n += try leaves.emit(through: r.wallNs, each)
+                try each(r)
+                n += 1
+            }
+            return n + (try leaves.emit(through: .max, each))
         }
+    }
+
+    static func exportRow(_ row: Row) -> ExportRow {
+        let precise: Bool = row["precise"]
+        let pid: Int32 = row["pid"]
+        let start = UInt64(row["start_ns"] as Int64)
+        let id = precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
+        var parent: Identity?
+        if let pp: Int32 = row["parent_pid"], let ps: Int64 = row["parent_start_ns"] { parent = Identity(pid: pp, startNs: UInt64(ps)) }
+        let argv: Data = row["argv"]
+        let img = Image(time: UInt64(row["time_ns"] as Int64), filename: row["exe"], interpreter: row["interpreter"],
+                        argv: Store.splitArgv([UInt8](argv)), argvTruncated: row["argv_truncated"], comm: row["comm"],
+                        uid: UInt32(row["uid"] as Int64), euid: UInt32(row["euid"] as Int64), gid: UInt32(row["gid"] as Int64),
+                        cgroup: row["cgroup"], cwd: row["cwd"])
+        var status: ExitStatus?
+        if let c: Int32 = row["exit_code"] { status = .exited(c) }
+        if let s: Int32 = row["exit_signal"] { status = .signaled(s, coreDumped: false) }
+        return ExportRow(boot: row["boot_id"], id: id, parent: parent, parentComm: row["parent_comm"],
+                         parentArgv: (row["parent_argv"] as Data?).map { Store.splitArgv([UInt8]($0)) },
+                         comm: row["pcomm"], wallNs: row["wall_ns"], image: img, enforcement: row["enforcement"],
+                         seeded: row["seeded"], isLast: row["is_last"], exitWallNs: row["exit_wall_ns"], exitStatus: status)
+    }
+}
+
+/// The leaf batches' execs, merged into the export's time order. A leaf was born and ended
+/// between two flushes, so batches ordered by their earliest start hold only a flush interval
+/// or two of execs pending at any time: memory stays bounded as for the rows.
+private struct LeafExport {
+    struct Batch { var boot: Int64; var bootID: String; var epoch: Int64; var first: Int64; var records: [UInt8] }
+    let db: Database
+    let filter: ExportFilter
+    let batches: RowCursor
+    var next: Batch?
+    var exhausted = false
+    /// Latest first: the earliest is at the end.
+    var pending: [ExportRow] = []
+    var parents: [Identity: (comm: String, argv: [String]?)?] = [:]
+
+    init(_ db: Database, _ f: ExportFilter) throws {
+        self.db = db; filter = f
+        var conds = ["1"]
+        var args: [(any DatabaseValueConvertible)?] = []
+        if let s = f.sinceWallNs { conds.append("l.last_wall_ns >= ?"); args.append(s) }
+        if let u = f.untilWallNs { conds.append("l.first_wall_ns < ?"); args.append(u) }
+        if let p = f.pid { conds.append("instr(l.pids, ?) > 0"); args.append(",\(p),") }
+        if let m = f.match { conds.append("instr(l.keys, ?) > 0"); args.append(Data(m.utf8)) }
+        batches = try Row.fetchCursor(db, sql: """
+            SELECT l.boot, b.id AS boot_id, b.epoch_ns, l.first_wall_ns, l.records FROM leaf_batch l JOIN boot b ON b.n = l.boot
+            WHERE \(conds.joined(separator: " AND ")) ORDER BY l.first_wall_ns
+            """, arguments: StatementArguments(args))
+    }
+
+    private mutating func peek() throws -> Batch? {
+        if next == nil, !exhausted {
+            if let r = try batches.next() {
+                let data: Data = r["records"]
+                next = Batch(boot: r["boot"], bootID: r["boot_id"], epoch: r["epoch_ns"], first: r["first_wall_ns"], records: [UInt8](data))
+            } else {
+                exhausted = true
+            }
+        }
+        return next
+    }
+
+    /// Emits, in time order, every pending leaf exec at or before `t`. Returns how many.
+    mutating func emit(through t: Int64, _ each: (ExportRow) throws -> Void) throws -> Int {
+        var n = 0
+        while true {
+            // No batch not yet read may start before what is emitted next.
+            if let b = try peek(), b.first <= min(t, pending.last?.wallNs ?? t) {
+                next = nil
+                try load(b)
+                continue
+            }
+            guard let p = pending.last, p.wallNs <= t else { return n }
+            pending.removeLast()
+            try each(p)
+            n += 1
+        }
+    }
+
+    private mutating func load(_ b: Batch) throws {
+        let needle = filter.match.map { Array($0.utf8) }
+        let rule = filter.rule.map { "\"\($0)\"" }
+        for r in try LeafCodec.decode(b.records) {
+            if let p = filter.pid, r.id.pid != p { continue }
+            for (k, img) in r.images.enumerated() {
+                let wall = b.epoch + Int64(img.time)
+                if let s = filter.sinceWallNs, wall < s { continue }
+                if let u = filter.untilWallNs, wall >= u { continue }
+                if let rule, !(img.enforcement?.contains(rule) ?? false) { continue }
+                if let needle, !Store.imageContains(img, needle) { continue }
+                let parent = try r.parent.flatMap { try parentOf($0, boot: b.boot) }
+                pending.append(ExportRow(boot: b.bootID, id: r.id, parent: r.parent, parentComm: parent?.comm, parentArgv: parent?.argv,
+                                         comm: r.name, wallNs: wall, image: img, enforcement: img.enforcement, seeded: false,
+                                         isLast: k == r.images.count - 1, exitWallNs: r.exitTime.map { b.epoch + Int64($0) },
+                                         exitStatus: r.exitStatus))
+            }
+        }
+        pending.sort { $0.wallNs > $1.wallNs }
+    }
+
+    /// A leaf's parent is a row (a leaf forks nothing); most leaves share a few parents.
+    private mutating func parentOf(_ id: Identity, boot: Int64) throws -> (comm: String, argv: [String]?)? {
+        if let known = parents[id] { return known }
+        let row = try Row.fetchOne(db, sql: """
+            SELECT p.comm, (SELECT argv FROM image WHERE process = p.rowid ORDER BY seq DESC LIMIT 1) AS argv
+            FROM process p WHERE p.boot = ? AND p.pid = ? AND p.start_ns = ?
+            """, arguments: [boot, id.pid, Int64(id.startNs)])
+        let found = row.map { r in (comm: r["comm"] as String, argv: (r["argv"] as Data?).map { Store.splitArgv([UInt8]($0)) }) }
+        if parents.count > 4096 { parents.removeAll(keepingCapacity: true) }
+        parents[id] = .some(found)
+        return found
     }
 }

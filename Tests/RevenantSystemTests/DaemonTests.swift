@@ -33,6 +33,12 @@ import Testing
         }
         try #require(reused, "could not get PID \(first) again")
         try await d.settle()
+        // The echo was born and ended between two flushes and forked nothing: a leaf, stored
+        // with others in one batch row, and read back below like any process.
+        let asLeaf = try await DatabaseQueue(path: d.db).read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM leaf_batch WHERE instr(pids, ?) > 0", arguments: [",\(first),"]) ?? 0
+        }
+        #expect(asLeaf >= 1)
 
         let newest = try whoSpawnedJSON(first, db: d.db)
         let incs = try #require(newest["incarnations"] as? [[String: Any]])

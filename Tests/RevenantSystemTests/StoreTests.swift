@@ -16,11 +16,11 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches"])
     }
 
     @Test func refusesWhatIsNotAStore() throws {
@@ -61,7 +61,7 @@ import Testing
             (e as? StoreError)?.reason.contains("older than this revenant") == true
         }
         let s = try Store(path: path)
-        #expect(try s.schemaVersions().last == "v7-daemon-pid")
+        #expect(try s.schemaVersions().last == "v8-leaf-batches")
         let byPid = try s.incarnations(pid: 42)
         #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
         let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))

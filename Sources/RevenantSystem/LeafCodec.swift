@@ -1,0 +1,143 @@
+import RevenantCore
+
+/// The byte form of leaves in a `leaf_batch` row: processes born and ended between two flushes
+/// that forked nothing. Stored many to a row, they cost the store one row per flush instead of
+/// two rows and four B-tree entries each. Varints, strings as length then UTF-8.
+enum LeafCodec {
+    struct Malformed: Error, CustomStringConvertible {
+        var description: String { "a leaf batch's records are truncated or malformed" }
+    }
+
+    struct Writer {
+        var bytes: [UInt8] = []
+
+        mutating func uint(_ v: UInt64) {
+            var v = v
+            while v >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+            bytes.append(UInt8(v))
+        }
+        mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+        mutating func string(_ s: String) {
+            var s = s
+            s.withUTF8 { u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }
+        }
+        /// nil as 0, a string as its length + 1.
+        mutating func optional(_ s: String?) {
+            guard var s else { uint(0); return }
+            s.withUTF8 { u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }
+        }
+
+        mutating func record(_ r: ProcessRecord) {
+            var flags: UInt64 = 0
+            if r.parent != nil { flags |= 1 }
+            if r.parentIsCurrentOnly { flags |= 2 }
+            if r.adoptedBy != nil { flags |= 4 }
+            if r.exitTime != nil { flags |= 8 }
+            switch r.exitStatus {
+            case .exited?: flags |= 16
+            case .signaled(_, let core)?: flags |= core ? 96 : 32
+            case nil: break
+            }
+            uint(UInt64(UInt32(bitPattern: r.id.pid))); uint(r.id.startNs); uint(flags)
+            if let p = r.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
+            if let a = r.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
+            string(r.comm)
+            if let t = r.exitTime { uint(t) }
+            switch r.exitStatus {
+            case .exited(let c)?: int(Int64(c))
+            case .signaled(let s, _)?: int(Int64(s))
+            case nil: break
+            }
+            uint(UInt64(r.imagesDropped)); uint(UInt64(r.images.count))
+            for i in r.images {
+                uint(i.time); string(i.filename); optional(i.interpreter); uint(i.exeDevice); uint(i.exeInode)
+                uint(UInt64(i.argv.count)); for a in i.argv { string(a) }
+                uint(i.argvTruncated ? 1 : 0); string(i.comm)
+                uint(UInt64(i.uid)); uint(UInt64(i.euid)); uint(UInt64(i.gid)); uint(i.loginuid.map { UInt64($0) + 1 } ?? 0)
+                uint(i.cgroupId); string(i.cgroup); optional(i.cwd); optional(i.enforcement)
+            }
+        }
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var at = 0
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        var atEnd: Bool { at >= bytes.count }
+
+        mutating func uint() throws(Malformed) -> UInt64 {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while true {
+                guard at < bytes.count, shift < 64 else { throw Malformed() }
+                let b = bytes[at]; at += 1
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+        }
+        mutating func int() throws(Malformed) -> Int64 {
+            let u = try uint()
+            return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+        }
+        mutating func u32() throws(Malformed) -> UInt32 {
+            let v = try uint()
+            guard v <= UInt32.max else { throw Malformed() }
+            return UInt32(v)
+        }
+        mutating func pid() throws(Malformed) -> Int32 { Int32(bitPattern: try u32()) }
+        private mutating func text(_ n: Int) throws(Malformed) -> String {
+            guard n >= 0, n <= bytes.count - at else { throw Malformed() }
+            defer { at += n }
+            return String(decoding: bytes[at..<at + n], as: UTF8.self)
+        }
+        mutating func string() throws(Malformed) -> String { try text(Int(try u32())) }
+        mutating func optional() throws(Malformed) -> String? {
+            let n = try u32()
+            return n == 0 ? nil : try text(Int(n) - 1)
+        }
+
+        mutating func record() throws(Malformed) -> ProcessRecord {
+            let id = Identity(pid: try pid(), startNs: try uint())
+            let flags = try uint()
+            let parent = flags & 1 != 0 ? Identity(pid: try pid(), startNs: try uint()) : nil
+            let adopted = flags & 4 != 0 ? Identity(pid: try pid(), startNs: try uint()) : nil
+            var r = ProcessRecord(id: id, parent: parent, comm: try string())
+            r.parentIsCurrentOnly = flags & 2 != 0
+            r.adoptedBy = adopted
+            if flags & 8 != 0 { r.exitTime = try uint() }
+            if flags & 16 != 0 { r.exitStatus = .exited(Int32(truncatingIfNeeded: try int())) }
+            if flags & 32 != 0 { r.exitStatus = .signaled(Int32(truncatingIfNeeded: try int()), coreDumped: flags & 64 != 0) }
+            r.imagesDropped = Int(try u32())
+            let n = try u32()
+            guard n <= ProcessTable.maxImages else { throw Malformed() }
+            for _ in 0..<n {
+                let time = try uint(), filename = try string(), interpreter = try optional()
+                let dev = try uint(), ino = try uint()
+                let argc = try u32()
+                guard argc <= bytes.count - at else { throw Malformed() }
+                var argv: [String] = []
+                argv.reserveCapacity(Int(argc))
+                for _ in 0..<argc { argv.append(try string()) }
+                let truncated = try uint() != 0
+                let comm = try string()
+                let uid = try u32(), euid = try u32(), gid = try u32()
+                let login = try uint()
+                var img = Image(time: time, filename: filename, interpreter: interpreter, exeDevice: dev, exeInode: ino,
+                                argv: argv, argvTruncated: truncated, comm: comm, uid: uid, euid: euid, gid: gid,
+                                loginuid: login == 0 ? nil : UInt32(truncatingIfNeeded: login - 1),
+                                cgroupId: try uint(), cgroup: try string(), cwd: try optional())
+                img.enforcement = try optional()
+                r.images.append(img)
+            }
+            return r
+        }
+    }
+
+    /// Every record in a batch's blob.
+    static func decode(_ bytes: [UInt8]) throws(Malformed) -> [ProcessRecord] {
+        var r = Reader(bytes)
+        var out: [ProcessRecord] = []
+        while !r.atEnd { out.append(try r.record()) }
+        return out
+    }
+}

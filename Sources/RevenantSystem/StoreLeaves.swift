@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import RevenantCore
+
+/// Leaf batches: see `StoreBatch.leaves` and migration v8. Every read of the store that can
+/// return an exited process reads them too; ancestry does not (a leaf is nobody's parent).
+extension Store {
+    static func writeLeaves(_ batch: StoreBatch, boot: Int64, _ db: Database) throws {
+        var w = LeafCodec.Writer()
+        w.bytes.reserveCapacity(batch.leaves.count * 192)
+        var pids: [UInt8] = [UInt8(ascii: ",")]
+        var keys: [UInt8] = []
+        var seenArgv = Set<[String]>(), seenExe = Set<String>()
+        var lastArgv: [String] = [], lastExe = ""
+        var first = UInt64.max, last: UInt64 = 0
+        for r in batch.leaves {
+            w.record(r)
+            pids.append(contentsOf: String(r.id.pid).utf8); pids.append(UInt8(ascii: ","))
+            first = min(first, r.id.startNs)
+            last = max(last, r.exitTime ?? r.id.startNs)
+            for i in r.images {
+                // Consecutive leaves mostly ran the same thing: skip the set then.
+                if i.argv != lastArgv {
+                    lastArgv = i.argv
+                    if seenArgv.insert(i.argv).inserted { keys.append(contentsOf: joinArgv(i.argv)); keys.append(0) }
+                }
+                if i.filename != lastExe {
+                    lastExe = i.filename
+                    if seenExe.insert(i.filename).inserted { keys.append(contentsOf: i.filename.utf8); keys.append(0) }
+                }
+            }
+        }
+        let st = try RawStatement(db.cachedStatement(sql: """
+            INSERT INTO leaf_batch (boot, first_wall_ns, last_wall_ns, count, pids, keys, records) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """), db)
+        var b = st.begin()
+        b.int(boot); b.int(batch.bootEpochNs + Int64(first)); b.int(batch.bootEpochNs + Int64(last))
+        b.int(Int64(batch.leaves.count)); b.bytes(pids, asText: true); b.bytes(keys); b.bytes(w.bytes)
+        try st.run()
+    }
+
+    /// The leaves of batches matching `condition` (SQL on `l`, the batch), newest batch first;
+    /// `body` returns false to stop.
+    static func forEachLeaf(_ db: Database, where condition: String, _ arguments: StatementArguments,
+                            _ body: (StoredProcess) throws -> Bool) throws {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT b.id AS boot_id, b.epoch_ns, l.records FROM leaf_batch l JOIN boot b ON b.n = l.boot
+            WHERE \(condition) ORDER BY l.id DESC
+            """, arguments: arguments)
+        while let row = try rows.next() {
+            let epoch: Int64 = row["epoch_ns"], boot: String = row["boot_id"]
+            let data: Data = row["records"]
+            for r in try LeafCodec.decode([UInt8](data)) {
+                let p = StoredProcess(boot: boot, record: r, startWallNs: epoch + Int64(r.id.startNs),
+                                      exitWallNs: r.exitTime.map { epoch + Int64($0) })
+                guard try body(p) else { return }
+            }
+        }
+    }
+
+    /// Leaves with this PID, of any boot.
+    static func leaves(_ db: Database, pid: Int32) throws -> [StoredProcess] {
+        var out: [StoredProcess] = []
+        try forEachLeaf(db, where: "instr(l.pids, ?) > 0", [",\(pid),"]) { p in
+            if p.record.id.pid == pid { out.append(p) }
+            return true
+        }
+        return out
+    }
+
+    /// Leaves that ran exactly this command line, newest batch first, at most `limit`.
+    static func leaves(_ db: Database, argv: [String], limit: Int) throws -> [StoredProcess] {
+        var out: [StoredProcess] = []
+        guard limit > 0, !argv.isEmpty else { return out }
+        try forEachLeaf(db, where: "instr(l.keys, ?) > 0", [Data(joinArgv(argv))]) { p in
+            if p.record.images.contains(where: { $0.argv == argv }) { out.append(p) }
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// Leaves whose exe or command line (NUL-separated) contains `text`, byte for byte as SQLite's instr.
+    static func leaves(_ db: Database, containing text: String, limit: Int) throws -> [StoredProcess] {
+        var out: [StoredProcess] = []
+        let needle = Array(text.utf8)
+        guard limit > 0 else { return out }
+        try forEachLeaf(db, where: "instr(l.keys, ?) > 0", [Data(needle)]) { p in
+            if p.record.images.contains(where: { imageContains($0, needle) }) { out.append(p) }
+            return out.count < limit
+        }
+        return out
+    }
+
+    static func imageContains(_ i: Image, _ needle: [UInt8]) -> Bool {
+        contains(joinArgv(i.argv), needle) || contains(Array(i.filename.utf8), needle)
+    }
+
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard hay.count >= needle.count else { return false }
+        let first = needle[0]
+        for s in 0...(hay.count - needle.count) where hay[s] == first {
+            var k = 1
+            while k < needle.count, hay[s + k] == needle[k] { k += 1 }
+            if k == needle.count { return true }
+        }
+        return false
+    }
+
+    /// Newest first by start, at most `limit`: rows and leaves together.
+    static func newestFirst(_ a: [StoredProcess], _ b: [StoredProcess], limit: Int) -> [StoredProcess] {
+        guard !b.isEmpty else { return a }
+        return Array((a + b).sorted { $0.startWallNs > $1.startWallNs }.prefix(limit))
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import GRDB
+import RevenantCore
+@testable import RevenantSystem
+import Testing
+
+/// Leaves stored many to a row: every read of the store sees them as it sees rows.
+@Suite struct LeafStoreTests {
+    let dir = NSTemporaryDirectory() + "rvleaf-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let boot = "leaf-boot"
+    let epoch: Int64 = 1_700_000_000_000_000_000
+
+    func image(_ t: UInt64, _ argv: [String], exe: String = "/usr/bin/python3") -> Image {
+        Image(time: t, filename: exe, argv: argv, comm: (exe as NSString).lastPathComponent, uid: 1000, euid: 1000, gid: 1000,
+              cgroup: "/system.slice/w.service", cwd: "/opt")
+    }
+
+    func process(_ pid: Int32, start: UInt64, parent: Identity?, exitAt: UInt64?, images: [Image]) -> ProcessRecord {
+        var r = ProcessRecord(id: Identity(pid: pid, startNs: start), parent: parent, comm: "fork-comm")
+        r.images = images
+        if let exitAt { r.exitTime = exitAt; r.exitStatus = .exited(3) }
+        return r
+    }
+
+    /// A shell (a row) that started two workers, one still a row and one a leaf, plus a leaf
+    /// with every optional field set.
+    func populated() throws -> (Store, shell: ProcessRecord, row: ProcessRecord, leaf: ProcessRecord, odd: ProcessRecord) {
+        let s = try Store(path: dir + "/s.db")
+        let shell = process(10, start: 1_000, parent: nil, exitAt: nil, images: [image(1_000, ["sh", "loop.sh"], exe: "/bin/sh")])
+        let row = process(11, start: 2_000, parent: shell.id, exitAt: 2_500, images: [image(2_100, ["python3", "w.py"])])
+        let leaf = process(12, start: 3_000, parent: shell.id, exitAt: 3_500, images: [image(3_100, ["python3", "w.py"])])
+        var odd = process(13, start: 4_000, parent: shell.id, exitAt: 4_900,
+                          images: [image(4_100, ["sh", "-c", "exec w"], exe: "/bin/sh"), image(4_200, ["w", "", "naïve"], exe: "/opt/w")])
+        odd.exitStatus = .signaled(9, coreDumped: true)
+        odd.adoptedBy = Identity(pid: 1, startNs: 10)
+        odd.imagesDropped = 2
+        odd.images[1].interpreter = "/usr/bin/python3"
+        odd.images[1].loginuid = 1000
+        odd.images[1].cwd = nil
+        odd.images[1].exeDevice = 0xfd01; odd.images[1].exeInode = 1 << 40; odd.images[1].cgroupId = 77
+        odd.images[1].argvTruncated = true
+        odd.images[1].enforcement = "killed at exec (rule \"block-w\")"
+        var b = StoreBatch(boot: boot, bootEpochNs: epoch)
+        b.processes = [shell, row]
+        b.images = [(shell.id, 0, shell.images[0]), (row.id, 0, row.images[0])]
+        b.leaves = [leaf, odd]
+        try s.write(b, nowWallNs: 0)
+        return (s, shell, row, leaf, odd)
+    }
+
+    @Test func aLeafReadsBackAsItWasWritten() throws {
+        let (s, shell, _, leaf, odd) = try populated()
+        let got = try #require(try s.incarnations(pid: 13).first)
+        #expect(got.record == odd)
+        #expect(got.boot == boot)
+        #expect(got.startWallNs == epoch + 4_000)
+        #expect(got.exitWallNs == epoch + 4_900)
+        #expect(try s.process(boot: boot, id: leaf.id)?.record == leaf)
+        #expect(try s.process(boot: boot, id: Identity(pid: 12, startNs: 3_001)) == nil)
+        #expect(try s.process(boot: "other", id: leaf.id) == nil)
+        // Its chain goes on through the rows.
+        #expect(try s.ancestry(of: got).map(\.record.id) == [shell.id])
+        #expect(try s.processCount() == 4)
+        #expect(try s.incarnations(pid: 99).isEmpty)
+    }
+
+    @Test func instancesAndMatchesSpanRowsAndLeaves() throws {
+        let (s, _, row, leaf, odd) = try populated()
+        #expect(try s.instances(argv: ["python3", "w.py"]).map(\.record.id) == [leaf.id, row.id])
+        #expect(try s.instances(argv: ["python3", "w.py"], limit: 1).map(\.record.id) == [leaf.id])
+        #expect(try s.instanceCount(argv: ["python3", "w.py"]) == 2)
+        // A prefix of a stored command line is not that command line.
+        #expect(try s.instances(argv: ["python3"]).isEmpty)
+        #expect(try s.instanceCount(argv: ["w", ""]) == 0)
+        #expect(try s.instances(argv: ["w", "", "naïve"]).map(\.record.id) == [odd.id])
+        #expect(try s.matching("w.py").map(\.record.id) == [leaf.id, row.id])
+        #expect(try s.matching("/opt/w").map(\.record.id) == [odd.id])
+        #expect(try s.matching("ïve").map(\.record.id) == [odd.id])
+        #expect(try s.matching("nothing-like-this").isEmpty)
+    }
+
+    @Test func exportMergesLeavesIntoTimeOrder() throws {
+        let (s, shell, row, leaf, odd) = try populated()
+        // A later batch whose leaf started before the previous batch's last exec.
+        var b = StoreBatch(boot: boot, bootEpochNs: epoch)
+        let early = process(14, start: 3_050, parent: shell.id, exitAt: 5_000, images: [image(4_150, ["python3", "w.py"])])
+        b.leaves = [early]
+        try s.write(b, nowWallNs: 0)
+        var rows: [ExportRow] = []
+        try s.export(ExportFilter()) { rows.append($0) }
+        #expect(rows.map(\.wallNs) == [1_000, 2_100, 3_100, 4_100, 4_150, 4_200].map { epoch + $0 })
+        #expect(rows.map(\.id) == [shell.id, row.id, leaf.id, odd.id, early.id, odd.id])
+        let last = rows[5]
+        #expect(last.isLast && !rows[3].isLast)
+        #expect(last.parentComm == "sh" && last.parentArgv == ["sh", "loop.sh"])
+        #expect(last.exitWallNs == epoch + 4_900 && last.exitStatus == .signaled(9, coreDumped: true))
+        #expect(last.enforcement == "killed at exec (rule \"block-w\")")
+
+        var f = ExportFilter()
+        f.sinceWallNs = epoch + 3_100; f.untilWallNs = epoch + 4_200
+        var some: [Identity] = []
+        try s.export(f) { some.append($0.id) }
+        #expect(some == [leaf.id, odd.id, early.id])
+        f = ExportFilter(); f.pid = 13
+        some = []
+        #expect(try s.export(f) { some.append($0.id) } == 2)
+        #expect(some == [odd.id, odd.id])
+        f = ExportFilter(); f.rule = "block-w"
+        some = []
+        try s.export(f) { some.append($0.id) }
+        #expect(some == [odd.id])
+        f = ExportFilter(); f.match = "w.py"
+        some = []
+        try s.export(f) { some.append($0.id) }
+        #expect(some == [row.id, leaf.id, early.id])
+    }
+
+    @Test func retentionDropsWholeBatchesOldestFirst() throws {
+        let (s, _, _, _, _) = try populated()
+        var b = StoreBatch(boot: boot, bootEpochNs: epoch)
+        b.leaves = (0..<3).map { process(20 + $0, start: 10_000, parent: nil, exitAt: 11_000, images: []) }
+        try s.write(b, nowWallNs: 0)
+        #expect(try s.processCount() == 7)
+        // By age: the first batch's last exit (4,900) is before the cutoff, the second's is not.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: epoch + 5_000, maxProcesses: 100, currentBoot: boot) == 3)
+        #expect(try s.incarnations(pid: 12).isEmpty && s.incarnations(pid: 11).isEmpty)
+        #expect(try s.processCount() == 4)
+        // By count: exited rows and batches go oldest first; the live shell stays.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 0, maxProcesses: 1, currentBoot: boot) == 3)
+        #expect(try s.processCount() == 1)
+        #expect(try s.incarnations(pid: 10).count == 1)
+    }
+
+    @Test func aCorruptBatchIsAnErrorNotAWrongAnswer() throws {
+        let (s, _, _, _, _) = try populated()
+        let q = try DatabaseQueue(path: dir + "/s.db")
+        try q.write { try $0.execute(sql: "UPDATE leaf_batch SET records = substr(records, 1, 20)") }
+        #expect { try s.incarnations(pid: 13) } throws: { e in
+            (e as? StoreError)?.reason.contains("truncated or malformed") == true
+        }
+    }
+}
