@@ -21,6 +21,7 @@ enum LeafCodec {
             var s = s
             s.withUTF8 { u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }
         }
+        mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes.append(contentsOf: b) }
         /// nil as 0, a string as its length + 1.
         mutating func optional(_ s: String?) {
             guard var s else { uint(0); return }
@@ -91,6 +92,12 @@ enum LeafCodec {
             return String(decoding: bytes[at..<at + n], as: UTF8.self)
         }
         mutating func string() throws(Malformed) -> String { try text(Int(try u32())) }
+        mutating func blob() throws(Malformed) -> ArraySlice<UInt8> {
+            let n = Int(try u32())
+            guard n <= bytes.count - at else { throw Malformed() }
+            defer { at += n }
+            return bytes[at..<at + n]
+        }
         mutating func optional() throws(Malformed) -> String? {
             let n = try u32()
             return n == 0 ? nil : try text(Int(n) - 1)

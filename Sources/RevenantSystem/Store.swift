@@ -265,7 +265,7 @@ public final class Store: Sendable {
                     last_wall_ns INTEGER NOT NULL,       -- latest exit
                     count INTEGER NOT NULL,
                     pids TEXT NOT NULL,                  -- ",pid,pid,": lookups by PID filter on it
-                    keys BLOB NOT NULL,                  -- distinct command lines and exe paths: likewise
+                    keys BLOB NOT NULL,                  -- distinct command lines (with counts) and exe paths: likewise
                     records BLOB NOT NULL                -- LeafCodec
                 );
                 CREATE INDEX leaf_batch_by_last ON leaf_batch (last_wall_ns);
@@ -530,7 +530,7 @@ public final class Store: Sendable {
         try read { db in
             try (Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
                               arguments: [Data(Store.joinArgv(argv))]) ?? 0)
-                + Store.leaves(db, argv: argv, limit: .max).count
+                + Store.leafCount(db, argv: argv)
         }
     }
 

@@ -10,33 +10,40 @@ extension Store {
         var w = LeafCodec.Writer()
         w.bytes.reserveCapacity(batch.leaves.count * 192)
         var pids: [UInt8] = [UInt8(ascii: ",")]
-        var keys: [UInt8] = []
-        var seenArgv = Set<[String]>(), seenExe = Set<String>()
-        var lastArgv: [String] = [], lastExe = ""
+        // Distinct command lines with how many leaves ran each, then distinct exe paths.
+        var argvs: [[String]: Int] = [:], exes = Set<String>()
+        var lastArgv: [String]? = nil, lastCount = 0
+        var lastExe = ""
         var first = UInt64.max, last: UInt64 = 0
         for r in batch.leaves {
             w.record(r)
             pids.append(contentsOf: String(r.id.pid).utf8); pids.append(UInt8(ascii: ","))
             first = min(first, r.id.startNs)
             last = max(last, r.exitTime ?? r.id.startNs)
-            for i in r.images {
-                // Consecutive leaves mostly ran the same thing: skip the set then.
-                if i.argv != lastArgv {
-                    lastArgv = i.argv
-                    if seenArgv.insert(i.argv).inserted { keys.append(contentsOf: joinArgv(i.argv)); keys.append(0) }
+            for (k, i) in r.images.enumerated() {
+                // A process counts once per command line, however often it exec'd it.
+                if k > 0, r.images[..<k].contains(where: { $0.argv == i.argv }) { continue }
+                // Consecutive leaves mostly ran the same thing: count those without hashing.
+                if i.argv == lastArgv {
+                    lastCount += 1
+                } else {
+                    if let l = lastArgv { argvs[l, default: 0] += lastCount }
+                    lastArgv = i.argv; lastCount = 1
                 }
-                if i.filename != lastExe {
-                    lastExe = i.filename
-                    if seenExe.insert(i.filename).inserted { keys.append(contentsOf: i.filename.utf8); keys.append(0) }
-                }
+                if i.filename != lastExe { lastExe = i.filename; exes.insert(i.filename) }
             }
         }
+        if let l = lastArgv { argvs[l, default: 0] += lastCount }
+        var keys = LeafCodec.Writer()
+        for (argv, n) in argvs { keys.uint(UInt64(n)); keys.blob(joinArgv(argv)) }
+        keys.uint(0)
+        for e in exes { keys.string(e) }
         let st = try RawStatement(db.cachedStatement(sql: """
             INSERT INTO leaf_batch (boot, first_wall_ns, last_wall_ns, count, pids, keys, records) VALUES (?, ?, ?, ?, ?, ?, ?)
             """), db)
         var b = st.begin()
         b.int(boot); b.int(batch.bootEpochNs + Int64(first)); b.int(batch.bootEpochNs + Int64(last))
-        b.int(Int64(batch.leaves.count)); b.bytes(pids, asText: true); b.bytes(keys); b.bytes(w.bytes)
+        b.int(Int64(batch.leaves.count)); b.bytes(pids, asText: true); b.bytes(keys.bytes); b.bytes(w.bytes)
         try st.run()
     }
 
@@ -67,6 +74,24 @@ extension Store {
             return true
         }
         return out
+    }
+
+    /// How many leaves ran exactly this command line, from each batch's counts.
+    static func leafCount(_ db: Database, argv: [String]) throws -> Int {
+        let needle = joinArgv(argv)
+        guard !needle.isEmpty else { return 0 }
+        var n = 0
+        let rows = try Row.fetchCursor(db, sql: "SELECT keys FROM leaf_batch WHERE instr(keys, ?) > 0", arguments: [Data(needle)])
+        while let row = try rows.next() {
+            let data: Data = row["keys"]
+            var r = LeafCodec.Reader([UInt8](data))
+            while true {
+                let count = try r.uint()
+                if count == 0 { break }
+                if try r.blob() == needle[...] { n += Int(count) }
+            }
+        }
+        return n
     }
 
     /// Leaves that ran exactly this command line, newest batch first, at most `limit`.

@@ -11,6 +11,9 @@ struct BenchStore: ParsableCommand {
     @Option var db: String
     @Option var processes = 1_000_000
     @Option var depth = 6
+    /// Short-lived children of each chain's last process, as on a host that execs a lot: most
+    /// processes are leaves, stored many to a row.
+    @Option var leavesPerChain = 24
     @Option var queries = 500
 
     func run() throws {
@@ -18,7 +21,7 @@ struct BenchStore: ParsableCommand {
         let store = try Store(path: db)
         // A real boot id: the key every process row and index entry carries.
         let boot = UUID().uuidString.lowercased()
-        let chainLen = depth + 1
+        let chainLen = depth + 1 + leavesPerChain
         let chains = processes / chainLen
         var batch = StoreBatch(boot: boot, bootEpochNs: 1_700_000_000_000_000_000)
         _ = try store.beginRun(boot: boot, bootEpochNs: batch.bootEpochNs, version: "bench", nowWallNs: batch.bootEpochNs)
@@ -34,24 +37,29 @@ struct BenchStore: ParsableCommand {
                 var r = ProcessRecord(id: Identity(pid: pid, startNs: t), parent: parent, comm: "p\(level)")
                 r.exitTime = t + 500; r.exitStatus = .exited(0)
                 r.images = [Image(time: t, filename: "/usr/bin/python3",
-                                  argv: ["python3", "/opt/ai-video-codec/workers/training_worker.py", "--level", "\(level)"],
+                                  argv: ["python3", "/opt/ai-video-codec/workers/training_worker.py", "--level", "\(min(level, depth + 1))"],
                                   comm: "python3", cgroup: "training-worker.service", cwd: "/opt")]
-                batch.processes.append(r)
-                batch.images.append((r.id, 0, r.images[0]))
-                parent = r.id
-                if level == depth { leaves.append(pid) }
+                if level < depth {
+                    batch.processes.append(r)
+                    batch.images.append((r.id, 0, r.images[0]))
+                    parent = r.id
+                } else {
+                    batch.leaves.append(r)
+                    if level == depth { leaves.append(pid) }
+                }
             }
-            if batch.processes.count >= 4096 {
-                written += batch.processes.count
+            // About 2 s of a 1,600 exec/s host per batch.
+            if batch.processes.count + batch.leaves.count >= 3_200 {
+                written += batch.processes.count + batch.leaves.count
                 try store.write(batch, nowWallNs: 0)
                 batch = StoreBatch(boot: boot, bootEpochNs: batch.bootEpochNs)
             }
         }
-        written += batch.processes.count
+        written += batch.processes.count + batch.leaves.count
         try store.write(batch, nowWallNs: 0)
         let ingest = ContinuousClock.now - t0
         let secs = Double(ingest.components.seconds) + Double(ingest.components.attoseconds) / 1e18
-        print(String(format: "store ingest: %d processes (each with 1 image) in %.1f s = %.0f processes/s", written, secs, Double(written) / secs))
+        print(String(format: "store ingest: %d processes (each with 1 image, %d%% leaves) in %.1f s = %.0f processes/s", written, leavesPerChain * 100 / chainLen, secs, Double(written) / secs))
 
         var lat: [Double] = []
         for _ in 0..<queries {

@@ -77,6 +77,14 @@ import Testing
         #expect(try s.matching("/opt/w").map(\.record.id) == [odd.id])
         #expect(try s.matching("ïve").map(\.record.id) == [odd.id])
         #expect(try s.matching("nothing-like-this").isEmpty)
+        // Counted once per process, across batches, without reading the records.
+        var b = StoreBatch(boot: boot, bootEpochNs: epoch)
+        b.leaves = [process(30, start: 6_000, parent: nil, exitAt: 6_500,
+                            images: [image(6_100, ["python3", "w.py"]), image(6_200, ["python3", "w.py"])]),
+                    process(31, start: 6_010, parent: nil, exitAt: 6_500, images: [image(6_110, ["python3", "w.py"])])]
+        try s.write(b, nowWallNs: 0)
+        #expect(try s.instanceCount(argv: ["python3", "w.py"]) == 4)
+        #expect(try s.instances(argv: ["python3", "w.py"], limit: 3).map(\.record.id.pid) == [31, 30, 12])
     }
 
     @Test func exportMergesLeavesIntoTimeOrder() throws {
