@@ -296,6 +296,11 @@ public struct ProcessTable: Sendable {
         return nil
     }
 
+    /// The fork-time parent as recorded, read without copying the record.
+    public func parent(of id: Identity) -> Identity? {
+        slot(id).flatMap { slab[$0]!.parent }
+    }
+
     /// The newest image of a process and its sequence number in the store (images ever
     /// recorded for it, minus one), read without copying the record.
     public func latestImage(of id: Identity) -> (seq: Int, image: Image)? {
