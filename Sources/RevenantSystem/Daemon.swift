@@ -97,7 +97,7 @@ public final class Daemon: Sendable {
     }
 
     /// Drains the ring and writes the store now, instead of at the next interval. Safe from any thread.
-    @inline(__always) static func touch(_: inout Bool) {}
+    @inline(__always) static func touch(_ b: inout Bool) -> Bool { b }
 
     public func flushSoon() {
         flushRequested.store(true, ordering: .releasing)
@@ -218,7 +218,6 @@ public final class Daemon: Sendable {
             // (so of none at all: its children were born since, too) goes with the leaves.
             var parents = Set<Identity>(minimumCapacity: dirty.count)
             for id in dirty.keys { if let p = held.value.parent(of: id) { parents.insert(p) } }
-            var leafIDs = Set<Identity>()
             for (id, born) in dirty {
                 guard var r = held.value[id] else { continue }
                 // Parents under their current key: a seeded parent may have been re-keyed since.
@@ -227,12 +226,16 @@ public final class Daemon: Sendable {
                 if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true,
                    !parents.contains(r.id) {
                     batch.leaves.append(r)
-                    leafIDs.insert(r.id)
                 } else {
+                    // Born since the last flush: no image of it is stored yet, and its execs
+                    // were not batched one by one. More than the table keeps (`maxImages`) in
+                    // one interval are counted in images_dropped, not stored.
+                    if born, !r.imageInherited {
+                        for (k, img) in r.images.enumerated() { batch.images.append((r.id, k == 0 ? 0 : k + r.imagesDropped, img)) }
+                    }
                     batch.processes.append(r)
                 }
             }
-            if !leafIDs.isEmpty { batch.images.removeAll { leafIDs.contains($0.process) } }
             dirty.removeAll(keepingCapacity: true)
             if force || !batch.isEmpty || ContinuousClock.now - lastFlush > .seconds(5) {
                 try store.write(batch, run: run, nowWallNs: Daemon.wallNs(),
@@ -278,8 +281,10 @@ public final class Daemon: Sendable {
                 ingested += 1
                 let id = held.value.canonical(e.process)
                 // In place: one lookup, which lists the process (not born here) unless it is listed.
-                if case .fork = e { dirty[id] = true } else { Daemon.touch(&dirty[id, default: false]) }
-                if case .exec(let x) = raw, case (let seq, var img)? = held.value.latestImage(of: id) {
+                let born: Bool
+                if case .fork = e { dirty[id] = true; born = true } else { born = Daemon.touch(&dirty[id, default: false]) }
+                if case .exec(let x) = raw, !born || x.matched != 0 || config.auditAll,
+                   case (let seq, var img)? = held.value.latestImage(of: id) {
                     if x.matched != 0, let policy,
                        let (text, rules) = enforce(x, policy: policy, table: held.value, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
                         img.enforcement = text
@@ -290,7 +295,8 @@ public final class Daemon: Sendable {
                                        rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
                         audited[id] = []
                     }
-                    batch.images.append((id, seq, img))
+                    // A process born since the last flush has no row yet: the flush takes its images.
+                    if !born { batch.images.append((id, seq, img)) }
                 }
                 // Only exits that are audited cost a table lookup.
                 if case .exit = e, let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil), let r = held.value[id] {
