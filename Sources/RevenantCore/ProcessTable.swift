@@ -296,9 +296,29 @@ public struct ProcessTable: Sendable {
         return nil
     }
 
-    /// The fork-time parent as recorded, read without copying the record.
-    public func parent(of id: Identity) -> Identity? {
-        slot(id).flatMap { slab[$0]!.parent }
+    /// Records changed since the last store batch, split the way the store keeps them;
+    /// `changed` maps each to whether it was forked since that batch. A leaf was forked since,
+    /// has ended, is exact (not seeded) and is no record's parent: its children would have been
+    /// forked since too, so they are among `changed`. Parents and adopters are under their
+    /// current keys. `mutating` only so that a caller holding the table in a class does not copy
+    /// the whole table for the call.
+    public mutating func changes(_ changed: [Identity: Bool]) -> (leaves: [ProcessRecord], rows: [(record: ProcessRecord, born: Bool)]) {
+        var parents = Set<Identity>(minimumCapacity: changed.count)
+        for id in changed.keys { if let i = slot(id), let p = slab[i]!.parent { parents.insert(p) } }
+        var leaves: [ProcessRecord] = [], rows: [(record: ProcessRecord, born: Bool)] = []
+        leaves.reserveCapacity(changed.count)
+        for (id, born) in changed {
+            guard let i = slot(id) else { continue }
+            var r = slab[i]!
+            r.parent = r.parent.map(canon)
+            r.adoptedBy = r.adoptedBy.map(canon)
+            if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true, !parents.contains(r.id) {
+                leaves.append(r)
+            } else {
+                rows.append((r, born))
+            }
+        }
+        return (leaves, rows)
     }
 
     /// The newest image of a process and its sequence number in the store (images ever

@@ -214,27 +214,16 @@ public final class Daemon: Sendable {
                 lost = counters
             }
             batch.rekeys = held.value.drainRekeys()
-            // A process born since the last flush, ended and parent of none of this batch's
-            // (so of none at all: its children were born since, too) goes with the leaves.
-            var parents = Set<Identity>(minimumCapacity: dirty.count)
-            for id in dirty.keys { if let p = held.value.parent(of: id) { parents.insert(p) } }
-            for (id, born) in dirty {
-                guard var r = held.value[id] else { continue }
-                // Parents under their current key: a seeded parent may have been re-keyed since.
-                r.parent = r.parent.map { held.value.canonical($0) }
-                r.adoptedBy = r.adoptedBy.map { held.value.canonical($0) }
-                if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true,
-                   !parents.contains(r.id) {
-                    batch.leaves.append(r)
-                } else {
-                    // Born since the last flush: no image of it is stored yet, and its execs
-                    // were not batched one by one. More than the table keeps (`maxImages`) in
-                    // one interval are counted in images_dropped, not stored.
-                    if born, !r.imageInherited {
-                        for (k, img) in r.images.enumerated() { batch.images.append((r.id, k == 0 ? 0 : k + r.imagesDropped, img)) }
-                    }
-                    batch.processes.append(r)
+            let (leaves, rows) = held.value.changes(dirty)
+            batch.leaves = leaves
+            for (r, born) in rows {
+                // Born since the last flush: no image of it is stored yet, and its execs were
+                // not batched one by one. More than the table keeps (`maxImages`) in one
+                // interval are counted in images_dropped, not stored.
+                if born, !r.imageInherited {
+                    for (k, img) in r.images.enumerated() { batch.images.append((r.id, k == 0 ? 0 : k + r.imagesDropped, img)) }
                 }
+                batch.processes.append(r)
             }
             dirty.removeAll(keepingCapacity: true)
             if force || !batch.isEmpty || ContinuousClock.now - lastFlush > .seconds(5) {

@@ -34,6 +34,23 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(!t.isInSubtree(a, of: c))
     }
 
+    /// What the store may keep many to a row: forked since the last batch, ended, nobody's parent.
+    @Test func changesSplitLeavesFromRows() {
+        var t = ProcessTable()
+        let a = id(100, 1), b = id(101, 2), c = id(102, 3), d = id(103, 4), e = id(104, 5), f = id(105, 6)
+        t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
+        for p in [a, b, c, d, f] { t.apply(fork(p, of: p == a ? initP : a)); t.apply(exec(p, ["/bin/sh"], parent: a, real: a)) }
+        t.apply(fork(e, of: d))
+        for p in [b, d, e, f] { t.apply(exit(p, parent: nil, real: a)) }
+        let changed: [Identity: Bool] = [a: false, b: true, c: true, d: true, e: true, f: false]
+        let (leaves, rows) = t.changes(changed)
+        // b ended; e ended and never exec'd; d forked e; c runs; f and a were batched before.
+        #expect(Set(leaves.map(\.id)) == [b, e])
+        #expect(Dictionary(uniqueKeysWithValues: rows.map { ($0.record.id, $0.born) }) == [a: false, c: true, d: true, f: false])
+        #expect(leaves.first { $0.id == e }?.parent == d)
+        #expect(t.changes([:]).leaves.isEmpty)
+    }
+
     @Test func doubleForkRecordsAdoptionApart() {
         var t = ProcessTable()
         let shell = id(200, 1), child = id(201, 2), grand = id(202, 3)
