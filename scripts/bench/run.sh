@@ -215,10 +215,10 @@ made=$("$OUT/spawner" storm "$STORM_SECS" 4 "$marker")
 sleep 1
 stop_revenant
 lost=$(sed -n 's/.*stopped.*lost=\([0-9]*\).*/\1/p' "$OUT/storm.log" | tail -1)
-stored=$(python3 -c '
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-print(db.execute("SELECT count(*) FROM image WHERE exe = ? AND instr(argv, ?) > 0", ("/bin/true", sys.argv[2].encode())).fetchone()[0])' "$OUT/storm.db" "$marker")
+# Read back through revenant's own export: rows and leaf batches alike, as an operator would.
+stored=$("$BIN" export --db "$OUT/storm.db" --format jsonl --match "$marker" 2>/dev/null | python3 -c '
+import json, sys
+print(sum(1 for l in sys.stdin if json.loads(l)["exe"] == "/bin/true"))')
 row "storm: execs made / events lost / execs in the store" "$made / ${lost:-?} / $stored" "$(awk -v n="$made" -v s="$STORM_SECS" 'BEGIN { printf "%.0f exec/s", n / s }'); lost = ring-buffer-full counter"
 
 # --- 4. kill latency and what the victim did -------------------------------------------------------
