@@ -96,9 +96,11 @@ public final class Daemon: Sendable {
         t?.stop()
     }
 
-    /// Drains the ring and writes the store now, instead of at the next interval. Safe from any thread.
+    /// Reads a value through an in-place access: with `dict[key, default: v]` it lists the key
+    /// if absent and returns what is listed, in one lookup.
     @inline(__always) static func touch(_ b: inout Bool) -> Bool { b }
 
+    /// Drains the ring and writes the store now, instead of at the next interval. Safe from any thread.
     public func flushSoon() {
         flushRequested.store(true, ordering: .releasing)
         control.withLock { $0.tracer }?.wake()
@@ -269,7 +271,6 @@ public final class Daemon: Sendable {
                 held.value.apply(e)
                 ingested += 1
                 let id = held.value.canonical(e.process)
-                // In place: one lookup, which lists the process (not born here) unless it is listed.
                 let born: Bool
                 if case .fork = e { dirty[id] = true; born = true } else { born = Daemon.touch(&dirty[id, default: false]) }
                 if case .exec(let x) = raw, !born || x.matched != 0 || config.auditAll,

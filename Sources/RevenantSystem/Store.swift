@@ -682,16 +682,6 @@ public final class Store: Sendable {
         return b.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Rows one at a time from a cursor (constant memory), in one read transaction.
-    func readRows(sql: String, arguments: StatementArguments, _ each: (Row) throws -> Void) throws(StoreError) -> Int {
-        try read { db in
-            var n = 0
-            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-            while let row = try cursor.next() { try each(row); n += 1 }
-            return n
-        }
-    }
-
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do { return try db.read(body) } catch { throw StoreError(path: path, reason: Store.explain(error)) }
     }

@@ -118,19 +118,7 @@ extension Store {
     }
 
     static func imageContains(_ i: Image, _ needle: [UInt8]) -> Bool {
-        contains(joinArgv(i.argv), needle) || contains(Array(i.filename.utf8), needle)
-    }
-
-    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty else { return true }
-        guard hay.count >= needle.count else { return false }
-        let first = needle[0]
-        for s in 0...(hay.count - needle.count) where hay[s] == first {
-            var k = 1
-            while k < needle.count, hay[s + k] == needle[k] { k += 1 }
-            if k == needle.count { return true }
-        }
-        return false
+        joinArgv(i.argv).contains(needle) || Array(i.filename.utf8).contains(needle)
     }
 
     /// Newest first by start, at most `limit`: rows and leaves together.
