@@ -40,8 +40,12 @@ struct WhoSpawned: ParsableCommand {
         let thisBoot = ProcReader.currentBoot
         var stored = try store?.incarnations(pid: pid) ?? []
         // A process younger than the daemon's last flush: wait for the next one rather than fall
-        // back to /proc's current parents.
-        if let live, let store, !stored.contains(where: { $0.boot == thisBoot && $0.record.id.sameTick(live.id) }), store.daemonIsWriting() {
+        // back to /proc's current parents, or (ended since) answer that the PID is unknown. Ended:
+        // this boot has no record of the PID, or its newest one was still running at that flush.
+        let newestHere = stored.first { $0.boot == thisBoot }
+        let unflushed = live.map { l in !stored.contains { $0.boot == thisBoot && $0.record.id.sameTick(l.id) } }
+            ?? newestHere.map { $0.exitWallNs == nil && $0.goneByWallNs == nil } ?? true
+        if unflushed, let store, store.daemonIsWriting() {
             // The daemon flushes at once when asked; an older one (or another binary) is waited out.
             if !store.flushNow(timeoutMs: Daemon.storeLagMs + 250) { usleep(UInt32(Daemon.storeLagMs + 250) * 1000) }
             stored = try store.incarnations(pid: pid)

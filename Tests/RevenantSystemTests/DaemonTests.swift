@@ -205,6 +205,15 @@ import Testing
         #expect(j["source"] as? String == "store", "\(j)")
         #expect((j["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int == Int(getpid()), "\(j)")
         #expect(d.logText.contains("flushed on request (SIGUSR1)"), "\(d.logText)")
+
+        // One that has already ended, before any flush held it: asked for, not "unknown PID".
+        try await d.settle()
+        let gone = spawn(["/bin/sh", "-c", "exit 3"])
+        let requests = d.logText.components(separatedBy: "flushed on request").count
+        let g = try whoSpawnedJSON(gone.pid, db: d.db)
+        #expect(g["exit_status"] as? String == "exit 3", "\(g)")
+        #expect((g["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int == Int(getpid()), "\(g)")
+        #expect(d.logText.components(separatedBy: "flushed on request").count == requests + 1, "\(d.logText)")
         d.stop()
     }
 
