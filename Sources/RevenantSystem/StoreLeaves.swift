@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import RevenantCore
 
 /// Leaf batches: see `StoreBatch.leaves` and migration v8. Every read of the store that can
