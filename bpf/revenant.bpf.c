@@ -36,38 +36,34 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* Typed view of a kernel object found by container_of: fields read as plain loads. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
 static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 {
-	struct fs_struct *fs = t->fs;
-	struct dentry *d = fs->pwd.dentry;
-	struct mount *mnt = bpf_rdonly_cast((void *)fs->pwd.mnt - bpf_core_field_offset(struct mount, mnt),
-					    bpf_core_type_id_kernel(struct mount));
+	struct fs_struct *fs = BPF_CORE_READ(t, fs);
+	struct dentry *d = BPF_CORE_READ(fs, pwd.dentry);
+	struct vfsmount *vm = BPF_CORE_READ(fs, pwd.mnt);
+	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
 	__u32 off = 0;
 	int i;
 
 	buf[0] = 0;
 	/* Components leaf first, each NUL-terminated: building backwards needs variable
-	 * negative offsets the verifier dislikes; userspace reverses them. Plain loads, not
-	 * bpf_probe_read_kernel calls: this walk ran ~6 helper calls per component. */
+	 * negative offsets the verifier dislikes; userspace reverses them. */
 	for (i = 0; i < RV_CWD_DEPTH; i++) {
-		struct dentry *root = mnt->mnt.mnt_root;
-		struct dentry *up = d->d_parent;
+		struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
+		struct dentry *up = BPF_CORE_READ(d, d_parent);
 
 		if (d == root || d == up) {
-			struct mount *mp = mnt->mnt_parent;
+			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
 
 			if (mp == mnt || (d == up && d != root))
 				return 0; /* reached the global root */
-			d = mnt->mnt_mountpoint;
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mp;
 			continue;
 		}
 		if (off > RV_CWD_BYTES - RV_NAME_BYTES)
 			return RV_F_CWD_TRUNCATED;
-		long n = bpf_probe_read_kernel_str(&buf[off], RV_NAME_BYTES, d->d_name.name);
+		long n = bpf_probe_read_kernel_str(&buf[off], RV_NAME_BYTES, BPF_CORE_READ(d, d_name.name));
 		if (n <= 0)
 			return RV_F_CWD_TRUNCATED;
 		off += n;
