@@ -7,6 +7,12 @@
  * A wake-up per event is an IPI, which costs ~20% of an exec loop in a VM. 0 = every event. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
+/* Lazy forks: no fork record for a process that execs (its exec record carries the fork-time
+ * parent from `procs`); one is written, with the true fork time, just before the first record
+ * that needs it: its exit, a denied exec, or a descendant's exec or exit. A third of the
+ * records a fork+exec+exit costs. 0 = a fork record at every fork (`revenant trace`). */
+const volatile __u32 lazy_forks = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* the loader may resize before load */
@@ -108,12 +114,18 @@ static __always_inline void ident_of(struct task_struct *t, struct rv_ident *id)
 	id->start_ns = t->group_leader->start_boottime;
 }
 
-/* Fork-time parent from the map; unknown for processes that predate the load. */
-static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_ident *parent)
+/* This process's entry in the map, if it is the same incarnation. */
+static __always_inline struct rv_proc *proc_of(const struct rv_ident *self)
 {
 	struct rv_proc *p = bpf_map_lookup_elem(&procs, &self->tgid);
 
-	if (p && p->self.start_ns == self->start_ns) {
+	return p && p->self.start_ns == self->start_ns ? p : NULL;
+}
+
+/* Fork-time parent from the map entry; unknown for processes that predate the load. */
+static __always_inline __u32 parent_from(const struct rv_proc *p, struct rv_ident *parent)
+{
+	if (p) {
 		*parent = p->parent;
 		return 0;
 	}
@@ -121,6 +133,53 @@ static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_id
 	parent->_pad = 0;
 	parent->start_ns = 0;
 	return RV_F_PARENT_UNKNOWN;
+}
+
+static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_ident *parent)
+{
+	return parent_from(proc_of(self), parent);
+}
+
+static __always_inline void emit(void *data, __u64 size);
+
+/* Ancestors walked to announce before a record: deeper chains of processes that never
+ * exec'd nor exited are announced by their own later records. */
+#define RV_ANNOUNCE_DEPTH 8
+
+/* Lazy forks: writes the fork record of `tgid` and of its ancestors not yet announced,
+ * farthest first, so every record userspace reads names only processes it has seen. */
+static __always_inline void announce(__u32 tgid)
+{
+	__u32 chain[RV_ANNOUNCE_DEPTH] = {};
+	struct rv_fork_event e = {};
+	struct rv_proc *p;
+	__u32 key = tgid;
+	int n = 0, i;
+
+	for (i = 0; i < RV_ANNOUNCE_DEPTH; i++) {
+		p = bpf_map_lookup_elem(&procs, &key);
+		if (!p || p->announced)
+			break;
+		chain[i] = key;
+		n = i + 1;
+		key = p->parent.tgid;
+	}
+	for (i = RV_ANNOUNCE_DEPTH - 1; i >= 0; i--) {
+		if (i >= n)
+			continue;
+		key = chain[i];
+		p = bpf_map_lookup_elem(&procs, &key);
+		/* Another CPU may announce it at the same moment: one of the two records wins. */
+		if (!p || __sync_fetch_and_add(&p->announced, 1))
+			continue;
+		e.h.type = RV_EVENT_FORK;
+		e.h.size = sizeof(e);
+		e.h.time_ns = p->self.start_ns; /* the fork's own time: the task's start */
+		e.h.proc = p->self;
+		e.parent = p->parent;
+		e.parent_thread = p->parent_thread;
+		emit(&e, sizeof(e));
+	}
 }
 
 /* Hashing argv elements, one byte per bpf_loop step (verified once, not per byte). */

@@ -8,6 +8,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* task_struct flag: forked and not exec'd since (include/linux/sched.h, a #define BTF lacks). */
+#define RV_PF_FORKNOEXEC 0x00000040
+
 #include "common.bpf.h"
 
 SEC("tp_btf/sched_process_fork")
@@ -23,8 +26,12 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	ident_of(child, &p.self);
 	/* The spawner is the caller, even with CLONE_PARENT or a later reparenting. */
 	ident_of(parent, &p.parent);
+	p.parent_thread = parent->pid;
+	p.announced = !lazy_forks;
 	if (bpf_map_update_elem(&procs, &p.self.tgid, &p, BPF_ANY))
 		count(RV_CNT_PROCMAP_FULL);
+	if (lazy_forks)
+		return 0;
 
 	e.h.type = RV_EVENT_FORK;
 	e.h.size = sizeof(e);
@@ -176,6 +183,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct inode *inode;
 	const struct cred *cred;
 	struct mm_struct *mm;
+	struct rv_proc *me;
 	__u32 flags = 0;
 	long n;
 
@@ -185,8 +193,19 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->h.type = RV_EVENT_EXEC;
 	e->h.time_ns = bpf_ktime_get_boot_ns();
 	ident_of(p, &e->h.proc);
-	flags |= parent_of(&e->h.proc, &e->parent);
+	me = proc_of(&e->h.proc);
+	flags |= parent_from(me, &e->parent);
 	ident_of(p->real_parent, &e->real_parent);
+	/* This exec record announces the process; its ancestors are announced before it. A
+	 * parent that has exec'd was announced then: only one still a bare fork (or not this
+	 * process's parent any more) costs a map lookup. */
+	if (me && !me->announced) {
+		struct task_struct *rp = p->real_parent;
+
+		me->announced = 1;
+		if (rp->tgid != e->parent.tgid || (rp->group_leader->flags & RV_PF_FORKNOEXEC))
+			announce(e->parent.tgid);
+	}
 
 	e->old_pid = old_pid;
 	if ((__u32)old_pid != e->h.proc.tgid)
@@ -262,6 +281,7 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
 	struct rv_exit_event e = {};
+	struct rv_proc *me;
 
 	/* Only the last thread's exit ends the process. */
 	if (p->signal->live.counter != 0)
@@ -271,7 +291,11 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	e.h.size = sizeof(e);
 	e.h.time_ns = bpf_ktime_get_boot_ns();
 	ident_of(p, &e.h.proc);
-	e.flags = parent_of(&e.h.proc, &e.parent);
+	me = proc_of(&e.h.proc);
+	e.flags = parent_from(me, &e.parent);
+	/* A process that never exec'd is announced (with its fork) before its exit. */
+	if (me && !me->announced)
+		announce(e.h.proc.tgid);
 	ident_of(p->real_parent, &e.real_parent);
 	e.exit_code = p->exit_code;
 	bpf_map_delete_elem(&procs, &e.h.proc.tgid);

@@ -167,6 +167,8 @@ int BPF_PROG(deny_exec, struct linux_binprm *bprm, int ret)
 	e->h.time_ns = bpf_ktime_get_boot_ns();
 	ident_of(bpf_get_current_task_btf(), &e->h.proc);
 	e->flags = parent_of(&e->h.proc, &e->parent);
+	/* The caller keeps its image: it may never have been announced. */
+	announce(e->h.proc.tgid);
 	e->exe_dev = ek.dev;
 	e->exe_ino = ek.ino;
 	e->matched = matched;

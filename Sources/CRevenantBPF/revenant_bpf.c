@@ -120,6 +120,7 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
         goto fail;
     }
     b->skel->rodata->wakeup_bytes = opts ? opts->wakeup_bytes : (1u << 20);
+    b->skel->rodata->lazy_forks = opts ? !!opts->lazy_forks : 0;
     if (opts && opts->ringbuf_bytes) {
         err = bpf_map__set_max_entries(b->skel->maps.events, opts->ringbuf_bytes);
         if (err)
@@ -225,6 +226,22 @@ long rv_bpf_proc_count(struct rv_bpf *b)
         key = next;
         prev = &key;
         n++;
+    }
+    return n;
+}
+
+long rv_bpf_unannounced(struct rv_bpf *b, struct rv_proc *out, long cap)
+{
+    int fd = bpf_map__fd(b->skel->maps.procs);
+    unsigned int key, next;
+    void *prev = NULL;
+    long n = 0;
+
+    while (n < cap && bpf_map_get_next_key(fd, prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, &out[n]) == 0 && !out[n].announced)
+            n++;
     }
     return n;
 }

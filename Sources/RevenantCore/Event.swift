@@ -33,6 +33,10 @@ public struct ForkEvent: Hashable, Sendable {
     public var process: Identity
     public var parent: Identity
     public var parentThread: Int32
+
+    public init(time: UInt64, process: Identity, parent: Identity, parentThread: Int32) {
+        self.time = time; self.process = process; self.parent = parent; self.parentThread = parentThread
+    }
 }
 
 public struct ExecEvent: Hashable, Sendable {

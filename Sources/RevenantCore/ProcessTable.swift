@@ -120,10 +120,15 @@ public struct ProcessTable: Sendable {
     /// The newest known process with this PID.
     public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { slots[$0] }.map { slab[$0]! } }
 
-    public mutating func apply(_ event: Event) {
+    /// Returns true when the event added a record (the process was not in the table).
+    @discardableResult
+    public mutating func apply(_ event: Event) -> Bool {
         join(event.process)
         switch event {
         case .fork(let e):
+            // A fork record can come twice (lazy forks: two CPUs announcing one process, or
+            // the daemon reading the kernel map): the first stands.
+            guard slot(e.process) == nil else { return false }
             join(e.parent)
             // Only the parent's name and image are needed: read in place, not copied whole.
             let pi = slot(e.parent)
@@ -135,6 +140,7 @@ public struct ProcessTable: Sendable {
                 r.imageInherited = true
             }
             insert(r)
+            return true
         case .exec(let e):
             // Changed in place: a copy out and back would copy the images array on every exec.
             // The adopter is worked out first: nothing may read `self` during the in-place change.
@@ -147,16 +153,17 @@ public struct ProcessTable: Sendable {
                 ProcessTable.currentParent(&r, e.realParent)
                 ProcessTable.execed(&r, e, adopter: adopter)
                 insert(r)
+                return true
             }
         case .deny(let e):
-            guard let i = slots[e.process] else { return }
+            guard let i = slots[e.process] else { return false }
             slab[i]!.denied.append(e)
             if slab[i]!.denied.count > 16 { slab[i]!.denied.removeFirst() }
         case .exit(let e):
             let i = slots[e.process]
             let adopter = adoption(parent: i.flatMap { slab[$0]!.parent } ?? e.parent, realParent: e.realParent)
             if let i {
-                guard !slab[i]!.exited else { return }
+                guard !slab[i]!.exited else { return false }
                 ProcessTable.exitedAt(&slab[i]!, e, adopter: adopter)
                 exited(e.process)
             } else {
@@ -165,8 +172,10 @@ public struct ProcessTable: Sendable {
                 ProcessTable.exitedAt(&r, e, adopter: adopter)
                 insert(r)
                 exited(r.id)
+                return true
             }
         }
+        return false
     }
 
     /// A process first seen at its exec or exit whose fork the kernel did not see (it predates

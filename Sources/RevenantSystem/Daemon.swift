@@ -26,6 +26,8 @@ public final class Daemon: Sendable {
             // drains once a flush. Matched execs still wake it at once, 1 MiB pending always
             // does, and a stop or reload wakes it through an eventfd.
             o.pollMs = 2000
+            // A process that execs is first seen at its exec (a third fewer records).
+            o.lazyForks = true
             return o
         }()
         public var version = "0.1.0"
@@ -268,11 +270,12 @@ public final class Daemon: Sendable {
                         "tier": "\(EnforcementTier.deny.rawValue)",
                         "ancestry": "\(Lineage.chain(held.value, of: held.value.canonical(d.process)))"])
                 }
-                held.value.apply(e)
+                let added = held.value.apply(e)
                 ingested += 1
                 let id = held.value.canonical(e.process)
                 let born: Bool
-                if case .fork = e { dirty[id] = true; born = true } else { born = Daemon.touch(&dirty[id, default: false]) }
+                // Added to the table: no row holds it yet (with lazy forks, an exec or exit can add one).
+                if added { dirty[id] = true; born = true } else { born = Daemon.touch(&dirty[id, default: false]) }
                 if case .exec(let x) = raw, !born || x.matched != 0 || config.auditAll,
                    case (let seq, var img)? = held.value.latestImage(of: id) {
                     if x.matched != 0, let policy,
@@ -318,6 +321,11 @@ public final class Daemon: Sendable {
                 if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                     // Everything the ring holds now goes in: the asker's process started before it asked.
                     for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }
+                    // And what the kernel map holds that no record named yet: processes that
+                    // forked and have neither exec'd nor exited (lazy forks).
+                    if config.tracer.lazyForks {
+                        for f in tracer.unannounced() { try handle(.event(.fork(f))) }
+                    }
                     try flush(force: true)
                     nextFlush = ContinuousClock.now + flushEvery
                     log.info("flushed on request (SIGUSR1)")

@@ -35,6 +35,9 @@ public final class Tracer: @unchecked Sendable {
         public var pollMs: Int32 = 20
         /// Load the deny program too (where BPF LSM is active); failure only disables that tier.
         public var tryLSM = false
+        /// Fork records only when a later record needs them (see common.bpf.h): a process that
+        /// execs is first seen at its exec. `unannounced()` lists live ones not yet seen.
+        public var lazyForks = false
         /// No reader thread and no streams: the owner drains with `drain(timeoutMs:)` on its own
         /// thread (no hop between threads per drain), and calls `close()` when done.
         public var manual = false
@@ -65,7 +68,7 @@ public final class Tracer: @unchecked Sendable {
         // Manual mode delivers through `drain`: the stream ends at once.
         if options.manual { continuation.finish() }
         var opts = rv_bpf_options(ringbuf_bytes: options.ringbufBytes, wakeup_bytes: options.wakeupBytes,
-                                  try_lsm: options.tryLSM ? 1 : 0)
+                                  try_lsm: options.tryLSM ? 1 : 0, lazy_forks: options.lazyForks ? 1 : 0)
         var stage: Int32 = 0
         var log = [CChar](repeating: 0, count: 8192)
         var h: OpaquePointer?
@@ -177,6 +180,22 @@ public final class Tracer: @unchecked Sendable {
             ringbufFull: v[Int(RV_CNT_RINGBUF_FULL.rawValue)],
             procMapFull: v[Int(RV_CNT_PROCMAP_FULL.rawValue)],
             events: v[Int(RV_CNT_EVENTS.rawValue)])
+    }
+
+    /// Lazy forks: live processes no record has named yet (forked, neither exec'd nor exited),
+    /// as their fork events, oldest first. At most `limit`.
+    public func unannounced(limit: Int = 1 << 17) -> [ForkEvent] {
+        handleLock.lock()
+        defer { handleLock.unlock() }
+        guard let h = handle else { return [] }
+        var buf = [rv_proc](repeating: rv_proc(), count: limit)
+        let n = rv_bpf_unannounced(h, &buf, limit)
+        return buf.prefix(max(0, n)).map { p in
+            let me = p.`self`
+            return ForkEvent(time: me.start_ns, process: Identity(pid: Int32(bitPattern: me.tgid), startNs: me.start_ns),
+                             parent: Identity(pid: Int32(bitPattern: p.parent.tgid), startNs: p.parent.start_ns),
+                             parentThread: Int32(bitPattern: p.parent_thread))
+        }.sorted { $0.time < $1.time }
     }
 
     /// A policy map's descriptor (enum rv_map).

@@ -13,7 +13,7 @@ import Testing
         #expect(MemoryLayout<rv_policy>.size == 48 + 8 * Int(RV_SCRIPT_FILTER_WORDS))
         #expect(MemoryLayout<rv_policy>.offset(of: \.script_filter) == 48)
         #expect(MemoryLayout<rv_exe_key>.size == 16)
-        #expect(MemoryLayout<rv_proc>.size == 32)
+        #expect(MemoryLayout<rv_proc>.size == 40)
     }
 
     @Test func headerOffsets() {

@@ -34,6 +34,26 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(!t.isInSubtree(a, of: c))
     }
 
+    /// Lazy forks: an exec or exit can be the first record of a process; a fork record may come
+    /// twice (two CPUs announcing it, or the kernel map read on request) and the first stands.
+    @Test func applySaysWhenItAddedARecord() {
+        var t = ProcessTable()
+        let sh = id(300, 1), bare = id(301, 2), worker = id(302, 3)
+        t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
+        func add(_ e: Event) -> Bool { t.apply(e) }
+        #expect(add(exec(sh, ["/bin/sh"], parent: initP, real: initP)), "first seen at its exec")
+        #expect(!add(exec(sh, ["/bin/sleep", "1"], parent: initP, real: initP)))
+        #expect(add(fork(bare, of: sh)))
+        #expect(t[bare]?.name == "sleep", "a bare fork inherits its parent's image")
+        #expect(!add(fork(bare, of: initP)), "a second fork record is ignored")
+        #expect(t[bare]?.parent == sh)
+        #expect(add(exec(worker, ["/usr/bin/python3", "w.py"], parent: bare, real: initP)))
+        #expect(t.ancestry(of: worker).map(\.id) == [bare, sh, initP])
+        #expect(!add(exit(bare, parent: sh, real: sh)))
+        #expect(add(exit(id(303, 4), parent: sh, real: sh)), "first seen at its exit")
+        #expect(!add(exit(id(303, 4), parent: sh, real: sh)))
+    }
+
     /// What the store may keep many to a row: forked since the last batch, ended, nobody's parent.
     @Test func changesSplitLeavesFromRows() {
         var t = ProcessTable()

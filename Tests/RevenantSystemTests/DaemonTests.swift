@@ -194,6 +194,56 @@ import Testing
     /// who-spawned on a process younger than the daemon's last flush asks the daemon to drain and
     /// flush now (SIGUSR1) and answers from the store, with the fork-time parent, instead of
     /// waiting out the flush interval or falling back to /proc.
+    /// The daemon loads the tracer with lazy forks: a process that only forked is announced by
+    /// the kernel just before a descendant's exec names it, and one with no such descendant is
+    /// read from the kernel map when who-spawned asks for a flush.
+    @Test func processesThatOnlyForkedKeepTheirPlaceInTheLineage() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "lazy-fork")
+        try await d.start()
+        let tok = token("lazy")
+        let out = d.dir + "/pids"
+        // Top forks A and Z and exits; A (never execs) forks B, which execs; Z just sleeps.
+        let script = """
+            import os, sys, time
+            r, w = os.pipe()
+            a = os.fork()
+            if a == 0:
+                b = os.fork()
+                if b == 0:
+                    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(30)', sys.argv[1]])
+                os.write(w, f"{b}\\n".encode()); time.sleep(30); os._exit(0)
+            z = os.fork()
+            if z == 0:
+                time.sleep(30); os._exit(0)
+            print(a, os.read(r, 64).decode().strip(), z, flush=True)
+            """
+        let top = spawn(["/usr/bin/python3", "-c", script, tok], stdout: out)
+        #expect(top.status == 0)
+        let pids = try String(contentsOfFile: out, encoding: .utf8).split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+        try #require(pids.count == 3, "\(pids)")
+        let (a, b, z) = (pids[0], pids[1], pids[2])
+        defer { for p in [a, b, z] { kill(p, SIGKILL) } }
+
+        // No flush asked for: the kernel announced A before B's exec.
+        try await d.settle()
+        let store = try Store(path: d.db, readOnly: true)
+        let ra = try #require(try store.incarnations(pid: a).first?.record, "A not stored: \(d.logText)")
+        #expect(ra.parent?.pid == top.pid)
+        #expect(ra.name == "python3", "A inherits its parent's image: \(ra)")
+        let rb = try #require(try store.incarnations(pid: b).first?.record)
+        #expect(rb.parent == ra.id)
+        #expect(try store.incarnations(pid: z).isEmpty, "Z is not announced until asked for")
+
+        // Z: read from the kernel map on the flush who-spawned asks for, with its fork-time parent.
+        let requests = d.logText.components(separatedBy: "flushed on request").count
+        let j = try whoSpawnedJSON(z, db: d.db)
+        #expect(j["source"] as? String == "store", "\(j)")
+        #expect((j["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int == Int(top.pid), "\(j)")
+        #expect(d.logText.components(separatedBy: "flushed on request").count == requests + 1, "\(d.logText)")
+        d.stop()
+    }
+
     @Test func whoSpawnedAsksTheDaemonToFlush() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "flush-now")

@@ -97,6 +97,8 @@ struct rv_ident {
 struct rv_proc {
     struct rv_ident self;
     struct rv_ident parent;  /* fork-time parent, never overwritten */
+    unsigned int parent_thread;  /* pid of the thread that called fork/clone */
+    unsigned int announced;      /* a record naming this process was written to the ring */
 };
 
 struct rv_header {

@@ -13,6 +13,7 @@ struct rv_bpf_options {
     unsigned int ringbuf_bytes;      /* power of two, multiple of the page size; 0 = default */
     unsigned long long wakeup_bytes; /* wake the reader when this much is pending; 0 = every event */
     int try_lsm;                     /* also load the deny program (lsm/bprm_check_security) */
+    int lazy_forks;                  /* fork records only when needed (see common.bpf.h) */
 };
 
 /* Outcome of the optional deny program: 0 attached, else -errno of the failed step. */
@@ -48,6 +49,8 @@ int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out);
 
 /* Entries currently in the per-process map (walks it: for diagnostics, not hot paths). */
 long rv_bpf_proc_count(struct rv_bpf *b);
+/* Up to `cap` live processes the ring has not announced yet (lazy forks); returns how many. */
+long rv_bpf_unannounced(struct rv_bpf *b, struct rv_proc *out, long cap);
 
 enum rv_map {
     RV_MAP_EXE_RULES = 0,
