@@ -300,6 +300,14 @@ public final class Daemon: Sendable {
             }
         }
 
+        /// What the kernel map holds that no record named yet: live processes that forked and
+        /// have neither exec'd nor exited (lazy forks). For a who-spawned asking, and at a stop,
+        /// so a restart on this boot finds their exact identity and fork-time parent.
+        func announceLive() throws {
+            guard config.tracer.lazyForks else { return }
+            for f in tracer.unannounced() { try handle(.event(.fork(f))) }
+        }
+
         do {
             while true {
                 if reloadRequested.exchange(false, ordering: .acquiringAndReleasing) {
@@ -321,11 +329,7 @@ public final class Daemon: Sendable {
                 if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                     // Everything the ring holds now goes in: the asker's process started before it asked.
                     for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }
-                    // And what the kernel map holds that no record named yet: processes that
-                    // forked and have neither exec'd nor exited (lazy forks).
-                    if config.tracer.lazyForks {
-                        for f in tracer.unannounced() { try handle(.event(.fork(f))) }
-                    }
+                    try announceLive()
                     try flush(force: true)
                     nextFlush = ContinuousClock.now + flushEvery
                     log.info("flushed on request (SIGUSR1)")
@@ -338,6 +342,7 @@ public final class Daemon: Sendable {
             try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "store write failed: \(error)", lostEvents: Int64(lost.ringbufFull))
             throw error
         }
+        try announceLive()
         try flush()
         let reason = control.withLock { $0.stopReason } ?? "event stream ended"
         try store.endRun(run, nowWallNs: Daemon.wallNs(), reason: reason, lostEvents: Int64(lost.ringbufFull))

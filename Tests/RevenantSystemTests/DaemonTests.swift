@@ -241,7 +241,17 @@ import Testing
         #expect(j["source"] as? String == "store", "\(j)")
         #expect((j["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int == Int(top.pid), "\(j)")
         #expect(d.logText.components(separatedBy: "flushed on request").count == requests + 1, "\(d.logText)")
+
+        // A bare fork still running at a stop is stored then, exactly, for a restart on this boot.
+        let out2 = d.dir + "/pid2"
+        let top2 = spawn(["/usr/bin/python3", "-c", "import os, time\nc = os.fork()\nif c == 0: time.sleep(30); os._exit(0)\nprint(c, flush=True)"],
+                         stdout: out2)
+        let y = try #require(Int32(try String(contentsOfFile: out2, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(y, SIGKILL) }
         d.stop()
+        let ry = try #require(try store.incarnations(pid: y).first?.record, "Y not stored at the stop")
+        #expect(ry.parent?.pid == top2.pid)
+        #expect(ry.id.precise)
     }
 
     @Test func whoSpawnedAsksTheDaemonToFlush() async throws {
