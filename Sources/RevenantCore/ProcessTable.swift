@@ -212,7 +212,8 @@ public struct ProcessTable: Sendable {
 
     /// The parent a process was reparented to, when it differs from its fork-time parent.
     private func adoption(parent: Identity?, realParent: Identity) -> Identity? {
-        guard realParent.pid != 0, let p = parent, canon(p) != canon(realParent) else { return nil }
+        // The same identity needs no lookups (the common case: the spawner is still the parent).
+        guard realParent.pid != 0, let p = parent, p != realParent, canon(p) != canon(realParent) else { return nil }
         return realParent
     }
 
