@@ -297,6 +297,10 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	if (me && !me->announced)
 		announce(e.h.proc.tgid);
 	ident_of(p->real_parent, &e.real_parent);
+	/* Children it leaves behind may be seen only later (lazy forks): userspace must keep it
+	 * findable as their parent. Exiting threads have moved theirs to this last one. */
+	if (p->children.next != &p->children)
+		e.flags |= RV_F_LEFT_CHILDREN;
 	e.exit_code = p->exit_code;
 	bpf_map_delete_elem(&procs, &e.h.proc.tgid);
 	emit(&e, sizeof(e));

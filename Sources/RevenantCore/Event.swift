@@ -81,6 +81,8 @@ public struct ExitEvent: Hashable, Sendable {
     public var parent: Identity?
     public var realParent: Identity
     public var status: ExitStatus
+    /// It still had children, reparented as it ended: they may be first seen later.
+    public var leftChildren: Bool = false
 }
 
 /// An execve the deny tier refused: the caller keeps its image.

@@ -42,7 +42,8 @@ public enum EventDecoder {
             return .exit(ExitEvent(
                 time: e.h.time_ns, process: ident(e.h.proc),
                 parent: e.flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
-                realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code)))
+                realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code),
+                leftChildren: e.flags & RV_F_LEFT_CHILDREN.rawValue != 0))
         case UInt32(RV_EVENT_EXEC.rawValue):
             return .exec(try exec(bytes, declared: declared))
         case UInt32(RV_EVENT_DENY.rawValue):

@@ -99,6 +99,9 @@ public struct ProcessTable: Sendable {
     private var aliases: [Identity: Identity] = [:]
     /// Seeded identities re-keyed to precise ones since the last `drainRekeys()`.
     private var pendingRekeys: [(from: Identity, to: Identity)] = []
+    /// Ended leaving children behind, since the last `changes`: never a leaf, since a child
+    /// first seen later (lazy forks) must find it as a parent.
+    private var leftChildren: Set<Identity> = []
     private var evictable: [Identity] = []
     private var evictHead = 0
     public private(set) var evicted = 0
@@ -160,6 +163,7 @@ public struct ProcessTable: Sendable {
             slab[i]!.denied.append(e)
             if slab[i]!.denied.count > 16 { slab[i]!.denied.removeFirst() }
         case .exit(let e):
+            if e.leftChildren { leftChildren.insert(e.process) }
             let i = slots[e.process]
             let adopter = adoption(parent: i.flatMap { slab[$0]!.parent } ?? e.parent, realParent: e.realParent)
             if let i {
@@ -309,8 +313,9 @@ public struct ProcessTable: Sendable {
 
     /// Records changed since the last store batch, split the way the store keeps them;
     /// `changed` maps each to whether it was forked since that batch. A leaf was forked since,
-    /// has ended, is exact (not seeded) and is no record's parent: its children would have been
-    /// forked since too, so they are among `changed`. Parents and adopters are under their
+    /// has ended, is exact (not seeded), is no record's parent and left no children behind:
+    /// children seen so far were seen since, so they are among `changed`, and the kernel says
+    /// whether any it never reported outlived it (lazy forks). Parents and adopters are under their
     /// current keys. `mutating` only so that a caller holding the table in a class does not copy
     /// the whole table for the call.
     public mutating func changes(_ changed: [Identity: Bool]) -> (leaves: [ProcessRecord], rows: [(record: ProcessRecord, born: Bool)]) {
@@ -323,12 +328,14 @@ public struct ProcessTable: Sendable {
             var r = slab[i]!
             r.parent = r.parent.map(canon)
             r.adoptedBy = r.adoptedBy.map(canon)
-            if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true, !parents.contains(r.id) {
+            if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true, !parents.contains(r.id),
+               !leftChildren.contains(id) {
                 leaves.append(r)
             } else {
                 rows.append((r, born))
             }
         }
+        leftChildren.removeAll(keepingCapacity: true)
         return (leaves, rows)
     }
 

@@ -54,6 +54,22 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(!add(exit(id(303, 4), parent: sh, real: sh)))
     }
 
+    /// A process that ended leaving children the table has not seen is a row: they may name it later.
+    @Test func leftChildrenMakeARow() {
+        var t = ProcessTable()
+        let x = id(400, 1), y = id(401, 2)
+        t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
+        for p in [x, y] {
+            t.apply(fork(p, of: initP))
+            var e = ExitEvent(time: p.startNs + 1, process: p, parent: initP, realParent: initP, status: .exited(0))
+            e.leftChildren = p == x
+            t.apply(.exit(e))
+        }
+        let (leaves, rows) = t.changes([x: true, y: true])
+        #expect(leaves.map(\.id) == [y])
+        #expect(rows.map(\.record.id) == [x])
+    }
+
     /// What the store may keep many to a row: forked since the last batch, ended, nobody's parent.
     @Test func changesSplitLeavesFromRows() {
         var t = ProcessTable()

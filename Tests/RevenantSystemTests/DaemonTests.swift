@@ -254,6 +254,47 @@ import Testing
         #expect(ry.id.precise)
     }
 
+    /// A bare fork that exits leaving a child behind is that child's parent even when the child
+    /// is first seen long after (lazy forks): it is stored as a row, not a leaf, so the
+    /// child's chain goes through it.
+    @Test func aParentThatExitedBeforeItsChildWasSeenStaysInTheChain() async throws {
+        try Kernel.check()
+        let d = try DaemonUnderTest(name: "orphaner")
+        try await d.start()
+        let out = d.dir + "/pids", go = d.dir + "/go"
+        // Top forks X; X forks C and exits at once; C waits for `go`, then execs sleep.
+        let script = """
+            import os, sys, time
+            r, w = os.pipe()
+            x = os.fork()
+            if x == 0:
+                c = os.fork()
+                if c == 0:
+                    while not os.path.exists(sys.argv[1]): time.sleep(0.05)
+                    os.execv('/bin/sleep', ['sleep', '30'])
+                os.write(w, f"{c}\\n".encode()); os._exit(0)
+            os.waitpid(x, 0)
+            print(x, os.read(r, 64).decode().strip(), flush=True)
+            """
+        let top = spawn(["/usr/bin/python3", "-c", script, go], stdout: out)
+        #expect(top.status == 0)
+        let pids = try String(contentsOfFile: out, encoding: .utf8).split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+        try #require(pids.count == 2, "\(pids)")
+        let (x, c) = (pids[0], pids[1])
+        defer { kill(c, SIGKILL) }
+        try await d.settle()   // X's exit is stored before anything names C
+        FileManager.default.createFile(atPath: go, contents: nil)
+        for _ in 0..<100 {
+            if ((try? String(contentsOfFile: "/proc/\(c)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let j = try whoSpawnedJSON(c, db: d.db)
+        let anc = try #require(j["ancestry"] as? [[String: Any]], "\(j)")
+        #expect(anc.map { $0["pid"] as? Int }.prefix(2) == [Int(x), Int(top.pid)], "\(j)")
+        #expect(j["source"] as? String == "store", "\(j)")
+        d.stop()
+    }
+
     @Test func whoSpawnedAsksTheDaemonToFlush() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "flush-now")

@@ -76,6 +76,7 @@ enum rv_flags {
     RV_F_PARENT_UNKNOWN     = 1u << 4,  /* process not in the kernel map (started before load, or map full) */
     RV_F_NONLEADER_EXEC     = 1u << 5,  /* exec came from a non-leader thread (old_pid != tgid) */
     RV_F_ARGV_UNREADABLE    = 1u << 6,
+    RV_F_LEFT_CHILDREN      = 1u << 7,  /* exit: the process still had children (they were reparented) */
 };
 
 /* Per-CPU counters (index into the "counters" map). */
