@@ -130,8 +130,10 @@ public struct ProcessTable: Sendable {
         switch event {
         case .fork(let e):
             // A fork record can come twice (lazy forks: two CPUs announcing one process, or
-            // the daemon reading the kernel map): the first stands.
-            guard slot(e.process) == nil else { return false }
+            // the daemon reading the kernel map): the first stands. A record seeded from /proc
+            // (forked as tracing started) gives way to the exact one, but is not new: a row holds it.
+            let known = slot(e.process)
+            if let known, !slab[known]!.seeded { return false }
             join(e.parent)
             // Only the parent's name and image are needed: read in place, not copied whole.
             let pi = slot(e.parent)
@@ -143,7 +145,7 @@ public struct ProcessTable: Sendable {
                 r.imageInherited = true
             }
             insert(r)
-            return true
+            return known == nil
         case .exec(let e):
             // Changed in place: a copy out and back would copy the images array on every exec.
             // The adopter is worked out first: nothing may read `self` during the in-place change.

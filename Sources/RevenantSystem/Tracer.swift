@@ -183,8 +183,8 @@ public final class Tracer: @unchecked Sendable {
     }
 
     /// Lazy forks: live processes no record has named yet (forked, neither exec'd nor exited),
-    /// as their fork events, oldest first. At most `limit`.
-    public func unannounced(limit: Int = 1 << 17) -> [ForkEvent] {
+    /// as their fork events, oldest first. At most `limit` (default: all the map can hold).
+    public func unannounced(limit: Int = Int(RV_MAX_PROCS)) -> [ForkEvent] {
         handleLock.lock()
         defer { handleLock.unlock() }
         guard let h = handle else { return [] }

@@ -54,6 +54,26 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(!add(exit(id(303, 4), parent: sh, real: sh)))
     }
 
+    /// A process forked as tracing started is seeded from /proc first; its fork record then
+    /// gives it the exact identity and fork-time parent, but is not a new record (a row holds it).
+    @Test func aForkRecordReplacesTheSeededOneWithoutBeingNew() {
+        var t = ProcessTable()
+        let sh = id(500, 1), exact = Identity(pid: 501, startNs: 2_000_000_123)
+        let tick = Identity(pid: 501, startTicks: exact.startTicks)
+        t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
+        t.apply(exec(sh, ["/bin/sh"], parent: initP, real: initP))
+        var seeded = ProcessRecord(id: tick, parent: initP, comm: "sh")
+        seeded.parentIsCurrentOnly = true
+        t.seed(seeded)
+        func add(_ e: Event) -> Bool { t.apply(e) }
+        #expect(!add(fork(exact, of: sh)))
+        #expect(t[exact]?.seeded == false)
+        #expect(t[exact]?.parent == sh)
+        #expect(t[tick]?.id == exact)
+        #expect(!add(fork(exact, of: initP)), "a second fork record is ignored")
+        #expect(t[exact]?.parent == sh)
+    }
+
     /// A process that ended leaving children the table has not seen is a row: they may name it later.
     @Test func leftChildrenMakeARow() {
         var t = ProcessTable()
