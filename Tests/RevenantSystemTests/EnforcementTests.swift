@@ -338,6 +338,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
             sleep 1
             kill $daemon; wait $daemon
             grep -i "denied exec" $D/log
+            echo "AUDIT-DENIED=$(grep -c 'denied exec of' $D/audit.jsonl)"
             exit 0
             """.write(toFile: guest, atomically: true, encoding: .utf8)
         // The guest runs for tens of seconds: block a Dispatch thread, not the test pool.
@@ -371,6 +372,9 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         #expect(text.contains("PY-STATUS=126"))
         #expect(text.contains("PY-DID-NOT-RUN"))
         #expect(text.contains("denied exec (rule \"deny-v1-script\")"))
+        // Each caller was a bare fork of the shell (lazy forks: announced by the deny itself),
+        // so each denial has its audit record with the caller's lineage.
+        #expect(text.contains("AUDIT-DENIED=2"), "\(text.suffix(2000))")
     }
 }
 
