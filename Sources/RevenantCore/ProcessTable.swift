@@ -89,7 +89,10 @@ public struct ProcessTable: Sendable {
     /// Records live in a slab, found by identity: an array element is read and changed in
     /// place, where a dictionary value was copied whole (every field retained) on each read.
     private var slots: [Identity: Int] = [:]
-    private var slab: [ProcessRecord?] = []
+    /// Not optional: `slab[i]!` copied the record out (every field retained) even to read one field.
+    /// A free slot holds `vacant`, and only `slots` says which are in use.
+    private var slab: [ProcessRecord] = []
+    private static let vacant = ProcessRecord(id: Identity(pid: 0, startNs: 0), parent: nil, comm: "")
     private var freeSlots: [Int] = []
     /// Newest identity for each PID.
     public private(set) var byPid: [Int32: Identity] = [:]
@@ -114,14 +117,14 @@ public struct ProcessTable: Sendable {
     public var count: Int { slots.count }
 
     /// Every record held, in no particular order.
-    public var all: [ProcessRecord] { slab.compactMap { $0 } }
+    public var all: [ProcessRecord] { slots.values.map { slab[$0] } }
 
     public subscript(id: Identity) -> ProcessRecord? {
-        slot(id).map { slab[$0]! }
+        slot(id).map { slab[$0] }
     }
 
     /// The newest known process with this PID.
-    public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { slots[$0] }.map { slab[$0]! } }
+    public func latest(pid: Int32) -> ProcessRecord? { byPid[pid].flatMap { slots[$0] }.map { slab[$0] } }
 
     /// Returns true when the event added a record (the process was not in the table).
     @discardableResult
@@ -133,13 +136,13 @@ public struct ProcessTable: Sendable {
             // the daemon reading the kernel map): the first stands. A record seeded from /proc
             // (forked as tracing started) gives way to the exact one, but is not new: a row holds it.
             let known = slot(e.process)
-            if let known, !slab[known]!.seeded { return false }
+            if let known, !slab[known].seeded { return false }
             join(e.parent)
             // Only the parent's name and image are needed: read in place, not copied whole.
             let pi = slot(e.parent)
-            var r = ProcessRecord(id: e.process, parent: e.parent, comm: pi.map { slab[$0]!.name } ?? "")
+            var r = ProcessRecord(id: e.process, parent: e.parent, comm: pi.map { slab[$0].name } ?? "")
             // A fork of a known process inherits its image (until it execs).
-            if let pi, let img = slab[pi]!.image {
+            if let pi, let img = slab[pi].image {
                 r.images = [img]
                 r.comm = img.comm
                 r.imageInherited = true
@@ -150,9 +153,9 @@ public struct ProcessTable: Sendable {
             // Changed in place: a copy out and back would copy the images array on every exec.
             // The adopter is worked out first: nothing may read `self` during the in-place change.
             let i = slots[e.process]
-            let adopter = adoption(parent: i.flatMap { slab[$0]!.parent } ?? e.parent, realParent: e.realParent)
+            let adopter = adoption(parent: i.flatMap { slab[$0].parent } ?? e.parent, realParent: e.realParent)
             if let i {
-                ProcessTable.execed(&slab[i]!, e, adopter: adopter)
+                ProcessTable.execed(&slab[i], e, adopter: adopter)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: e.comm)
                 ProcessTable.currentParent(&r, e.realParent)
@@ -162,15 +165,15 @@ public struct ProcessTable: Sendable {
             }
         case .deny(let e):
             guard let i = slots[e.process] else { return false }
-            slab[i]!.denied.append(e)
-            if slab[i]!.denied.count > 16 { slab[i]!.denied.removeFirst() }
+            slab[i].denied.append(e)
+            if slab[i].denied.count > 16 { slab[i].denied.removeFirst() }
         case .exit(let e):
             if e.leftChildren { leftChildren.insert(e.process) }
             let i = slots[e.process]
-            let adopter = adoption(parent: i.flatMap { slab[$0]!.parent } ?? e.parent, realParent: e.realParent)
+            let adopter = adoption(parent: i.flatMap { slab[$0].parent } ?? e.parent, realParent: e.realParent)
             if let i {
-                guard !slab[i]!.exited else { return false }
-                ProcessTable.exitedAt(&slab[i]!, e, adopter: adopter)
+                guard !slab[i].exited else { return false }
+                ProcessTable.exitedAt(&slab[i], e, adopter: adopter)
                 exited(e.process)
             } else {
                 var r = ProcessRecord(id: e.process, parent: e.parent, comm: "")
@@ -225,8 +228,8 @@ public struct ProcessTable: Sendable {
 
     /// Annotates the newest image of a process (enforcement results).
     public mutating func replaceLatestImage(of id: Identity, with img: Image) {
-        guard let i = slots[id], let n = slab[i]?.images.count, n > 0 else { return }
-        slab[i]!.images[n - 1] = img
+        guard let i = slots[id], case let n = slab[i].images.count, n > 0 else { return }
+        slab[i].images[n - 1] = img
     }
 
     /// Adds a process that was alive before tracing started.
@@ -255,7 +258,7 @@ public struct ProcessTable: Sendable {
               let i = slots[s] else { return }
         seededByPid[id.pid] = nil
         slots[s] = nil
-        slab[i] = ProcessRecord(rekeying: slab[i]!, to: id)
+        slab[i] = ProcessRecord(rekeying: slab[i], to: id)
         slots[id] = i
         aliases[s] = id
         pendingRekeys.append((s, id))
@@ -321,36 +324,45 @@ public struct ProcessTable: Sendable {
     /// current keys. `mutating` only so that a caller holding the table in a class does not copy
     /// the whole table for the call.
     public mutating func changes(_ changed: [Identity: Bool]) -> (leaves: [ProcessRecord], rows: [(record: ProcessRecord, born: Bool)]) {
+        var leaves: [ProcessRecord] = []
+        let rows = changes(changed) { leaves.append(copy $0) }
+        return (leaves, rows)
+    }
+
+    /// As `changes(_:)`, handing each leaf to `leaf` where the table holds it: copied out, a
+    /// record retained and released each of its strings and arrays (most leaves are encoded
+    /// and never looked at again).
+    public mutating func changes(_ changed: [Identity: Bool], leaf: (borrowing ProcessRecord) -> Void) -> [(record: ProcessRecord, born: Bool)] {
         var parents = Set<Identity>(minimumCapacity: changed.count)
-        for id in changed.keys { if let i = slot(id), let p = slab[i]!.parent { parents.insert(p) } }
-        var leaves: [ProcessRecord] = [], rows: [(record: ProcessRecord, born: Bool)] = []
-        leaves.reserveCapacity(changed.count)
+        for id in changed.keys { if let i = slot(id), let p = slab[i].parent { parents.insert(p) } }
+        var rows: [(record: ProcessRecord, born: Bool)] = []
         for (id, born) in changed {
             guard let i = slot(id) else { continue }
-            var r = slab[i]!
-            r.parent = r.parent.map(canon)
-            r.adoptedBy = r.adoptedBy.map(canon)
-            if born, r.exited, r.id.precise, !r.seeded, r.parent?.precise ?? true, !parents.contains(r.id),
-               !leftChildren.contains(id) {
-                leaves.append(r)
+            // Filed under current keys in the table too: every lookup resolves either.
+            if let p = slab[i].parent, case let c = canon(p), c != p { slab[i].parent = c }
+            if let a = slab[i].adoptedBy, case let c = canon(a), c != a { slab[i].adoptedBy = c }
+            let rid = slab[i].id
+            if born, slab[i].exited, rid.precise, !slab[i].seeded, slab[i].parent?.precise ?? true,
+               !parents.contains(rid), !leftChildren.contains(id) {
+                leaf(slab[i])
             } else {
-                rows.append((r, born))
+                rows.append((slab[i], born))
             }
         }
         leftChildren.removeAll(keepingCapacity: true)
-        return (leaves, rows)
+        return rows
     }
 
     /// The newest image of a process and its sequence number in the store (images ever
     /// recorded for it, minus one), read without copying the record.
     public func latestImage(of id: Identity) -> (seq: Int, image: Image)? {
-        guard let i = slot(id), let img = slab[i]!.images.last else { return nil }
-        return (slab[i]!.images.count - 1 + slab[i]!.imagesDropped, img)
+        guard let i = slot(id), let img = slab[i].images.last else { return nil }
+        return (slab[i].images.count - 1 + slab[i].imagesDropped, img)
     }
 
     /// As `self[id]?.id ?? id`, without copying the record (this runs several times per event).
     private func canon(_ id: Identity) -> Identity {
-        slot(id).map { slab[$0]!.id } ?? id
+        slot(id).map { slab[$0].id } ?? id
     }
 
     /// Takes the record by move: a copy retained each of its strings and arrays (8 % of the
@@ -358,9 +370,9 @@ public struct ProcessTable: Sendable {
     private mutating func insert(_ r: consuming ProcessRecord) {
         let id = r.id, ended = r.exited, parent = r.parent
         var newest = byPid[id.pid]
-        if let old = newest, old != id, let oi = slots[old], !slab[oi]!.exited {
+        if let old = newest, old != id, let oi = slots[old], !slab[oi].exited {
             // The PID was reused: the old holder must have exited unseen.
-            slab[oi]!.exitTime = id.startNs
+            slab[oi].exitTime = id.startNs
             exited(old)
             newest = byPid[id.pid]
         }
@@ -383,10 +395,10 @@ public struct ProcessTable: Sendable {
 
     private mutating func exited(_ id: Identity) {
         guard let i = slots[id] else { return }
-        if let p = slab[i]!.parent.map(canon), let n = liveChildren[p] {
+        if let p = slab[i].parent.map(canon), let n = liveChildren[p] {
             if n <= 1 {
                 liveChildren[p] = nil
-                if let pi = slots[p], slab[pi]!.exited { evictable.append(p) }
+                if let pi = slots[p], slab[pi].exited { evictable.append(p) }
             } else {
                 liveChildren[p] = n - 1
             }
@@ -399,9 +411,9 @@ public struct ProcessTable: Sendable {
         while evictable.count - evictHead > exitedRetention {
             let id = evictable[evictHead]
             evictHead += 1
-            guard let i = slots[id], slab[i]!.exited, liveChildren[id] == nil else { continue }
+            guard let i = slots[id], slab[i].exited, liveChildren[id] == nil else { continue }
             slots[id] = nil
-            slab[i] = nil
+            slab[i] = ProcessTable.vacant
             freeSlots.append(i)
             if byPid[id.pid] == id { byPid[id.pid] = nil }
             evicted += 1

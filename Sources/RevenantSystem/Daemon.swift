@@ -218,8 +218,7 @@ public final class Daemon: Sendable {
                 lost = counters
             }
             batch.rekeys = held.value.drainRekeys()
-            let (leaves, rows) = held.value.changes(dirty)
-            batch.leaves = leaves
+            let rows = held.value.changes(dirty) { batch.leaves.append($0) }
             for (r, born) in rows {
                 // Born since the last flush: no image of it is stored yet, and its execs were
                 // not batched one by one. More than the table keeps (`maxImages`) in one

@@ -28,7 +28,7 @@ enum LeafCodec {
             s.withUTF8 { u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }
         }
 
-        mutating func record(_ r: ProcessRecord) {
+        mutating func record(_ r: borrowing ProcessRecord) {
             var flags: UInt64 = 0
             if r.parent != nil { flags |= 1 }
             if r.parentIsCurrentOnly { flags |= 2 }
@@ -146,5 +146,57 @@ enum LeafCodec {
         var out: [ProcessRecord] = []
         while !r.atEnd { out.append(try r.record()) }
         return out
+    }
+}
+
+/// Leaves for one `leaf_batch` row, encoded as they are added (see `StoreBatch.leaves`).
+public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
+    var records = LeafCodec.Writer()
+    /// ",pid,pid,": what `instr` finds a PID in.
+    var pids: [UInt8] = [UInt8(ascii: ",")]
+    /// Distinct command lines with how many leaves ran each, then distinct exe paths.
+    var argvs: [[String]: Int] = [:]
+    var exes = Set<String>()
+    private var lastArgv: [String]? = nil, lastCount = 0
+    private var lastExe = ""
+    var first = UInt64.max, last: UInt64 = 0
+    public private(set) var count = 0
+
+    public init() {}
+    public init(arrayLiteral elements: ProcessRecord...) { self.init(elements) }
+    public init(_ records: some Sequence<ProcessRecord>) { for r in records { append(r) } }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public mutating func append(_ r: borrowing ProcessRecord) {
+        if count == 0 { records.bytes.reserveCapacity(256 * 192) }
+        count += 1
+        records.record(r)
+        pids.append(contentsOf: String(r.id.pid).utf8); pids.append(UInt8(ascii: ","))
+        first = min(first, r.id.startNs)
+        last = max(last, r.exitTime ?? r.id.startNs)
+        for k in r.images.indices {
+            // A process counts once per command line, however often it exec'd it.
+            if k > 0, r.images[..<k].contains(where: { $0.argv == r.images[k].argv }) { continue }
+            // Consecutive leaves mostly ran the same thing: count those without hashing.
+            if r.images[k].argv == lastArgv {
+                lastCount += 1
+            } else {
+                if let l = lastArgv { argvs[l, default: 0] += lastCount }
+                lastArgv = r.images[k].argv; lastCount = 1
+            }
+            if r.images[k].filename != lastExe { lastExe = r.images[k].filename; exes.insert(lastExe) }
+        }
+    }
+
+    /// The batch's search keys: each distinct command line with its count, a 0, then each exe.
+    func keys() -> [UInt8] {
+        var argvs = argvs
+        if let l = lastArgv { argvs[l, default: 0] += lastCount }
+        var keys = LeafCodec.Writer()
+        for (argv, n) in argvs { keys.uint(UInt64(n)); keys.blob(Store.joinArgv(argv)) }
+        keys.uint(0)
+        for e in exes { keys.string(e) }
+        return keys.bytes
     }
 }

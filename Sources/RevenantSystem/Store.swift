@@ -49,7 +49,7 @@ public struct StoreBatch: Sendable {
     public var images: [(process: Identity, seq: Int, image: Image)] = []
     /// Exited processes, with their images, that no other record names as parent and that no
     /// earlier batch wrote: stored together in one `leaf_batch` row.
-    public var leaves: [ProcessRecord] = []
+    public var leaves = LeafBatch()
 
     public init(boot: String, bootEpochNs: Int64) {
         self.boot = boot; self.bootEpochNs = bootEpochNs

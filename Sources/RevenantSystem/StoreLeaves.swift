@@ -6,43 +6,13 @@ import RevenantCore
 /// return an exited process reads them too; ancestry does not (a leaf is nobody's parent).
 extension Store {
     static func writeLeaves(_ batch: StoreBatch, boot: Int64, _ db: Database) throws {
-        var w = LeafCodec.Writer()
-        w.bytes.reserveCapacity(batch.leaves.count * 192)
-        var pids: [UInt8] = [UInt8(ascii: ",")]
-        // Distinct command lines with how many leaves ran each, then distinct exe paths.
-        var argvs: [[String]: Int] = [:], exes = Set<String>()
-        var lastArgv: [String]? = nil, lastCount = 0
-        var lastExe = ""
-        var first = UInt64.max, last: UInt64 = 0
-        for r in batch.leaves {
-            w.record(r)
-            pids.append(contentsOf: String(r.id.pid).utf8); pids.append(UInt8(ascii: ","))
-            first = min(first, r.id.startNs)
-            last = max(last, r.exitTime ?? r.id.startNs)
-            for (k, i) in r.images.enumerated() {
-                // A process counts once per command line, however often it exec'd it.
-                if k > 0, r.images[..<k].contains(where: { $0.argv == i.argv }) { continue }
-                // Consecutive leaves mostly ran the same thing: count those without hashing.
-                if i.argv == lastArgv {
-                    lastCount += 1
-                } else {
-                    if let l = lastArgv { argvs[l, default: 0] += lastCount }
-                    lastArgv = i.argv; lastCount = 1
-                }
-                if i.filename != lastExe { lastExe = i.filename; exes.insert(i.filename) }
-            }
-        }
-        if let l = lastArgv { argvs[l, default: 0] += lastCount }
-        var keys = LeafCodec.Writer()
-        for (argv, n) in argvs { keys.uint(UInt64(n)); keys.blob(joinArgv(argv)) }
-        keys.uint(0)
-        for e in exes { keys.string(e) }
+        let l = batch.leaves
         let st = try RawStatement(db.cachedStatement(sql: """
             INSERT INTO leaf_batch (boot, first_wall_ns, last_wall_ns, count, pids, keys, records) VALUES (?, ?, ?, ?, ?, ?, ?)
             """), db)
         var b = st.begin()
-        b.int(boot); b.int(batch.bootEpochNs + Int64(first)); b.int(batch.bootEpochNs + Int64(last))
-        b.int(Int64(batch.leaves.count)); b.bytes(pids, asText: true); b.bytes(keys.bytes); b.bytes(w.bytes)
+        b.int(boot); b.int(batch.bootEpochNs + Int64(l.first)); b.int(batch.bootEpochNs + Int64(l.last))
+        b.int(Int64(l.count)); b.bytes(l.pids, asText: true); b.bytes(l.keys()); b.bytes(l.records.bytes)
         try st.run()
     }
 

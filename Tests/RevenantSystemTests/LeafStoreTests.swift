@@ -126,7 +126,7 @@ import Testing
     @Test func retentionDropsWholeBatchesOldestFirst() throws {
         let (s, _, _, _, _) = try populated()
         var b = StoreBatch(boot: boot, bootEpochNs: epoch)
-        b.leaves = (0..<3).map { process(20 + $0, start: 10_000, parent: nil, exitAt: 11_000, images: []) }
+        b.leaves = LeafBatch((0..<3).map { process(20 + $0, start: 10_000, parent: nil, exitAt: 11_000, images: []) })
         try s.write(b, nowWallNs: 0)
         #expect(try s.processCount() == 7)
         // By age: the first batch's last exit (4,900) is before the cutoff, the second's is not.
