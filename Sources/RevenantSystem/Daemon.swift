@@ -324,7 +324,8 @@ public final class Daemon: Sendable {
                 let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
                 // nil: stop was asked for and the ring is drained.
                 guard let items = tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush)) else { break }
-                for item in items { try handle(item) }
+                // By index: `for item in items` copied each record out, every string retained.
+                try items.withUnsafeBufferPointer { items in for i in items.indices { try handle(items[i]) } }
                 if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                     // Everything the ring holds now goes in: the asker's process started before it asked.
                     for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }

@@ -18,14 +18,22 @@ enum LeafCodec {
         }
         mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
         mutating func string(_ s: String) {
+            // Native strings are contiguous: no copy of the string to make it so.
+            if let done: Void = s.utf8.withContiguousStorageIfAvailable({ u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }) {
+                return done
+            }
             var s = s
             s.withUTF8 { u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }
         }
         mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes.append(contentsOf: b) }
         /// nil as 0, a string as its length + 1.
         mutating func optional(_ s: String?) {
-            guard var s else { uint(0); return }
-            s.withUTF8 { u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }
+            guard let s else { uint(0); return }
+            if let done: Void = s.utf8.withContiguousStorageIfAvailable({ u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }) {
+                return done
+            }
+            var c = s
+            c.withUTF8 { u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }
         }
 
         mutating func record(_ r: borrowing ProcessRecord) {
@@ -50,13 +58,16 @@ enum LeafCodec {
             case nil: break
             }
             uint(UInt64(r.imagesDropped)); uint(UInt64(r.images.count))
-            for i in r.images {
-                uint(i.time); string(i.filename); optional(i.interpreter); uint(i.exeDevice); uint(i.exeInode)
-                uint(UInt64(i.argv.count)); for a in i.argv { string(a) }
-                uint(i.argvTruncated ? 1 : 0); string(i.comm)
-                uint(UInt64(i.uid)); uint(UInt64(i.euid)); uint(UInt64(i.gid)); uint(i.loginuid.map { UInt64($0) + 1 } ?? 0)
-                uint(i.cgroupId); string(i.cgroup); optional(i.cwd); optional(i.enforcement)
-            }
+            // Read in place: `for i in r.images` copied each image out, every string retained.
+            r.images.withUnsafeBufferPointer { images in for i in images.indices { image(images[i]) } }
+        }
+
+        private mutating func image(_ i: borrowing Image) {
+            uint(i.time); string(i.filename); optional(i.interpreter); uint(i.exeDevice); uint(i.exeInode)
+            uint(UInt64(i.argv.count)); for a in i.argv { string(a) }
+            uint(i.argvTruncated ? 1 : 0); string(i.comm)
+            uint(UInt64(i.uid)); uint(UInt64(i.euid)); uint(UInt64(i.gid)); uint(i.loginuid.map { UInt64($0) + 1 } ?? 0)
+            uint(i.cgroupId); string(i.cgroup); optional(i.cwd); optional(i.enforcement)
         }
     }
 
