@@ -114,6 +114,15 @@ public enum Event: Hashable, Sendable {
         }
     }
 
+    /// The rule bits an exec matched in the kernel; nil for any other record.
+    public var execMatched: UInt64? {
+        if case .exec(let e) = self { e.matched } else { nil }
+    }
+
+    public var isExit: Bool {
+        if case .exit = self { true } else { false }
+    }
+
     public var time: UInt64 {
         switch self {
         case .fork(let e): return e.time

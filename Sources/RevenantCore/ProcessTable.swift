@@ -325,28 +325,39 @@ public struct ProcessTable: Sendable {
     /// the whole table for the call.
     public mutating func changes(_ changed: [Identity: Bool]) -> (leaves: [ProcessRecord], rows: [(record: ProcessRecord, born: Bool)]) {
         var leaves: [ProcessRecord] = []
-        let rows = changes(changed) { leaves.append(copy $0) }
+        let rows = changes(changed) { leaves.append($0.pointee) }
         return (leaves, rows)
     }
 
-    /// As `changes(_:)`, handing each leaf to `leaf` where the table holds it: copied out, a
-    /// record retained and released each of its strings and arrays (most leaves are encoded
-    /// and never looked at again).
-    public mutating func changes(_ changed: [Identity: Bool], leaf: (borrowing ProcessRecord) -> Void) -> [(record: ProcessRecord, born: Bool)] {
+    /// As `changes(_:)`, handing each leaf to `leaf` where the table holds it, valid for the call
+    /// only: copied out (even to a closure taking it `borrowing`), a record retained and released
+    /// each of its strings and arrays, and most leaves are encoded and never looked at again.
+    public mutating func changes(_ changed: [Identity: Bool], leaf: (UnsafePointer<ProcessRecord>) -> Void) -> [(record: ProcessRecord, born: Bool)] {
+        // Fields are read through the slab's storage: `slab[i].field` copied the record out
+        // (every string retained) for most reads here.
+        var found: [(id: Identity, slot: Int, born: Bool)] = []
+        found.reserveCapacity(changed.count)
         var parents = Set<Identity>(minimumCapacity: changed.count)
-        for id in changed.keys { if let i = slot(id), let p = slab[i].parent { parents.insert(p) } }
-        var rows: [(record: ProcessRecord, born: Bool)] = []
         for (id, born) in changed {
             guard let i = slot(id) else { continue }
+            found.append((id, i, born))
+            let (p, a) = slab.withUnsafeBufferPointer { s in (s[i].parent, s[i].adoptedBy) }
             // Filed under current keys in the table too: every lookup resolves either.
-            if let p = slab[i].parent, case let c = canon(p), c != p { slab[i].parent = c }
-            if let a = slab[i].adoptedBy, case let c = canon(a), c != a { slab[i].adoptedBy = c }
-            let rid = slab[i].id
-            if born, slab[i].exited, rid.precise, !slab[i].seeded, slab[i].parent?.precise ?? true,
-               !parents.contains(rid), !leftChildren.contains(id) {
-                leaf(slab[i])
-            } else {
-                rows.append((slab[i], born))
+            if let a, case let c = canon(a), c != a { slab[i].adoptedBy = c }
+            guard let p else { continue }
+            parents.insert(p)
+            if case let c = canon(p), c != p { slab[i].parent = c }
+        }
+        var rows: [(record: ProcessRecord, born: Bool)] = []
+        slab.withUnsafeBufferPointer { slab in
+            for (id, i, born) in found {
+                let r = slab.baseAddress! + i
+                if born, r.pointee.exitTime != nil, r.pointee.id.precise, !r.pointee.seeded, r.pointee.parent?.precise ?? true,
+                   !parents.contains(r.pointee.id), !leftChildren.contains(id) {
+                    leaf(r)
+                } else {
+                    rows.append((r.pointee, born))
+                }
             }
         }
         leftChildren.removeAll(keepingCapacity: true)

@@ -245,15 +245,18 @@ public final class Daemon: Sendable {
         }
 
         /// One record from the kernel: redact, enforce, audit, apply to the table, batch for the store.
-        func handle(_ item: TraceItem) throws {
-            switch item {
+        /// Takes the record by move: bound from a borrowed one, the exec payload was copied twice.
+        @inline(__always) func handle(_ item: consuming TraceItem) throws {
+            switch consume item {
             case .malformed(let e):
                 malformed += 1
                 log.warning("malformed record skipped", metadata: ["error": "\(e)"])
-            case .event(let raw):
+            case .event(var e):
+                // A policy match is judged on the real command line: kept aside only for a match.
+                let matched = e.execMatched
+                let real: ExecEvent? = if matched ?? 0 != 0, case .exec(let x) = e { x } else { nil }
                 // Secrets leave the command line here, before the table, the store and the logs see it.
-                var e = raw
-                if !config.redactor.patterns.isEmpty, case .exec(var x) = raw {
+                if !config.redactor.patterns.isEmpty, case .exec(var x) = e {
                     x.argv = config.redactor.apply(x.argv)
                     e = .exec(x)
                 }
@@ -271,13 +274,13 @@ public final class Daemon: Sendable {
                 }
                 let added = held.value.apply(e)
                 ingested += 1
-                let id = held.value.canonical(e.process)
+                let id = held.read { $0.canonical(e.process) }
                 let born: Bool
                 // Added to the table: no row holds it yet (with lazy forks, an exec or exit can add one).
                 if added { dirty[id] = true; born = true } else { born = Daemon.touch(&dirty[id, default: false]) }
-                if case .exec(let x) = raw, !born || x.matched != 0 || config.auditAll,
+                if let matched, !born || matched != 0 || config.auditAll,
                    case (let seq, var img)? = held.value.latestImage(of: id) {
-                    if x.matched != 0, let policy,
+                    if let x = real, let policy,
                        let (text, rules) = enforce(x, policy: policy, table: held.value, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
                         img.enforcement = text
                         held.value.replaceLatestImage(of: id, with: img)
@@ -291,7 +294,7 @@ public final class Daemon: Sendable {
                     if !born { batch.images.append((id, seq, img)) }
                 }
                 // Only exits that are audited cost a table lookup.
-                if case .exit = e, let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil), let r = held.value[id] {
+                if e.isExit, let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil), let r = held.value[id] {
                     record(.terminate(r, ancestry: held.value.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
                                       timeMs: Daemon.nowMs(), rules: rules))
                 }
@@ -323,9 +326,11 @@ public final class Daemon: Sendable {
                 }
                 let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
                 // nil: stop was asked for and the ring is drained.
-                guard let items = tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush)) else { break }
-                // By index: `for item in items` copied each record out, every string retained.
-                try items.withUnsafeBufferPointer { items in for i in items.indices { try handle(items[i]) } }
+                guard var items = tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush)) else { break }
+                // Moved out one by one (reversed, then popped): `for item in items` copied each
+                // record out, every string retained and released.
+                items.reverse()
+                while let item = items.popLast() { try handle(item) }
                 if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                     // Everything the ring holds now goes in: the asker's process started before it asked.
                     for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }
@@ -518,4 +523,7 @@ public final class Daemon: Sendable {
 final class Held<Value> {
     var value: Value
     init(_ value: Value) { self.value = value }
+    /// In place: a non-mutating call on `value` from a nested function copied the whole value
+    /// for the call (every table retained and released), once per record.
+    @inline(__always) func read<R>(_ body: (inout Value) throws -> R) rethrows -> R { try body(&value) }
 }

@@ -36,38 +36,43 @@ enum LeafCodec {
             c.withUTF8 { u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }
         }
 
-        mutating func record(_ r: borrowing ProcessRecord) {
+        /// Read through a pointer: a record passed by value was copied for the call (every string retained).
+        mutating func record(_ r: UnsafePointer<ProcessRecord>) {
             var flags: UInt64 = 0
-            if r.parent != nil { flags |= 1 }
-            if r.parentIsCurrentOnly { flags |= 2 }
-            if r.adoptedBy != nil { flags |= 4 }
-            if r.exitTime != nil { flags |= 8 }
-            switch r.exitStatus {
+            if r.pointee.parent != nil { flags |= 1 }
+            if r.pointee.parentIsCurrentOnly { flags |= 2 }
+            if r.pointee.adoptedBy != nil { flags |= 4 }
+            if r.pointee.exitTime != nil { flags |= 8 }
+            switch r.pointee.exitStatus {
             case .exited?: flags |= 16
             case .signaled(_, let core)?: flags |= core ? 96 : 32
             case nil: break
             }
-            uint(UInt64(UInt32(bitPattern: r.id.pid))); uint(r.id.startNs); uint(flags)
-            if let p = r.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
-            if let a = r.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
-            string(r.comm)
-            if let t = r.exitTime { uint(t) }
-            switch r.exitStatus {
+            uint(UInt64(UInt32(bitPattern: r.pointee.id.pid))); uint(r.pointee.id.startNs); uint(flags)
+            if let p = r.pointee.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
+            if let a = r.pointee.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
+            string(r.pointee.comm)
+            if let t = r.pointee.exitTime { uint(t) }
+            switch r.pointee.exitStatus {
             case .exited(let c)?: int(Int64(c))
             case .signaled(let s, _)?: int(Int64(s))
             case nil: break
             }
-            uint(UInt64(r.imagesDropped)); uint(UInt64(r.images.count))
-            // Read in place: `for i in r.images` copied each image out, every string retained.
-            r.images.withUnsafeBufferPointer { images in for i in images.indices { image(images[i]) } }
+            uint(UInt64(r.pointee.imagesDropped)); uint(UInt64(r.pointee.images.count))
+            // Read in place: `for i in r.pointee.images` copied each image out, every string retained.
+            // (a subscript of the buffer still copied: fields are read through the pointer).
+            r.pointee.images.withUnsafeBufferPointer { images in for k in images.indices { image(images.baseAddress! + k) } }
         }
 
-        private mutating func image(_ i: borrowing Image) {
-            uint(i.time); string(i.filename); optional(i.interpreter); uint(i.exeDevice); uint(i.exeInode)
-            uint(UInt64(i.argv.count)); for a in i.argv { string(a) }
-            uint(i.argvTruncated ? 1 : 0); string(i.comm)
-            uint(UInt64(i.uid)); uint(UInt64(i.euid)); uint(UInt64(i.gid)); uint(i.loginuid.map { UInt64($0) + 1 } ?? 0)
-            uint(i.cgroupId); string(i.cgroup); optional(i.cwd); optional(i.enforcement)
+        private mutating func image(_ i: UnsafePointer<Image>) {
+            uint(i.pointee.time); string(i.pointee.filename); optional(i.pointee.interpreter)
+            uint(i.pointee.exeDevice); uint(i.pointee.exeInode)
+            uint(UInt64(i.pointee.argv.count))
+            i.pointee.argv.withUnsafeBufferPointer { argv in for a in argv.indices { string(argv[a]) } }
+            uint(i.pointee.argvTruncated ? 1 : 0); string(i.pointee.comm)
+            uint(UInt64(i.pointee.uid)); uint(UInt64(i.pointee.euid)); uint(UInt64(i.pointee.gid))
+            uint(i.pointee.loginuid.map { UInt64($0) + 1 } ?? 0)
+            uint(i.pointee.cgroupId); string(i.pointee.cgroup); optional(i.pointee.cwd); optional(i.pointee.enforcement)
         }
     }
 
@@ -180,23 +185,28 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     public var isEmpty: Bool { count == 0 }
 
     public mutating func append(_ r: borrowing ProcessRecord) {
+        withUnsafePointer(to: r) { append($0) }
+    }
+
+    /// Reads the record where it lies (the process table's slab at a flush).
+    public mutating func append(_ r: UnsafePointer<ProcessRecord>) {
         if count == 0 { records.bytes.reserveCapacity(256 * 192) }
         count += 1
         records.record(r)
-        pids.append(contentsOf: String(r.id.pid).utf8); pids.append(UInt8(ascii: ","))
-        first = min(first, r.id.startNs)
-        last = max(last, r.exitTime ?? r.id.startNs)
-        for k in r.images.indices {
+        pids.append(contentsOf: String(r.pointee.id.pid).utf8); pids.append(UInt8(ascii: ","))
+        first = min(first, r.pointee.id.startNs)
+        last = max(last, r.pointee.exitTime ?? r.pointee.id.startNs)
+        for k in r.pointee.images.indices {
             // A process counts once per command line, however often it exec'd it.
-            if k > 0, r.images[..<k].contains(where: { $0.argv == r.images[k].argv }) { continue }
+            if k > 0, r.pointee.images[..<k].contains(where: { $0.argv == r.pointee.images[k].argv }) { continue }
             // Consecutive leaves mostly ran the same thing: count those without hashing.
-            if r.images[k].argv == lastArgv {
+            if r.pointee.images[k].argv == lastArgv {
                 lastCount += 1
             } else {
                 if let l = lastArgv { argvs[l, default: 0] += lastCount }
-                lastArgv = r.images[k].argv; lastCount = 1
+                lastArgv = r.pointee.images[k].argv; lastCount = 1
             }
-            if r.images[k].filename != lastExe { lastExe = r.images[k].filename; exes.insert(lastExe) }
+            if r.pointee.images[k].filename != lastExe { lastExe = r.pointee.images[k].filename; exes.insert(lastExe) }
         }
     }
 
