@@ -128,7 +128,8 @@ public enum EventDecoder {
             comm: str(X.comm), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
             loginuid: rawLoginuid == UInt32.max ? nil : rawLoginuid,
             cgroupId: u64(X.cgroupId), cgroup: cgroup.isEmpty ? "/" : cgroup,
-            cwd: cwdPath(UnsafeRawBufferPointer(rebasing: bytes[X.cwd.0..<(X.cwd.0 + X.cwd.1)])),
+            cwd: cwdPath(UnsafeRawBufferPointer(rebasing: bytes[X.cwd.0..<(X.cwd.0 + X.cwd.1)]),
+                         truncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0),
             cwdTruncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0,
             flags: flags, matched: u64(X.matched), action: KernelAction(rawValue: u32(X.action)) ?? .none)
     }
@@ -163,7 +164,14 @@ public enum EventDecoder {
     }
 
     /// cwd arrives leaf first as NUL-terminated components; an empty list is "/".
-    /// nil when the kernel could not read it at all (an empty first component past the root).
+    /// Cut short (deeper than RV_CWD_DEPTH, or unreadable above some component), what was read
+    /// follows "…": it must not read as a path from the root. Nothing read at all is "…".
+    public static func cwdPath(_ raw: UnsafeRawBufferPointer, truncated: Bool) -> String? {
+        guard truncated else { return cwdPath(raw) }
+        let read = cwdPath(raw) ?? "/"
+        return read == "/" ? "…" : "…" + read
+    }
+
     public static func cwdPath(_ raw: UnsafeRawBufferPointer) -> String? {
         // Component ranges, then one string built root first: no string per component.
         var ends: [Range<Int>] = []

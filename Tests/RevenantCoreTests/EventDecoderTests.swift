@@ -105,6 +105,18 @@ enum Records {
         #expect(e.cwd == "/")
     }
 
+    @Test func aCwdCutShortDoesNotReadAsAPathFromTheRoot() throws {
+        let deep = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["true"],
+                                comm: "true", cwdLeafFirst: ["17", "16"], flags: RV_F_CWD_TRUNCATED.rawValue)
+        guard case .exec(let e) = try EventDecoder.decode(deep) else { Issue.record("not exec"); return }
+        #expect(e.cwd == "…/16/17")
+        #expect(e.cwdTruncated)
+        let unread = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["true"],
+                                  comm: "true", flags: RV_F_CWD_TRUNCATED.rawValue)
+        guard case .exec(let u) = try EventDecoder.decode(unread) else { Issue.record("not exec"); return }
+        #expect(u.cwd == "…")
+    }
+
     @Test func truncatedArgvIsMarked() throws {
         let cut = Array("python3\0/opt/very/long".utf8)
         let raw = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x",

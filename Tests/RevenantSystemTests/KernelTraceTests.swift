@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import RevenantCore
 import RevenantSystem
@@ -33,6 +34,35 @@ import Testing
         let table = rec.table()
         #expect(table.ancestry(of: c.process).prefix(2).map(\.id) == [b.process, bFork.parent])
         #expect(rec.malformedRecords.isEmpty)
+    }
+
+    /// The cwd walk: inside a mount (plain loads), across a mount point into the filesystem
+    /// above (probe reads), at a mount's own root, and deeper than RV_CWD_DEPTH (marked cut).
+    @Test func cwdAcrossMountsAndTooDeep() async throws {
+        try Kernel.check()
+        let base = NSTemporaryDirectory() + "rvcwd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let deep = base + "/d/" + (1...20).map(String.init).joined(separator: "/")
+        try FileManager.default.createDirectory(atPath: base + "/m", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try #require(try sh(["/bin/mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", base + "/m"]).status == 0)
+        defer { _ = try? sh(["/bin/umount", "-l", base + "/m"]) }
+        try FileManager.default.createDirectory(atPath: base + "/m/x/y", withIntermediateDirectories: true)
+        let rec = try Recorder()
+        let tok = token("cwd")
+        let a = spawn(["/bin/sh", "-c", "cd \(base)/m/x/y && /bin/echo \(tok)-in; cd \(base)/m && /bin/echo \(tok)-root; cd \(deep) && /bin/echo \(tok)-deep; true"])
+        #expect(a.status == 0)
+        let ok = await rec.wait { _ in rec.execs(containing: tok).filter { $0.comm == "echo" }.count == 3 }
+        await rec.stop()
+        try #require(ok, "the three execs never arrived")
+        func cwd(_ suffix: String) -> ExecEvent? { rec.execs(containing: tok + suffix).first { $0.comm == "echo" } }
+        #expect(cwd("-in")?.cwd == base + "/m/x/y")
+        #expect(cwd("-root")?.cwd == base + "/m")
+        let d = try #require(cwd("-deep"))
+        #expect(d.cwdTruncated)
+        #expect(d.cwd?.hasPrefix("…/") == true)
+        #expect(d.cwd?.hasSuffix("/18/19/20") == true)
+        #expect(d.cwd.map { deep.hasSuffix(String($0.dropFirst())) } == true)
     }
 
     @Test func doubleForkKeepsTheRealSpawner() async throws {
