@@ -30,4 +30,19 @@ import Testing
         }
         #expect(!r.out.contains("| ? |"))
     }
+
+    /// The paired A/B script at a tiny size: one build against itself, both orders.
+    @Test(.timeLimit(.minutes(2))) func abComparesTwoBuildsOnTheSameWork() throws {
+        try Kernel.check()
+        let dir = NSTemporaryDirectory() + "rvab-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = spawn(["/usr/bin/env", "N=300", "ROUNDS=2", packageRoot + "/scripts/bench/ab.sh", revenantBinary, revenantBinary],
+                      stdout: dir + "/out", stderr: dir + "/err")
+        let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
+        #expect(p.status == 0, "\(((try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "").suffix(2000))")
+        #expect(out.contains("round 1 (A started first)") && out.contains("round 2 (B started first)"), "\(out)")
+        #expect(out.contains("B/A over 2 rounds"), "\(out)")
+        #expect(!out.contains("nan") && !out.contains("inf"), "\(out)")
+    }
 }
