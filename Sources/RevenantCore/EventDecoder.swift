@@ -172,6 +172,7 @@ public enum EventDecoder {
         return read == "/" ? "…" : "…" + read
     }
 
+    /// The components as read, root first.
     public static func cwdPath(_ raw: UnsafeRawBufferPointer) -> String? {
         // Component ranges, then one string built root first: no string per component.
         var ends: [Range<Int>] = []

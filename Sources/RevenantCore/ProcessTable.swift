@@ -321,8 +321,7 @@ public struct ProcessTable: Sendable {
     /// has ended, is exact (not seeded), is no record's parent and left no children behind:
     /// children seen so far were seen since, so they are among `changed`, and the kernel says
     /// whether any it never reported outlived it (lazy forks). Parents and adopters are under their
-    /// current keys. `mutating` only so that a caller holding the table in a class does not copy
-    /// the whole table for the call.
+    /// current keys, in the returned records and in the table.
     public mutating func changes(_ changed: [Identity: Bool]) -> (leaves: [ProcessRecord], rows: [(record: ProcessRecord, born: Bool)]) {
         var leaves: [ProcessRecord] = []
         let rows = changes(changed) { leaves.append($0.pointee) }

@@ -59,8 +59,8 @@ enum LeafCodec {
             case nil: break
             }
             uint(UInt64(r.pointee.imagesDropped)); uint(UInt64(r.pointee.images.count))
-            // Read in place: `for i in r.pointee.images` copied each image out, every string retained.
-            // (a subscript of the buffer still copied: fields are read through the pointer).
+            // Fields read through a pointer: `for i in r.images`, and even a subscript of the
+            // buffer, copied each image out, every string retained.
             r.pointee.images.withUnsafeBufferPointer { images in for k in images.indices { image(images.baseAddress! + k) } }
         }
 
