@@ -140,8 +140,6 @@ static __always_inline __u32 parent_of(const struct rv_ident *self, struct rv_id
 	return parent_from(proc_of(self), parent);
 }
 
-static __always_inline void emit(void *data, __u64 size);
-
 /* Ancestors walked to announce before a record: deeper chains of processes that never
  * exec'd nor exited are announced by their own later records. */
 #define RV_ANNOUNCE_DEPTH 8
