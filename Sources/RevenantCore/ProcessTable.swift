@@ -108,6 +108,13 @@ public struct ProcessTable: Sendable {
     private var evictable: [Identity] = []
     private var evictHead = 0
     public private(set) var evicted = 0
+    /// Short-lived processes (`park`): first seen at their exec, held here until their exit makes
+    /// them leaves, or until anything names them (`unpark`), which files them as `apply` would.
+    private var parked: [Identity: ExecEvent] = [:]
+    /// Filed from `parked` since the last `changes`: rows to write, as if forked since.
+    private var unparked: [Identity] = []
+    /// Parents of the leaves `leaf(exiting:_:)` handed out since the last `changes`: never leaves.
+    private var leafParents: Set<Identity> = []
 
     public init(exitedRetention: Int = 50_000) {
         precondition(exitedRetention >= 0)
@@ -129,6 +136,7 @@ public struct ProcessTable: Sendable {
     /// Returns true when the event added a record (the process was not in the table).
     @discardableResult
     public mutating func apply(_ event: Event) -> Bool {
+        if !parked.isEmpty { unpark(namedBy: event) }
         join(event.process)
         switch event {
         case .fork(let e):
@@ -186,6 +194,85 @@ public struct ProcessTable: Sendable {
             }
         }
         return false
+    }
+
+    /// Holds back the exec of a process the table does not know yet: most such processes end
+    /// within the same store batch having forked nothing, and `leaf(exiting:_:)` then hands
+    /// them out whole without the table's bookkeeping (about 25 dictionary operations each).
+    /// Returns false, and files nothing, when the process is known: `apply` it instead.
+    public mutating func park(_ e: ExecEvent) -> Bool {
+        if !parked.isEmpty {
+            unpark(e.process)
+            if let p = e.parent { unpark(p) }
+            unpark(e.realParent)
+        }
+        guard e.process.precise, slot(e.process) == nil else { return false }
+        parked[e.process] = e
+        return true
+    }
+
+    /// The exit of a parked process that left no children: hands its record to `leaf` (valid
+    /// for the call), as `changes` would hand a leaf, and files nothing. Returns false when
+    /// `apply` must take the exit instead (the process is filed by then if it was parked).
+    public mutating func leaf(exiting e: ExitEvent, _ leaf: (UnsafePointer<ProcessRecord>) -> Void) -> Bool {
+        guard !parked.isEmpty, let x = parked[e.process] else { return false }
+        // Built as `apply` would build it from the exec and the exit.
+        var r = ProcessRecord(id: e.process, parent: x.parent, comm: x.comm)
+        ProcessTable.currentParent(&r, x.realParent)
+        ProcessTable.execed(&r, x, adopter: adoption(parent: x.parent, realParent: x.realParent))
+        ProcessTable.exitedAt(&r, e, adopter: adoption(parent: r.parent ?? e.parent, realParent: e.realParent))
+        if let p = r.parent { r.parent = canon(p) }
+        if let a = r.adoptedBy { r.adoptedBy = canon(a) }
+        // Only what the store keeps as a leaf (see `changes`): an exact parent, no children left.
+        guard !e.leftChildren, r.parent?.precise ?? true else {
+            unpark(e.process)
+            return false
+        }
+        parked[e.process] = nil
+        retirePid(for: e.process)
+        if let p = r.parent { leafParents.insert(p) }
+        withUnsafePointer(to: &r) { leaf($0) }
+        return true
+    }
+
+    /// Processes held back by `park`.
+    public var parkedCount: Int { parked.count }
+
+    /// Processes filed from `parked` since the last call: no store row holds them yet, so a
+    /// caller batching a process's later images one by one must treat them as forked since.
+    public mutating func drainUnparked() -> [Identity] {
+        defer { unparked.removeAll(keepingCapacity: true) }
+        return unparked
+    }
+    public var hasUnparked: Bool { !unparked.isEmpty }
+
+    /// Files a parked process, because a record names it (as itself, parent or adopter).
+    /// `apply` does this itself; a caller reading the table about a record before applying it calls it first.
+    public mutating func unpark(namedBy event: Event) {
+        unpark(event.process)
+        switch event {
+        case .fork(let e): unpark(e.parent)
+        case .exec(let e): if let p = e.parent { unpark(p) }; unpark(e.realParent)
+        case .exit(let e): if let p = e.parent { unpark(p) }; unpark(e.realParent)
+        case .deny(let e): if let p = e.parent { unpark(p) }
+        }
+    }
+
+    private mutating func unpark(_ id: Identity) {
+        guard let x = parked.removeValue(forKey: id) else { return }
+        apply(.exec(x))
+        unparked.append(id)
+    }
+
+    /// Files every parked process (they are live, or their exit is still to come).
+    private mutating func unparkAll() {
+        guard !parked.isEmpty else { return }
+        // Oldest first, as they came: filing order decides which identity holds a reused PID.
+        for x in parked.values.sorted(by: { $0.process < $1.process }) {
+            parked[x.process] = nil
+            apply(.exec(x))
+            unparked.append(x.process)
+        }
     }
 
     /// A process first seen at its exec or exit whose fork the kernel did not see (it predates
@@ -334,19 +421,27 @@ public struct ProcessTable: Sendable {
     public mutating func changes(_ changed: [Identity: Bool], leaf: (UnsafePointer<ProcessRecord>) -> Void) -> [(record: ProcessRecord, born: Bool)] {
         // Fields are read through the slab's storage: `slab[i].field` copied the record out
         // (every string retained) for most reads here.
+        unparkAll()
         var found: [(id: Identity, slot: Int, born: Bool)] = []
-        found.reserveCapacity(changed.count)
-        var parents = Set<Identity>(minimumCapacity: changed.count)
-        for (id, born) in changed {
-            guard let i = slot(id) else { continue }
+        found.reserveCapacity(changed.count + unparked.count)
+        var parents = leafParents
+        parents.reserveCapacity(changed.count + unparked.count + leafParents.count)
+        leafParents.removeAll(keepingCapacity: true)
+        // Filed from `parked` since the last batch: forked since, whatever `changed` says.
+        let unparkedSet = Set(unparked)
+        func take(_ id: Identity, born: Bool) {
+            guard let i = slot(id) else { return }
             found.append((id, i, born))
             let (p, a) = slab.withUnsafeBufferPointer { s in (s[i].parent, s[i].adoptedBy) }
             // Filed under current keys in the table too: every lookup resolves either.
             if let a, case let c = canon(a), c != a { slab[i].adoptedBy = c }
-            guard let p else { continue }
+            guard let p else { return }
             parents.insert(p)
             if case let c = canon(p), c != p { slab[i].parent = c }
         }
+        for (id, born) in changed { take(id, born: born || (!unparkedSet.isEmpty && unparkedSet.contains(id))) }
+        for id in unparkedSet where changed[id] == nil { take(id, born: true) }
+        unparked.removeAll(keepingCapacity: true)
         var rows: [(record: ProcessRecord, born: Bool)] = []
         slab.withUnsafeBufferPointer { slab in
             for (id, i, born) in found {
@@ -379,13 +474,7 @@ public struct ProcessTable: Sendable {
     /// daemon at 3,200 exec/s).
     private mutating func insert(_ r: consuming ProcessRecord) {
         let id = r.id, ended = r.exited, parent = r.parent
-        var newest = byPid[id.pid]
-        if let old = newest, old != id, let oi = slots[old], !slab[oi].exited {
-            // The PID was reused: the old holder must have exited unseen.
-            slab[oi].exitTime = id.startNs
-            exited(old)
-            newest = byPid[id.pid]
-        }
+        let newest = retirePid(for: id)
         if let i = slots[id] {
             slab[i] = r
         } else if let i = freeSlots.popLast() {
@@ -401,6 +490,19 @@ public struct ProcessTable: Sendable {
         } else if let p = parent {
             liveChildren[canon(p), default: 0] += 1
         }
+    }
+
+    /// A PID now held by `id`: a live holder the table still has must have exited unseen.
+    /// Returns the newest identity filed for the PID after that.
+    @discardableResult
+    private mutating func retirePid(for id: Identity) -> Identity? {
+        guard let old = byPid[id.pid] else { return nil }
+        if old != id, let oi = slots[old], !slab[oi].exited {
+            slab[oi].exitTime = id.startNs
+            exited(old)
+            return byPid[id.pid]
+        }
+        return old
     }
 
     private mutating func exited(_ id: Identity) {

@@ -261,6 +261,7 @@ public final class Daemon: Sendable {
                     e = .exec(x)
                 }
                 if case .deny(let d) = e, let policy {
+                    held.value.unpark(namedBy: e)
                     let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
                     if let r = held.value[held.value.canonical(d.process)] {
                         record(.launch(r, ancestry: held.value.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
@@ -272,8 +273,23 @@ public final class Daemon: Sendable {
                         "tier": "\(EnforcementTier.deny.rawValue)",
                         "ancestry": "\(Lineage.chain(held.value, of: held.value.canonical(d.process)))"])
                 }
-                let added = held.value.apply(e)
                 ingested += 1
+                // Short-lived processes skip the table: held back at their exec, handed to the
+                // store's leaves at their exit (most end within a batch, forking nothing).
+                if !config.auditAll {
+                    if matched == 0, case .exec(let x) = e, held.value.park(x) {
+                        noteUnparked()
+                        if pending >= config.flushChanges { try flush() }
+                        return
+                    }
+                    if case .exit(let x) = e, held.value.leaf(exiting: x, { batch.leaves.append($0) }) {
+                        noteUnparked()
+                        if pending >= config.flushChanges { try flush() }
+                        return
+                    }
+                }
+                let added = held.value.apply(e)
+                noteUnparked()
                 let id = held.read { $0.canonical(e.process) }
                 let born: Bool
                 // Added to the table: no row holds it yet (with lazy forks, an exec or exit can add one).
@@ -298,9 +314,15 @@ public final class Daemon: Sendable {
                     record(.terminate(r, ancestry: held.value.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
                                       timeMs: Daemon.nowMs(), rules: rules))
                 }
-                if dirty.count + batch.images.count >= config.flushChanges { try flush() }
+                if pending >= config.flushChanges { try flush() }
             }
         }
+        /// Filed from the parked ones by a record naming them: no row holds them yet.
+        func noteUnparked() {
+            if held.read({ $0.hasUnparked }) { for u in held.value.drainUnparked() { dirty[u] = true } }
+        }
+        /// Changes waiting for the next store batch.
+        var pending: Int { dirty.count + batch.images.count + batch.leaves.count + held.read { $0.parkedCount } }
 
         /// What the kernel map holds that no record named yet: live processes that forked and
         /// have neither exec'd nor exited (lazy forks). For a who-spawned asking, and at a stop,

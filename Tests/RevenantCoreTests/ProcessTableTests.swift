@@ -256,4 +256,90 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(t[p]!.images.last?.filename == "/bin/x\(ProcessTable.maxImages + 4)")
         #expect(t[p]!.imagesDropped == 5)
     }
+
+    /// One window of records taken as the daemon takes them, with or without parking: the
+    /// leaves and rows a store batch gets, by identity.
+    private func window(_ events: [Event], parking: Bool, seed: [ProcessRecord]) -> (leaves: [Identity: ProcessRecord], rows: [Identity: ProcessRecord], table: ProcessTable) {
+        var t = ProcessTable()
+        for r in seed { t.seed(r) }
+        var leaves: [ProcessRecord] = []
+        var dirty: [Identity: Bool] = [:]
+        func noteUnparked() { for u in t.drainUnparked() { dirty[u] = true } }
+        for e in events {
+            if parking, case .exec(let x) = e, t.park(x) { noteUnparked(); continue }
+            if parking, case .exit(let x) = e, t.leaf(exiting: x, { leaves.append($0.pointee) }) { noteUnparked(); continue }
+            let added = t.apply(e)
+            noteUnparked()
+            let id = t.canonical(e.process)
+            if added { dirty[id] = true } else if dirty[id] == nil { dirty[id] = false }
+        }
+        let (l, rows) = t.changes(dirty)
+        leaves += l
+        return (Dictionary(uniqueKeysWithValues: leaves.map { ($0.id, $0) }),
+                Dictionary(uniqueKeysWithValues: rows.map { ($0.record.id, $0.record) }), t)
+    }
+
+    /// Parking short-lived processes changes how the table gets there, never what the store gets.
+    @Test func parkedProcessesBecomeTheLeavesAndRowsApplyWouldMake() {
+        let sh = id(100, 1), quick = id(101, 2), forker = id(102, 3), kid = id(103, 4), runs = id(104, 5)
+        let twice = id(105, 6), orphaned = id(106, 7), orphan = id(107, 8), leftKids = id(108, 9)
+        let oldSeeded = ProcessRecord(id: Identity(pid: 90, startTicks: 50), parent: initP, comm: "cron")
+        let cronExact = Identity(pid: 90, startNs: 50 * Identity.nsPerTick + 3)
+        let underCron = id(109, 10)
+        let events: [Event] = [
+            fork(sh, of: initP), exec(sh, ["/bin/sh"], parent: initP, real: initP),
+            // exec'd and ended, forking nothing: a leaf
+            exec(quick, ["/bin/true"], parent: sh, real: sh), exit(quick, parent: sh, real: sh),
+            // named as a parent by its child's records: filed
+            exec(forker, ["/bin/sh", "-c", "x"], parent: sh, real: sh),
+            exec(kid, ["/bin/true"], parent: forker, real: forker), exit(kid, parent: forker, real: forker),
+            exit(forker, parent: sh, real: sh),
+            // still running at the batch
+            exec(runs, ["/usr/bin/sleep", "9"], parent: sh, real: sh),
+            // two images
+            exec(twice, ["/bin/sh", "-c", "exec true"], parent: sh, real: sh),
+            exec(twice, ["/bin/true"], parent: sh, real: sh, at: 10), exit(twice, parent: sh, real: sh),
+            // its parent ended first: adopted by init at its exit
+            exec(orphaned, ["/bin/sh"], parent: sh, real: sh),
+            exec(orphan, ["/opt/worker"], parent: orphaned, real: orphaned),
+            exit(orphaned, parent: sh, real: sh), exit(orphan, parent: orphaned, real: initP, at: 5_000),
+            // children left behind: a row, never a leaf
+            exec(leftKids, ["/bin/sh"], parent: sh, real: sh),
+            .exit(ExitEvent(time: leftKids.startNs + 1, process: leftKids, parent: sh, realParent: sh, status: .exited(0), leftChildren: true)),
+            // a parent seeded from /proc at tick precision: a row, as `changes` decides
+            exec(underCron, ["/bin/true"], parent: cronExact, real: cronExact), exit(underCron, parent: cronExact, real: cronExact),
+        ]
+        let seed = [ProcessRecord(id: initP, parent: nil, comm: "systemd"), oldSeeded]
+        let plain = window(events, parking: false, seed: seed)
+        let parked = window(events, parking: true, seed: seed)
+        #expect(parked.leaves == plain.leaves)
+        #expect(parked.rows == plain.rows)
+        #expect(Set(plain.leaves.keys) == [quick, kid, twice, orphan])
+        #expect(Set(plain.rows.keys).isSuperset(of: [sh, forker, runs, orphaned, leftKids, underCron]))
+        #expect(parked.leaves[orphan]?.adoptedBy == initP)
+        #expect(parked.leaves[twice]?.images.map(\.filename) == ["/bin/sh", "/bin/true"])
+        // What stays live is filed, and only that.
+        #expect(parked.table.parkedCount == 0)
+        #expect(parked.table[runs]?.image?.filename == "/usr/bin/sleep")
+        #expect(parked.table[quick] == nil && plain.table[quick] != nil)
+    }
+
+    /// A leaf handed out at its exit still retires a live process the table had under its PID.
+    @Test func aParkedLeafClosesAMissedExitOnItsPid() {
+        var t = ProcessTable()
+        let old = id(300, 1), reuse = id(300, 9)
+        t.apply(fork(old, of: initP))
+        guard case .exec(let x) = exec(reuse, ["/bin/true"], parent: initP, real: initP),
+              case .exit(let e) = exit(reuse, parent: initP, real: initP) else { return }
+        let parked = t.park(x)
+        var handed: [Identity] = []
+        let asLeaf = t.leaf(exiting: e) { handed.append($0.pointee.id) }
+        #expect(parked && asLeaf)
+        #expect(handed == [reuse])
+        #expect(t[old]!.exited)
+        // A process the table knows is not parked.
+        guard case .exec(let again) = exec(old, ["/bin/sh"], parent: initP, real: initP) else { return }
+        let parkedAgain = t.park(again)
+        #expect(!parkedAgain)
+    }
 }
