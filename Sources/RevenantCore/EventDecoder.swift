@@ -1,4 +1,7 @@
 import CRevenantABI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a ring-buffer record could not be decoded.
 public enum DecodeError: Error, Equatable, CustomStringConvertible {
@@ -26,6 +29,36 @@ public enum EventDecoder {
     public static let execMaxSize = MemoryLayout<rv_exec_event>.size
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> Event {
+        var memo = Memo()
+        return try decode(bytes, memo: &memo)
+    }
+
+    /// The last text decoded from each exec field, with the bytes it came from. A program
+    /// respawned in a loop sends the same path, cwd, cgroup and command line each time:
+    /// comparing bytes costs less than building strings, and the strings are then shared.
+    /// One per reader; bounded by one record's fields.
+    public struct Memo {
+        struct Entry<Value> {
+            var raw: [UInt8] = []
+            var flag = false
+            var value: Value?
+
+            mutating func get(_ r: UnsafeRawBufferPointer, flag f: Bool = false, _ make: (UnsafeRawBufferPointer) -> Value) -> Value {
+                if let value, f == flag, r.count == raw.count,
+                   r.count == 0 || raw.withUnsafeBytes({ memcmp($0.baseAddress!, r.baseAddress!, r.count) }) == 0 {
+                    return value
+                }
+                let v = make(r)
+                raw = Array(r); flag = f; value = v
+                return v
+            }
+        }
+        var filename = Entry<String>(), interp = Entry<String>(), comm = Entry<String>()
+        var cgroup = Entry<String>(), cwd = Entry<String?>(), argv = Entry<[String]>()
+        public init() {}
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> Event {
         guard bytes.count >= headerSize else { throw .tooShort(got: bytes.count, need: headerSize) }
         let type = bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
         let declared = Int(bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
@@ -45,7 +78,7 @@ public enum EventDecoder {
                 realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code),
                 leftChildren: e.flags & RV_F_LEFT_CHILDREN.rawValue != 0))
         case UInt32(RV_EVENT_EXEC.rawValue):
-            return .exec(try exec(bytes, declared: declared))
+            return .exec(try exec(bytes, declared: declared, memo: &memo))
         case UInt32(RV_EVENT_DENY.rawValue):
             let e: rv_deny_event = try fixed(bytes, type: type, declared: declared)
             return .deny(DenyEvent(
@@ -99,13 +132,19 @@ public enum EventDecoder {
         static let cgroup = (MemoryLayout<E>.offset(of: \E.cgroup)!, Int(RV_CGROUP_BYTES))
     }
 
-    private static func exec(_ bytes: UnsafeRawBufferPointer, declared: Int) throws(DecodeError) -> ExecEvent {
+    private static func exec(_ bytes: UnsafeRawBufferPointer, declared: Int, memo: inout Memo) throws(DecodeError) -> ExecEvent {
         guard declared >= execFixedSize, declared <= execMaxSize else {
             throw .sizeMismatch(type: UInt32(RV_EVENT_EXEC.rawValue), declared: declared, got: bytes.count)
         }
         func u32(_ o: Int) -> UInt32 { bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self) }
         func u64(_ o: Int) -> UInt64 { bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self) }
-        func str(_ f: (Int, Int)) -> String { cString(UnsafeRawBufferPointer(rebasing: bytes[f.0..<(f.0 + f.1)])) }
+        /// A C string field's bytes up to its first NUL.
+        func text(_ f: (Int, Int)) -> UnsafeRawBufferPointer {
+            let base = bytes.baseAddress! + f.0
+            let end = memchr(base, 0, f.1).map { $0 - UnsafeMutableRawPointer(mutating: base) } ?? f.1
+            return UnsafeRawBufferPointer(start: base, count: end)
+        }
+        func string(_ r: UnsafeRawBufferPointer) -> String { String(decoding: r, as: UTF8.self) }
         let h = bytes.loadUnaligned(as: rv_header.self)
         let argvLen = Int(u32(X.argvLen))
         guard argvLen <= declared - execFixedSize else {
@@ -113,24 +152,29 @@ public enum EventDecoder {
         }
         let flags = u32(X.flags)
         let truncated = flags & RV_F_ARGV_TRUNCATED.rawValue != 0
-        let argv = splitArgv(UnsafeRawBufferPointer(rebasing: bytes[execFixedSize..<(execFixedSize + argvLen)]), truncated: truncated)
-        let interp = str(X.interp)
+        let argv = memo.argv.get(UnsafeRawBufferPointer(rebasing: bytes[execFixedSize..<(execFixedSize + argvLen)]), flag: truncated) {
+            splitArgv($0, truncated: truncated)
+        }
+        let interp = memo.interp.get(text(X.interp), string)
         let rawLoginuid = u32(X.loginuid)
-        let cgroup = str(X.cgroup)
+        let cgroup = memo.cgroup.get(text(X.cgroup), string)
+        let cwdCut = flags & RV_F_CWD_TRUNCATED.rawValue != 0
+        let cwdRaw = UnsafeRawBufferPointer(rebasing: bytes[X.cwd.0..<(X.cwd.0 + X.cwd.1)])
+        let cwd = memo.cwd.get(UnsafeRawBufferPointer(rebasing: cwdRaw[0..<cwdListEnd(cwdRaw)]), flag: cwdCut) {
+            cwdPath($0, truncated: cwdCut)
+        }
         return ExecEvent(
             time: h.time_ns, process: ident(h.proc),
             parent: flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(bytes.loadUnaligned(fromByteOffset: X.parent, as: rv_ident.self)),
             realParent: ident(bytes.loadUnaligned(fromByteOffset: X.realParent, as: rv_ident.self)),
             oldPid: Int32(bitPattern: u32(X.oldPid)),
-            filename: str(X.filename), interpreter: interp.isEmpty ? nil : interp,
+            filename: memo.filename.get(text(X.filename), string), interpreter: interp.isEmpty ? nil : interp,
             exeDevice: u64(X.exeDev), exeInode: u64(X.exeIno),
             argv: argv, argc: Int(u32(X.argc)), argvTruncated: truncated,
-            comm: str(X.comm), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
+            comm: memo.comm.get(text(X.comm), string), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
             loginuid: rawLoginuid == UInt32.max ? nil : rawLoginuid,
             cgroupId: u64(X.cgroupId), cgroup: cgroup.isEmpty ? "/" : cgroup,
-            cwd: cwdPath(UnsafeRawBufferPointer(rebasing: bytes[X.cwd.0..<(X.cwd.0 + X.cwd.1)]),
-                         truncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0),
-            cwdTruncated: flags & RV_F_CWD_TRUNCATED.rawValue != 0,
+            cwd: cwd, cwdTruncated: cwdCut,
             flags: flags, matched: u64(X.matched), action: KernelAction(rawValue: u32(X.action)) ?? .none)
     }
 
@@ -170,6 +214,18 @@ public enum EventDecoder {
         guard truncated else { return cwdPath(raw) }
         let read = cwdPath(raw) ?? "/"
         return read == "/" ? "…" : "…" + read
+    }
+
+    /// Where the component list ends: after its empty component, or at the end of the field.
+    static func cwdListEnd(_ raw: UnsafeRawBufferPointer) -> Int {
+        var start = 0
+        while start < raw.count {
+            guard let z = memchr(raw.baseAddress! + start, 0, raw.count - start) else { return raw.count }
+            let i = z - UnsafeMutableRawPointer(mutating: raw.baseAddress!)
+            if i == start { return i + 1 }
+            start = i + 1
+        }
+        return raw.count
     }
 
     /// The components as read, root first.

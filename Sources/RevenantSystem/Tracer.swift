@@ -48,6 +48,8 @@ public final class Tracer: @unchecked Sendable {
     private let continuation: AsyncStream<TraceItem>.Continuation
     /// Records of the current drain (manual mode); touched by the draining thread only.
     private var pending: [TraceItem] = []
+    /// Touched by the one thread that reads the ring (the reader thread, or the drainer).
+    private var memo = EventDecoder.Memo()
     private var handle: OpaquePointer?
     /// Guards `handle` between map reads (any thread) and destruction in `stop()`.
     private let handleLock = NSLock()
@@ -122,7 +124,7 @@ public final class Tracer: @unchecked Sendable {
         let buf = UnsafeRawBufferPointer(start: data, count: Int(size))
         let item: TraceItem
         do throws(DecodeError) {
-            item = .event(try EventDecoder.decode(buf))
+            item = .event(try EventDecoder.decode(buf, memo: &me.memo))
         } catch {
             item = .malformed(error)
         }

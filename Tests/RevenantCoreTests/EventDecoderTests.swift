@@ -117,6 +117,38 @@ enum Records {
         #expect(u.cwd == "…")
     }
 
+    /// One reader's memo returns the text of the record at hand, never the previous record's.
+    @Test func aMemoNeverServesTheLastRecordsText() throws {
+        let records: [[UInt8]] = [
+            Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["true"],
+                         comm: "true", cwdLeafFirst: ["w", "tmp"]),
+            Records.exec(pid: 4, start: 6, time: 10, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["true"],
+                         comm: "true", cwdLeafFirst: ["w", "tmp"]),
+            // the same bytes, then cut short: the flags decide
+            Records.exec(pid: 5, start: 7, time: 11, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["tr"],
+                         comm: "true", cwdLeafFirst: ["w", "tmp"], argvBytes: Array("tr".utf8)),
+            Records.exec(pid: 5, start: 7, time: 11, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["tr"],
+                         comm: "true", cwdLeafFirst: ["w", "tmp"], argvBytes: Array("tr".utf8),
+                         flags: RV_F_CWD_TRUNCATED.rawValue | RV_F_ARGV_TRUNCATED.rawValue),
+            Records.exec(pid: 6, start: 8, time: 12, parent: nil, realParent: (1, 0), filename: "/bin/truer", argv: ["true", ""],
+                         comm: "tru", cwdLeafFirst: ["w"]),
+            Records.exec(pid: 7, start: 9, time: 13, parent: nil, realParent: (1, 0), filename: "", argv: [],
+                         comm: "", cwdLeafFirst: []),
+            Records.exec(pid: 8, start: 10, time: 14, parent: nil, realParent: (1, 0), filename: "/bin/true", argv: ["true"],
+                         comm: "true", cwdLeafFirst: ["w", "tmp"]),
+        ]
+        var memo = EventDecoder.Memo()
+        for r in records {
+            let fresh = try EventDecoder.decode(r)
+            let memoed = try r.withUnsafeBytes { b throws(DecodeError) in try EventDecoder.decode(b, memo: &memo) }
+            #expect(memoed == fresh)
+        }
+        guard case .exec(let whole) = try EventDecoder.decode(records[2]),
+              case .exec(let cut) = try EventDecoder.decode(records[3]) else { Issue.record("not exec"); return }
+        #expect(whole.cwd == "/tmp/w" && whole.argv == ["tr"])
+        #expect(cut.cwd == "…/tmp/w" && cut.argv == ["tr…"])
+    }
+
     @Test func truncatedArgvIsMarked() throws {
         let cut = Array("python3\0/opt/very/long".utf8)
         let raw = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x",
