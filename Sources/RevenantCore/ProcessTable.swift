@@ -77,6 +77,34 @@ public struct ProcessRecord: Hashable, Sendable {
     public var name: String { images.last?.comm ?? comm }
 }
 
+/// A process that exec'd and ended within one store batch, forking nothing, as
+/// `ProcessTable.leaf(exiting:_:)` hands it out: its exec and exit, no record built.
+public struct ShortLived: Sendable {
+    public var exec: ExecEvent
+    public var exit: ExitEvent
+    /// As in `ProcessRecord`: under current keys.
+    public var parent: Identity?
+    public var parentIsCurrentOnly = false
+    public var adoptedBy: Identity?
+
+    public init(exec: ExecEvent, exit: ExitEvent, parent: Identity?, parentIsCurrentOnly: Bool = false, adoptedBy: Identity? = nil) {
+        self.exec = exec; self.exit = exit; self.parent = parent
+        self.parentIsCurrentOnly = parentIsCurrentOnly; self.adoptedBy = adoptedBy
+    }
+}
+
+extension ProcessRecord {
+    /// The record `ProcessTable.apply` builds from the same exec and exit.
+    public init(_ s: ShortLived) {
+        self.init(id: s.exit.process, parent: s.parent, comm: s.exec.comm)
+        parentIsCurrentOnly = s.parentIsCurrentOnly
+        adoptedBy = s.adoptedBy
+        images = [Image(s.exec)]
+        exitTime = s.exit.time
+        exitStatus = s.exit.status
+    }
+}
+
 /// The live view of processes and their fork-time lineage, fed by kernel events. Pure.
 ///
 /// Bounds: every live process is kept (the kernel's pid_max bounds them); exited processes
@@ -211,27 +239,30 @@ public struct ProcessTable: Sendable {
         return true
     }
 
-    /// The exit of a parked process that left no children: hands its record to `leaf` (valid
-    /// for the call), as `changes` would hand a leaf, and files nothing. Returns false when
+    /// The exit of a parked process that left no children: hands it to `leaf` (valid for the
+    /// call); `ProcessRecord(_:)` of it is the leaf `changes` would have handed out. Files nothing. Returns false when
     /// `apply` must take the exit instead (the process is filed by then if it was parked).
-    public mutating func leaf(exiting e: ExitEvent, _ leaf: (UnsafePointer<ProcessRecord>) -> Void) -> Bool {
-        guard !parked.isEmpty, let x = parked[e.process] else { return false }
-        // Built as `apply` would build it from the exec and the exit.
-        var r = ProcessRecord(id: e.process, parent: x.parent, comm: x.comm)
-        ProcessTable.currentParent(&r, x.realParent)
-        ProcessTable.execed(&r, x, adopter: adoption(parent: x.parent, realParent: x.realParent))
-        ProcessTable.exitedAt(&r, e, adopter: adoption(parent: r.parent ?? e.parent, realParent: e.realParent))
-        if let p = r.parent { r.parent = canon(p) }
-        if let a = r.adoptedBy { r.adoptedBy = canon(a) }
+    public mutating func leaf(exiting e: ExitEvent, _ leaf: (UnsafePointer<ShortLived>) -> Void) -> Bool {
+        // Moved out (no copy): put back on the rare way out below.
+        guard !parked.isEmpty, let x = parked.removeValue(forKey: e.process) else { return false }
+        // Lineage worked out as `apply` would from the exec and then the exit.
+        var parent = x.parent, currentOnly = false
+        if parent == nil, x.realParent.pid != 0 { parent = x.realParent; currentOnly = true }
+        var adopted = adoption(parent: x.parent, realParent: x.realParent)
+        if parent == nil { parent = e.parent }
+        if let a = adoption(parent: parent ?? e.parent, realParent: e.realParent) { adopted = a }
+        parent = parent.map(canon)
+        adopted = adopted.map(canon)
         // Only what the store keeps as a leaf (see `changes`): an exact parent, no children left.
-        guard !e.leftChildren, r.parent?.precise ?? true else {
+        guard !e.leftChildren, parent?.precise ?? true else {
+            parked[e.process] = x
             unpark(e.process)
             return false
         }
-        parked[e.process] = nil
         retirePid(for: e.process)
-        if let p = r.parent { leafParents.insert(p) }
-        withUnsafePointer(to: &r) { leaf($0) }
+        if let parent { leafParents.insert(parent) }
+        var s = ShortLived(exec: x, exit: e, parent: parent, parentIsCurrentOnly: currentOnly, adoptedBy: adopted)
+        withUnsafePointer(to: &s) { leaf($0) }
         return true
     }
 

@@ -349,10 +349,17 @@ public final class Daemon: Sendable {
                 let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
                 // nil: stop was asked for and the ring is drained.
                 guard var items = tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush)) else { break }
-                // Moved out one by one (reversed, then popped): `for item in items` copied each
-                // record out, every string retained and released.
-                items.reverse()
-                while let item = items.popLast() { try handle(item) }
+                // Moved out in place, each slot left holding a payload-free item: `for item in items`
+                // copied each record out (every string retained and released), and reversing then
+                // popping moved every record twice.
+                try items.withUnsafeMutableBufferPointer { buf in
+                    guard let base = buf.baseAddress else { return }
+                    for i in 0..<buf.count {
+                        let item = (base + i).move()
+                        (base + i).initialize(to: .malformed(.unknownType(0)))
+                        try handle(item)
+                    }
+                }
                 if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                     // Everything the ring holds now goes in: the asker's process started before it asked.
                     for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }

@@ -64,6 +64,39 @@ enum LeafCodec {
             r.pointee.images.withUnsafeBufferPointer { images in for k in images.indices { image(images.baseAddress! + k) } }
         }
 
+        /// The bytes `record` writes for `ProcessRecord(s)`, without building it: one image,
+        /// read from the exec where it lies.
+        mutating func shortLived(_ s: UnsafePointer<ShortLived>) {
+            var flags: UInt64 = 8
+            if s.pointee.parent != nil { flags |= 1 }
+            if s.pointee.parentIsCurrentOnly { flags |= 2 }
+            if s.pointee.adoptedBy != nil { flags |= 4 }
+            switch s.pointee.exit.status {
+            case .exited: flags |= 16
+            case .signaled(_, let core): flags |= core ? 96 : 32
+            }
+            let id = s.pointee.exit.process
+            uint(UInt64(UInt32(bitPattern: id.pid))); uint(id.startNs); uint(flags)
+            if let p = s.pointee.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
+            if let a = s.pointee.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
+            string(s.pointee.exec.comm)
+            uint(s.pointee.exit.time)
+            switch s.pointee.exit.status {
+            case .exited(let c): int(Int64(c))
+            case .signaled(let sig, _): int(Int64(sig))
+            }
+            uint(0); uint(1)
+            uint(s.pointee.exec.time); string(s.pointee.exec.filename); optional(s.pointee.exec.interpreter)
+            uint(s.pointee.exec.exeDevice); uint(s.pointee.exec.exeInode)
+            uint(UInt64(s.pointee.exec.argv.count))
+            s.pointee.exec.argv.withUnsafeBufferPointer { argv in for a in argv.indices { string(argv[a]) } }
+            uint(s.pointee.exec.argvTruncated ? 1 : 0); string(s.pointee.exec.comm)
+            uint(UInt64(s.pointee.exec.uid)); uint(UInt64(s.pointee.exec.euid)); uint(UInt64(s.pointee.exec.gid))
+            uint(s.pointee.exec.loginuid.map { UInt64($0) + 1 } ?? 0)
+            uint(s.pointee.exec.cgroupId); string(s.pointee.exec.cgroup); optional(s.pointee.exec.cwd)
+            uint(0) // no enforcement: a matched exec is never parked
+        }
+
         private mutating func image(_ i: UnsafePointer<Image>) {
             uint(i.pointee.time); string(i.pointee.filename); optional(i.pointee.interpreter)
             uint(i.pointee.exeDevice); uint(i.pointee.exeInode)
@@ -191,23 +224,40 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     /// Reads the record where it lies (the process table's slab at a flush).
     public mutating func append(_ r: UnsafePointer<ProcessRecord>) {
         if count == 0 { records.bytes.reserveCapacity(256 * 192) }
-        count += 1
         records.record(r)
-        pids.append(contentsOf: String(r.pointee.id.pid).utf8); pids.append(UInt8(ascii: ","))
-        first = min(first, r.pointee.id.startNs)
-        last = max(last, r.pointee.exitTime ?? r.pointee.id.startNs)
+        added(r.pointee.id, end: r.pointee.exitTime ?? r.pointee.id.startNs)
         for k in r.pointee.images.indices {
             // A process counts once per command line, however often it exec'd it.
             if k > 0, r.pointee.images[..<k].contains(where: { $0.argv == r.pointee.images[k].argv }) { continue }
-            // Consecutive leaves mostly ran the same thing: count those without hashing.
-            if r.pointee.images[k].argv == lastArgv {
-                lastCount += 1
-            } else {
-                if let l = lastArgv { argvs[l, default: 0] += lastCount }
-                lastArgv = r.pointee.images[k].argv; lastCount = 1
-            }
-            if r.pointee.images[k].filename != lastExe { lastExe = r.pointee.images[k].filename; exes.insert(lastExe) }
+            ran(r.pointee.images[k].argv, r.pointee.images[k].filename)
         }
+    }
+
+    /// A process the table never filed (`ProcessTable.leaf(exiting:_:)`): the same bytes as
+    /// `append(ProcessRecord(s))`, encoded from the exec and exit themselves.
+    public mutating func append(_ s: UnsafePointer<ShortLived>) {
+        if count == 0 { records.bytes.reserveCapacity(256 * 192) }
+        records.shortLived(s)
+        added(s.pointee.exit.process, end: s.pointee.exit.time)
+        ran(s.pointee.exec.argv, s.pointee.exec.filename)
+    }
+
+    private mutating func added(_ id: Identity, end: UInt64) {
+        count += 1
+        pids.append(contentsOf: String(id.pid).utf8); pids.append(UInt8(ascii: ","))
+        first = min(first, id.startNs)
+        last = max(last, end)
+    }
+
+    private mutating func ran(_ argv: [String], _ filename: String) {
+        // Consecutive leaves mostly ran the same thing: count those without hashing.
+        if argv == lastArgv {
+            lastCount += 1
+        } else {
+            if let l = lastArgv { argvs[l, default: 0] += lastCount }
+            lastArgv = argv; lastCount = 1
+        }
+        if filename != lastExe { lastExe = filename; exes.insert(lastExe) }
     }
 
     /// The batch's search keys: each distinct command line with its count, a 0, then each exe.

@@ -267,7 +267,7 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         func noteUnparked() { for u in t.drainUnparked() { dirty[u] = true } }
         for e in events {
             if parking, case .exec(let x) = e, t.park(x) { noteUnparked(); continue }
-            if parking, case .exit(let x) = e, t.leaf(exiting: x, { leaves.append($0.pointee) }) { noteUnparked(); continue }
+            if parking, case .exit(let x) = e, t.leaf(exiting: x, { leaves.append(ProcessRecord($0.pointee)) }) { noteUnparked(); continue }
             let added = t.apply(e)
             noteUnparked()
             let id = t.canonical(e.process)
@@ -333,7 +333,7 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
               case .exit(let e) = exit(reuse, parent: initP, real: initP) else { return }
         let parked = t.park(x)
         var handed: [Identity] = []
-        let asLeaf = t.leaf(exiting: e) { handed.append($0.pointee.id) }
+        let asLeaf = t.leaf(exiting: e) { handed.append($0.pointee.exit.process) }
         #expect(parked && asLeaf)
         #expect(handed == [reuse])
         #expect(t[old]!.exited)

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import RevenantCore
+@testable import RevenantCore
 @testable import RevenantSystem
 import Testing
 
@@ -137,6 +137,40 @@ import Testing
         #expect(try s.enforceRetention(exitedBeforeWallNs: 0, maxProcesses: 1, currentBoot: boot) == 3)
         #expect(try s.processCount() == 1)
         #expect(try s.incarnations(pid: 10).count == 1)
+    }
+
+    /// A process the table never filed is written as the record the table would have built.
+    @Test func aShortLivedProcessEncodesAsItsRecord() throws {
+        func exec(_ interp: String?, loginuid: UInt32?, cwd: String?, truncated: Bool) -> ExecEvent {
+            ExecEvent(time: 3_100, process: Identity(pid: 12, startNs: 3_000), parent: Identity(pid: 10, startNs: 1_000),
+                      realParent: Identity(pid: 10, startNs: 1_000), oldPid: 12, filename: "/usr/bin/python3", interpreter: interp,
+                      exeDevice: 0xfd01, exeInode: 1 << 40, argv: ["python3", "w.py", "", "naïve"], argc: 4, argvTruncated: truncated,
+                      comm: "python3", uid: 1000, euid: 0, gid: 7, loginuid: loginuid, cgroupId: 77, cgroup: "/system.slice/w.service",
+                      cwd: cwd, cwdTruncated: false, flags: 0)
+        }
+        let cases = [
+            ShortLived(exec: exec(nil, loginuid: nil, cwd: "/opt", truncated: false),
+                       exit: ExitEvent(time: 3_500, process: Identity(pid: 12, startNs: 3_000), parent: nil,
+                                       realParent: Identity(pid: 10, startNs: 1_000), status: .exited(3)),
+                       parent: Identity(pid: 10, startNs: 1_000)),
+            ShortLived(exec: exec("/bin/sh", loginuid: 1000, cwd: nil, truncated: true),
+                       exit: ExitEvent(time: 3_900, process: Identity(pid: 12, startNs: 3_000), parent: nil,
+                                       realParent: Identity(pid: 1, startNs: 10), status: .signaled(9, coreDumped: true)),
+                       parent: Identity(pid: 10, startNs: 1_000), parentIsCurrentOnly: true, adoptedBy: Identity(pid: 1, startNs: 10)),
+            ShortLived(exec: exec(nil, loginuid: 0, cwd: "…/deep", truncated: false),
+                       exit: ExitEvent(time: 3_200, process: Identity(pid: 12, startNs: 3_000), parent: nil,
+                                       realParent: Identity(pid: 0, startNs: 0), status: .signaled(15, coreDumped: false)),
+                       parent: nil),
+        ]
+        for var c in cases {
+            var direct = LeafBatch(), built = LeafBatch()
+            withUnsafePointer(to: &c) { direct.append($0) }
+            built.append(ProcessRecord(c))
+            #expect(direct.records.bytes == built.records.bytes)
+            #expect(direct.pids == built.pids && direct.first == built.first && direct.last == built.last)
+            #expect(direct.keys() == built.keys())
+            #expect(try LeafCodec.decode(direct.records.bytes) == [ProcessRecord(c)])
+        }
     }
 
     @Test func aCorruptBatchIsAnErrorNotAWrongAnswer() throws {
