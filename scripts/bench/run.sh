@@ -260,13 +260,15 @@ t = time.time()
 n = subprocess.run([sys.argv[1], "export", "--db", sys.argv[2], "--format", "ocsf"], stdout=subprocess.PIPE).stdout.count(b"\n")
 print("%d records in %.1f s, max RSS %.0f MiB" % (n, time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))' "$BIN" "$OUT/bench.db")
 row "export --format ocsf of that store" "$exp" "streamed through one cursor"
+# Processes that fork and exit without exec all enter the daemon's table (an exec'd
+# short-lived leaf goes to the store without it): the table's bound, not the leaves', is measured.
 start_revenant "$OUT/audit-policy.yaml" rss
 rss0=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status")
-"$OUT/spawner" loop "$RSS_N" 2 > /dev/null
+"$OUT/spawner" forks "$RSS_N" 2 > /dev/null
 sleep 2.5   # one drain and write after the loop
 rss1=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status"); hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON/status")
 stop_revenant
-row "daemon RSS after $RSS_N processes" "$((rss1 / 1024)) MiB (peak $((hwm / 1024)) MiB)" "at start $((rss0 / 1024)) MiB; the table keeps every live process and 50,000 exited"
+row "daemon RSS after $RSS_N processes" "$((rss1 / 1024)) MiB (peak $((hwm / 1024)) MiB)" "at start $((rss0 / 1024)) MiB; forks without exec, which all enter the table: it keeps every live process and 50,000 exited""
 
 if [ "$DOCS" = yes ]; then
   mkdir -p "$ROOT/docs"

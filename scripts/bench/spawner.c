@@ -1,7 +1,8 @@
 /* Process-creation load for the benchmarks.
  *   spawner loop N P          fork+exec+wait /bin/true N times over P parallel workers; prints wall seconds
  *   spawner rate R SECS       start /bin/true R times a second for SECS (paced on the clock); prints count
- *   spawner storm SECS P ARG  P workers fork+exec+wait "/bin/true ARG" flat out for SECS; prints count */
+ *   spawner storm SECS P ARG  P workers fork+exec+wait "/bin/true ARG" flat out for SECS; prints count
+ *   spawner forks N P         fork+_exit+wait N times (no exec) over P parallel workers; prints wall seconds */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,17 @@ static double now(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int just_fork(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0) { perror("fork"); return -1; }
+	int st;
+	while (waitpid(pid, &st, 0) < 0) {}
+	return 0;
 }
 
 static int run_true(const char *arg)
@@ -44,12 +56,12 @@ static long parallel(int p, long (*body)(int, void *), void *ctx)
 	return total;
 }
 
-struct loop_ctx { long n; int p; };
+struct loop_ctx { long n; int p; int exec; };
 static long loop_body(int i, void *c)
 {
 	struct loop_ctx *l = c;
 	long n = l->n / l->p + (i < l->n % l->p);
-	for (long k = 0; k < n; k++) if (run_true(NULL) < 0) return k;
+	for (long k = 0; k < n; k++) if ((l->exec ? run_true(NULL) : just_fork()) < 0) return k;
 	return n;
 }
 
@@ -65,8 +77,8 @@ static long storm_body(int i, void *c)
 
 int main(int argc, char **argv)
 {
-	if (argc == 4 && !strcmp(argv[1], "loop")) {
-		struct loop_ctx c = { atol(argv[2]), atoi(argv[3]) };
+	if (argc == 4 && (!strcmp(argv[1], "loop") || !strcmp(argv[1], "forks"))) {
+		struct loop_ctx c = { atol(argv[2]), atoi(argv[3]), !strcmp(argv[1], "loop") };
 		double t0 = now();
 		parallel(c.p, loop_body, &c);
 		printf("%.6f\n", now() - t0);
@@ -96,6 +108,6 @@ int main(int argc, char **argv)
 		printf("%ld\n", parallel(atoi(argv[3]), storm_body, &c));
 		return 0;
 	}
-	fprintf(stderr, "usage: spawner loop N P | rate R SECS | storm SECS P ARG\n");
+	fprintf(stderr, "usage: spawner loop N P | rate R SECS | storm SECS P ARG | forks N P\n");
 	return 2;
 }
