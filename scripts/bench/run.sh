@@ -268,7 +268,7 @@ rss0=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status")
 sleep 2.5   # one drain and write after the loop
 rss1=$(awk '/VmRSS/ { print $2 }' "/proc/$DAEMON/status"); hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON/status")
 stop_revenant
-row "daemon RSS after $RSS_N processes" "$((rss1 / 1024)) MiB (peak $((hwm / 1024)) MiB)" "at start $((rss0 / 1024)) MiB; forks without exec, which all enter the table: it keeps every live process and 50,000 exited""
+row "daemon RSS after $RSS_N processes" "$((rss1 / 1024)) MiB (peak $((hwm / 1024)) MiB)" "at start $((rss0 / 1024)) MiB; forks without exec, which all enter the table: it keeps every live process and 50,000 exited"
 
 if [ "$DOCS" = yes ]; then
   mkdir -p "$ROOT/docs"
