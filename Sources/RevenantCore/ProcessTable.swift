@@ -295,8 +295,9 @@ public struct ProcessTable: Sendable {
         unparked.append(id)
     }
 
-    /// Files every parked process (they are live, or their exit is still to come).
-    private mutating func unparkAll() {
+    /// Files every parked process (they are live, or their exit is still to come): before a
+    /// reader that looks at the whole table, and at every batch.
+    public mutating func unparkAll() {
         guard !parked.isEmpty else { return }
         // Oldest first, as they came: filing order decides which identity holds a reused PID.
         for x in parked.values.sorted(by: { $0.process < $1.process }) {

@@ -335,6 +335,9 @@ public final class Daemon: Sendable {
         do {
             while true {
                 if reloadRequested.exchange(false, ordering: .acquiringAndReleasing) {
+                    // kill_existing logs each victim's ancestry from the table: every process in it.
+                    held.value.unparkAll()
+                    noteUnparked()
                     if let path = config.policyPath {
                         do {
                             policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: held.value)

@@ -324,6 +324,19 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(parked.table[quick] == nil && plain.table[quick] != nil)
     }
 
+    /// Filed on demand (a policy reload reads the whole table): then found, and reported as new.
+    @Test func parkedProcessesAreFiledOnDemand() {
+        var t = ProcessTable()
+        let p = id(310, 2)
+        guard case .exec(let x) = exec(p, ["/usr/bin/sleep", "60"], parent: initP, real: initP) else { return }
+        let parked = t.park(x)
+        #expect(parked && t[p] == nil)
+        t.unparkAll()
+        #expect(t[p]?.image?.filename == "/usr/bin/sleep")
+        #expect(t.drainUnparked() == [p])
+        #expect(t.parkedCount == 0)
+    }
+
     /// A leaf handed out at its exit still retires a live process the table had under its PID.
     @Test func aParkedLeafClosesAMissedExitOnItsPid() {
         var t = ProcessTable()
