@@ -240,8 +240,9 @@ public struct ProcessTable: Sendable {
     }
 
     /// The exit of a parked process that left no children: hands it to `leaf` (valid for the
-    /// call); `ProcessRecord(_:)` of it is the leaf `changes` would have handed out. Files nothing. Returns false when
-    /// `apply` must take the exit instead (the process is filed by then if it was parked).
+    /// call) and files nothing; `ProcessRecord(_:)` of it is the leaf `changes` would have
+    /// handed out. Returns false when `apply` must take the exit instead (the process is filed
+    /// by then if it was parked).
     public mutating func leaf(exiting e: ExitEvent, _ leaf: (UnsafePointer<ShortLived>) -> Void) -> Bool {
         // Moved out (no copy): put back on the rare way out below.
         guard !parked.isEmpty, let x = parked.removeValue(forKey: e.process) else { return false }
