@@ -301,11 +301,7 @@ public struct ProcessTable: Sendable {
     public mutating func unparkAll() {
         guard !parked.isEmpty else { return }
         // Oldest first, as they came: filing order decides which identity holds a reused PID.
-        for x in parked.values.sorted(by: { $0.process < $1.process }) {
-            parked[x.process] = nil
-            apply(.exec(x))
-            unparked.append(x.process)
-        }
+        for id in parked.keys.sorted() { unpark(id) }
     }
 
     /// A process first seen at its exec or exit whose fork the kernel did not see (it predates
