@@ -43,19 +43,52 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/* Appends one component name at off; returns the new offset, or 0 when it does not fit. */
+static __always_inline __u32 cwd_name(char *buf, __u32 off, const unsigned char *name)
+{
+	long n;
+
+	if (off > RV_CWD_BYTES - RV_NAME_BYTES)
+		return 0;
+	n = bpf_probe_read_kernel_str(&buf[off], RV_NAME_BYTES, name);
+	if (n <= 0)
+		return 0;
+	off += n;
+	/* The scratch buffer is reused: terminate the component list. */
+	if (off < RV_CWD_BYTES)
+		buf[off & (RV_CWD_BYTES - 1)] = 0;
+	return off;
+}
+
 static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 {
-	struct fs_struct *fs = BPF_CORE_READ(t, fs);
-	struct dentry *d = BPF_CORE_READ(fs, pwd.dentry);
-	struct vfsmount *vm = BPF_CORE_READ(fs, pwd.mnt);
-	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	struct fs_struct *fs = t->fs;
+	struct dentry *d = fs->pwd.dentry;
+	struct dentry *top = fs->pwd.mnt->mnt_root;
+	struct mount *mnt;
 	__u32 off = 0;
 	int i;
 
 	buf[0] = 0;
 	/* Components leaf first, each NUL-terminated: building backwards needs variable
-	 * negative offsets the verifier dislikes; userspace reverses them. */
+	 * negative offsets the verifier dislikes; userspace reverses them.
+	 * Within the cwd's own mount, plain loads of BTF pointers: a fraction of a probe read each. */
 	for (i = 0; i < RV_CWD_DEPTH; i++) {
+		struct dentry *up = d->d_parent;
+
+		if (d == top || d == up)
+			break;
+		off = cwd_name(buf, off, d->d_name.name);
+		if (!off)
+			return RV_F_CWD_TRUNCATED;
+		d = up;
+	}
+	if (i == RV_CWD_DEPTH)
+		return RV_F_CWD_TRUNCATED;
+
+	/* Above it, struct mount (container of the vfsmount) has no BTF pointer to it: probe reads. */
+	mnt = (void *)BPF_CORE_READ(fs, pwd.mnt) - bpf_core_field_offset(struct mount, mnt);
+	for (; i < RV_CWD_DEPTH; i++) {
 		struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
 		struct dentry *up = BPF_CORE_READ(d, d_parent);
 
@@ -68,15 +101,9 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 			mnt = mp;
 			continue;
 		}
-		if (off > RV_CWD_BYTES - RV_NAME_BYTES)
+		off = cwd_name(buf, off, BPF_CORE_READ(d, d_name.name));
+		if (!off)
 			return RV_F_CWD_TRUNCATED;
-		long n = bpf_probe_read_kernel_str(&buf[off], RV_NAME_BYTES, BPF_CORE_READ(d, d_name.name));
-		if (n <= 0)
-			return RV_F_CWD_TRUNCATED;
-		off += n;
-		/* The scratch buffer is reused: terminate the component list. */
-		if (off < RV_CWD_BYTES)
-			buf[off & (RV_CWD_BYTES - 1)] = 0;
 		d = up;
 	}
 	return RV_F_CWD_TRUNCATED;
