@@ -18,8 +18,20 @@ struct {
 	__uint(max_entries, 8 << 20); /* the loader may resize before load */
 } events SEC(".maps");
 
-/* tgid -> identity and fork-time parent. A plain hash, not LRU: a full map must be
- * counted (RV_CNT_PROCMAP_FULL), never evict a live process silently. */
+/* Identity and fork-time parent of each process, first in its slot (tgid mod RV_PROC_SLOTS:
+ * a fork, exec and exit cost a store and two loads, where hash-map operations cost a third of
+ * the BPF time of a fork+exec+exit); an occupant still alive when another tgid takes its
+ * slot moves to `procs`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, RV_PROC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rv_proc);
+} proc_slots SEC(".maps");
+
+/* tgid -> the same, for processes moved out of their slot. A plain hash, not LRU: a full map
+ * must be counted (RV_CNT_PROCMAP_FULL), never evict a live process silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, RV_MAX_PROCS);
@@ -114,12 +126,73 @@ static __always_inline void ident_of(struct task_struct *t, struct rv_ident *id)
 	id->start_ns = t->group_leader->start_boottime;
 }
 
-/* This process's entry in the map, if it is the same incarnation. */
+/* Orders the stores into a slot; x86 keeps stores in program order. */
+#define barrier() asm volatile("" ::: "memory")
+
+static __always_inline struct rv_proc *slot_of(__u32 tgid)
+{
+	__u32 k = tgid & (RV_PROC_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&proc_slots, &k);
+}
+
+/* The entry of tgid (its latest incarnation): its slot, else the overflow map. */
+static __always_inline struct rv_proc *entry_of(__u32 tgid)
+{
+	struct rv_proc *p = slot_of(tgid);
+
+	if (p && p->self.tgid == tgid)
+		return p;
+	return bpf_map_lookup_elem(&procs, &tgid);
+}
+
+/* This process's entry, if it is the same incarnation. */
 static __always_inline struct rv_proc *proc_of(const struct rv_ident *self)
 {
-	struct rv_proc *p = bpf_map_lookup_elem(&procs, &self->tgid);
+	struct rv_proc *p = slot_of(self->tgid);
 
+	if (p && p->self.tgid == self->tgid && p->self.start_ns == self->start_ns)
+		return p;
+	p = bpf_map_lookup_elem(&procs, &self->tgid);
 	return p && p->self.start_ns == self->start_ns ? p : NULL;
+}
+
+/* At fork: the child takes its slot; a different tgid still there is alive (an exit clears
+ * its slot) and moves to the overflow map first. The tgid is written last and cleared by
+ * compare-and-swap, so a reader never takes a half-written entry for a whole one. */
+static __always_inline void track(const struct rv_proc *np)
+{
+	struct rv_proc *s = slot_of(np->self.tgid);
+	struct rv_proc old;
+
+	if (!s)
+		return;
+	if (s->self.tgid && s->self.tgid != np->self.tgid) {
+		old = *s;
+		if (old.self.tgid && old.self.tgid != np->self.tgid &&
+		    bpf_map_update_elem(&procs, &old.self.tgid, &old, BPF_ANY))
+			count(RV_CNT_PROCMAP_FULL);
+	}
+	s->self.tgid = 0;
+	barrier();
+	s->self.start_ns = np->self.start_ns;
+	s->self._pad = 0;
+	s->parent = np->parent;
+	s->parent_thread = np->parent_thread;
+	s->announced = np->announced;
+	barrier();
+	s->self.tgid = np->self.tgid;
+}
+
+/* At exit: forget tgid, from its slot or from the overflow map (a stale incarnation too). */
+static __always_inline void untrack(__u32 tgid)
+{
+	struct rv_proc *s = slot_of(tgid);
+
+	if (s && s->self.tgid == tgid)
+		__sync_val_compare_and_swap(&s->self.tgid, tgid, 0);
+	else
+		bpf_map_delete_elem(&procs, &tgid);
 }
 
 /* Fork-time parent from the map entry; unknown for processes that predate the load. */
@@ -155,7 +228,7 @@ static __always_inline void announce(__u32 tgid)
 	int n = 0, i;
 
 	for (i = 0; i < RV_ANNOUNCE_DEPTH; i++) {
-		p = bpf_map_lookup_elem(&procs, &key);
+		p = entry_of(key);
 		if (!p || p->announced)
 			break;
 		chain[i] = key;
@@ -166,7 +239,7 @@ static __always_inline void announce(__u32 tgid)
 		if (i >= n)
 			continue;
 		key = chain[i];
-		p = bpf_map_lookup_elem(&procs, &key);
+		p = entry_of(key);
 		/* Another CPU may announce it at the same moment: one of the two records wins. */
 		if (!p || __sync_fetch_and_add(&p->announced, 1))
 			continue;

@@ -28,8 +28,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	ident_of(parent, &p.parent);
 	p.parent_thread = parent->pid;
 	p.announced = !lazy_forks;
-	if (bpf_map_update_elem(&procs, &p.self.tgid, &p, BPF_ANY))
-		count(RV_CNT_PROCMAP_FULL);
+	track(&p);
 	if (lazy_forks)
 		return 0;
 
@@ -329,7 +328,7 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	if (p->children.next != &p->children)
 		e.flags |= RV_F_LEFT_CHILDREN;
 	e.exit_code = p->exit_code;
-	bpf_map_delete_elem(&procs, &e.h.proc.tgid);
+	untrack(e.h.proc.tgid);
 	emit(&e, sizeof(e));
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -53,7 +54,7 @@ static void start_lsm(struct rv_bpf *b)
         goto out;
     }
 #define SHARE(m) do { err = bpf_map__reuse_fd(l->maps.m, bpf_map__fd(b->skel->maps.m)); if (err) goto fail; } while (0)
-    SHARE(events); SHARE(procs); SHARE(counters); SHARE(exe_rules); SHARE(script_rules);
+    SHARE(events); SHARE(proc_slots); SHARE(procs); SHARE(counters); SHARE(exe_rules); SHARE(script_rules);
     SHARE(comm_rules); SHARE(policy); SHARE(policy_slot);
 #undef SHARE
     /* The argv capture is attached by hand below: without tracefs it fails alone. */
@@ -216,12 +217,32 @@ int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out)
     return 0;
 }
 
+/* The slot array, read in place (one mmap instead of 65,536 lookups); NULL on failure. */
+static const struct rv_proc *map_slots(struct rv_bpf *b, size_t *len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t n = (size_t)RV_PROC_SLOTS * sizeof(struct rv_proc);
+    void *m;
+
+    *len = (n + (size_t)page - 1) / (size_t)page * (size_t)page;
+    m = mmap(NULL, *len, PROT_READ, MAP_SHARED, bpf_map__fd(b->skel->maps.proc_slots), 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
 long rv_bpf_proc_count(struct rv_bpf *b)
 {
     int fd = bpf_map__fd(b->skel->maps.procs);
     unsigned int key, next;
     long n = 0;
     void *prev = NULL;
+    size_t len;
+    const struct rv_proc *slots = map_slots(b, &len);
+
+    if (slots) {
+        for (long i = 0; i < RV_PROC_SLOTS; i++)
+            n += slots[i].self.tgid != 0;
+        munmap((void *)slots, len);
+    }
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
         key = next;
         prev = &key;
@@ -236,7 +257,19 @@ long rv_bpf_unannounced(struct rv_bpf *b, struct rv_proc *out, long cap)
     unsigned int key, next;
     void *prev = NULL;
     long n = 0;
+    size_t len;
+    const struct rv_proc *slots = map_slots(b, &len);
 
+    if (slots) {
+        for (long i = 0; i < RV_PROC_SLOTS && n < cap; i++) {
+            struct rv_proc p = slots[i];
+            /* A slot being rewritten by a fork reads as tgid 0 or a stale copy: skip both. */
+            if (p.self.tgid != 0 && !p.announced && p.self.tgid == slots[i].self.tgid &&
+                (p.self.tgid & (RV_PROC_SLOTS - 1)) == (unsigned int)i)
+                out[n++] = p;
+        }
+        munmap((void *)slots, len);
+    }
     while (n < cap && bpf_map_get_next_key(fd, prev, &next) == 0) {
         key = next;
         prev = &key;

@@ -186,7 +186,7 @@ public final class Tracer: @unchecked Sendable {
 
     /// Lazy forks: live processes no record has named yet (forked, neither exec'd nor exited),
     /// as their fork events, oldest first. At most `limit` (default: all the map can hold).
-    public func unannounced(limit: Int = Int(RV_MAX_PROCS)) -> [ForkEvent] {
+    public func unannounced(limit: Int = Int(RV_PROC_SLOTS) + Int(RV_MAX_PROCS)) -> [ForkEvent] {
         handleLock.lock()
         defer { handleLock.unlock() }
         guard let h = handle else { return [] }
@@ -209,6 +209,9 @@ public final class Tracer: @unchecked Sendable {
         guard fd >= 0 else { throw BPFError(stage: .policy, errno: EBADF, message: "no map \(map)") }
         return fd
     }
+
+    /// Slots of the kernel's per-process array: tgids equal modulo this share one.
+    public static let processSlots = Int(RV_PROC_SLOTS)
 
     /// Processes currently held by the kernel map.
     public func kernelProcessCount() -> Int {

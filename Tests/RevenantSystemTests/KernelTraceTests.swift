@@ -36,6 +36,50 @@ import Testing
         #expect(rec.malformedRecords.isEmpty)
     }
 
+    /// Two live processes whose tgids share a kernel slot: the later fork moves the earlier
+    /// one to the overflow map, and its exec and exit records still carry its fork-time parent,
+    /// as its child's records carry it.
+    @Test func aProcessMovedOutOfItsSlotKeepsItsParent() async throws {
+        try Kernel.check()
+        let slots = Int32(Tracer.processSlots)
+        let pidMaxPath = "/proc/sys/kernel/pid_max", lastPidPath = "/proc/sys/kernel/ns_last_pid"
+        let pidMax = try String(contentsOfFile: pidMaxPath, encoding: .utf8)
+        // Sharing a slot needs pids beyond it; the default 32,768 on small machines stays below.
+        if Int32(pidMax.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 <= 2 * slots {
+            try "4194304".write(toFile: pidMaxPath, atomically: false, encoding: .utf8)
+        }
+        defer { try? pidMax.write(toFile: pidMaxPath, atomically: false, encoding: .utf8) }
+        let fifo = NSTemporaryDirectory() + "rvslot-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let rec = try Recorder()
+        let tok = token("slot")
+        let a = spawn(["/bin/sh", "-c", "read x < \(fifo); /bin/echo \(tok)-c; exec /bin/echo \(tok)-a"], wait: false)
+        // Another fork on the machine may take the pid first: try again.
+        var b: pid_t = 0
+        for _ in 0..<50 where b != a.pid + slots {
+            try "\(a.pid + slots - 1)".write(toFile: lastPidPath, atomically: false, encoding: .utf8)
+            b = spawn(["/bin/true"]).pid
+        }
+        let collided = b == a.pid + slots
+        let fd = open(fifo, O_WRONLY)
+        if fd >= 0 { _ = write(fd, "x\n", 2); close(fd) }
+        var status: Int32 = 0
+        while waitpid(a.pid, &status, 0) < 0 && errno == EINTR {}
+        // The script's own argv holds both tokens: the echo execs are the ones after the move.
+        func echo(_ suffix: String) -> ExecEvent? { rec.execs(containing: tok + suffix).first { $0.comm == "echo" } }
+        let ok = await rec.wait { _ in echo("-a").map { rec.exit(of: $0.process) != nil } ?? false }
+        await rec.stop()
+        try #require(collided, "pid \(a.pid + slots) went to another process 50 times")
+        try #require(ok, "no exec and exit of the process moved out of its slot")
+        let aExec = try #require(echo("-a"))
+        #expect(aExec.process.pid == a.pid)
+        #expect(aExec.parent?.pid == getpid())
+        #expect(rec.exit(of: aExec.process)?.parent?.pid == getpid())
+        let c = try #require(echo("-c"))
+        #expect(c.parent == aExec.process)
+    }
+
     /// The cwd walk: inside a mount (plain loads), across a mount point into the filesystem
     /// above (probe reads), at a mount's own root, and deeper than RV_CWD_DEPTH (marked cut).
     @Test func cwdAcrossMountsAndTooDeep() async throws {

@@ -13,7 +13,10 @@
 #define RV_ARGV_BYTES     2048  /* NUL-separated argv, first bytes only */
 #define RV_NAME_BYTES     64    /* one cwd path component */
 
-/* Per-process kernel map: processes tracked at once. */
+/* Per-process kernel state: a direct-mapped array by tgid (a fork is a store into its slot,
+ * not a hash-map update), and a hash map for the processes still alive when a new tgid
+ * lands on their slot. Processes tracked at once: at most RV_PROC_SLOTS + RV_MAX_PROCS. */
+#define RV_PROC_SLOTS     65536
 #define RV_MAX_PROCS      131072
 
 /* Policy maps. Rules occupy one half of a 64-bit mask; a reload fills the other half and
@@ -94,7 +97,8 @@ struct rv_ident {
     unsigned long long start_ns;
 };
 
-/* Value of the per-process kernel map (key: tgid). */
+/* A process's slot in proc_slots (index: tgid mod RV_PROC_SLOTS; tgid 0 = free), and the
+ * value of the overflow map procs (key: tgid). */
 struct rv_proc {
     struct rv_ident self;
     struct rv_ident parent;  /* fork-time parent, never overwritten */
