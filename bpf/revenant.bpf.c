@@ -59,15 +59,17 @@ static __always_inline __u32 cwd_name(char *buf, __u32 off, const unsigned char 
 	return off;
 }
 
-static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
+/* Writes the cwd's components into buf; *len: their bytes, terminators included. */
+static __always_inline __u32 read_cwd(struct task_struct *t, char *buf, __u32 *len)
 {
 	struct fs_struct *fs = t->fs;
 	struct dentry *d = fs->pwd.dentry;
 	struct dentry *top = fs->pwd.mnt->mnt_root;
 	struct mount *mnt;
-	__u32 off = 0;
+	__u32 off = 0, n;
 	int i;
 
+	*len = 0;
 	buf[0] = 0;
 	/* Components leaf first, each NUL-terminated: building backwards needs variable
 	 * negative offsets the verifier dislikes; userspace reverses them.
@@ -77,9 +79,10 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 
 		if (d == top || d == up)
 			break;
-		off = cwd_name(buf, off, d->d_name.name);
-		if (!off)
+		n = cwd_name(buf, off, d->d_name.name);
+		if (!n)
 			return RV_F_CWD_TRUNCATED;
+		*len = off = n;
 		d = up;
 	}
 	if (i == RV_CWD_DEPTH)
@@ -100,9 +103,10 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 			mnt = mp;
 			continue;
 		}
-		off = cwd_name(buf, off, BPF_CORE_READ(d, d_name.name));
-		if (!off)
+		n = cwd_name(buf, off, BPF_CORE_READ(d, d_name.name));
+		if (!n)
 			return RV_F_CWD_TRUNCATED;
+		*len = off = n;
 		d = up;
 	}
 	return RV_F_CWD_TRUNCATED;
@@ -110,27 +114,48 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf)
 
 struct cwd_ctx {
 	const char *buf;
+	__u32 len;
 	__u64 h;
-	__u8 prev_nul;
 };
 
-/* cwd as captured (components leaf first, each NUL-terminated, an empty one at the end). */
+/* cwd as captured: components leaf first, each NUL-terminated. */
 static long cwd_step(__u32 i, struct cwd_ctx *c)
 {
-	__u8 ch = c->buf[i & (RV_CWD_BYTES - 1)];
-
-	if (ch == 0 && (c->prev_nul || i == 0))
+	if (i >= c->len)
 		return 1;
-	c->h = fnv_byte(c->h, ch);
-	c->prev_nul = ch == 0;
+	c->h = fnv_byte(c->h, c->buf[i & (RV_CWD_BYTES - 1)]);
 	return 0;
 }
 
+#define TEXT_MASK (RV_EXEC_TEXT_BYTES - 1)
+
+/* Where the first k texts of an exec record end in its data (read back from the record). */
+static __always_inline __u32 text_end(struct rv_exec_event *e, int k)
+{
+	__u32 end = 0;
+
+	if (k > 0)
+		end += *(volatile __u16 *)&e->filename_len;
+	if (k > 1)
+		end += *(volatile __u16 *)&e->interp_len;
+	if (k > 2)
+		end += *(volatile __u16 *)&e->cwd_len;
+	if (k > 3)
+		end += *(volatile __u16 *)&e->cgroup_len;
+	return end & TEXT_MASK;
+}
+
+/* Where an exec record's texts lie in its data. */
+struct texts {
+	const char *filename, *cwd, *argv;
+	__u32 filename_len, cwd_len;
+};
+
 /* Rule bits whose script/argv keys match this exec. */
-static __always_inline __u64 match_script(struct rv_exec_event *e, __u32 filename_len, __u32 cwd_ok,
+static __always_inline __u64 match_script(struct rv_exec_event *e, const struct texts *t, __u32 cwd_ok,
 					  const struct rv_policy *pol)
 {
-	struct cwd_ctx cw = { .buf = e->cwd, .h = fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_REL) };
+	struct cwd_ctx cw = { .buf = t->cwd, .len = t->cwd_len, .h = fnv_byte(RV_FNV_OFFSET, RV_HASH_TAG_REL) };
 	struct scan_ctx c = {};
 
 	c.s.filter = pol->script_filter;
@@ -139,7 +164,7 @@ static __always_inline __u64 match_script(struct rv_exec_event *e, __u32 filenam
 		bpf_loop(RV_CWD_BYTES, cwd_step, &cw, 0);
 	c.rel_seed = cwd_ok ? cw.h : 0;
 
-	c.s.buf = e->argv;
+	c.s.buf = t->argv;
 	c.s.len = e->argv_len;
 	scan_reset(&c.s, c.rel_seed);
 	bpf_loop(RV_ARGV_BYTES, scan_step, &c, 0);
@@ -147,14 +172,14 @@ static __always_inline __u64 match_script(struct rv_exec_event *e, __u32 filenam
 	if (!(e->flags & RV_F_ARGV_TRUNCATED))
 		scan_lookup(&c.s);
 
-	c.s.buf = e->filename;
-	c.s.len = filename_len;
+	c.s.buf = t->filename;
+	c.s.len = t->filename_len;
 	scan_reset(&c.s, c.rel_seed);
 	bpf_loop(RV_PATH_BYTES, scan_step, &c, 0);
 	return c.s.mask;
 }
 
-static __always_inline void enforce(struct rv_exec_event *e, __u32 filename_len)
+static __always_inline void enforce(struct rv_exec_event *e, const struct texts *t)
 {
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&policy_slot, &zero);
 	struct rv_policy *pol;
@@ -182,7 +207,7 @@ static __always_inline void enforce(struct rv_exec_event *e, __u32 filename_len)
 			comm = *m;
 	}
 	if (pol->need_script)
-		script = match_script(e, filename_len, !(e->flags & RV_F_CWD_TRUNCATED), pol);
+		script = match_script(e, t, !(e->flags & RV_F_CWD_TRUNCATED), pol);
 
 	matched = (exe | ~pol->need_exe) & (script | ~pol->need_script) & (comm | ~pol->need_comm);
 	matched &= pol->audit | pol->kill | pol->deny;
@@ -204,7 +229,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct rv_exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
 	const char *filename, *interp;
 	unsigned long arg_start, arg_end, len;
-	__u32 filename_len;
+	struct texts t = {};
+	__u32 at, cwd_len;
 	struct kernfs_node *kn;
 	struct inode *inode;
 	const struct cred *cred;
@@ -252,32 +278,36 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	kn = p->cgroups->dfl_cgrp->kn;
 	e->cgroup_id = kn->id;
-	n = bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup), kn->name);
-	if (n <= 0)
-		e->cgroup[0] = 0;
-	else if (n == sizeof(e->cgroup))
-		flags |= RV_F_CGROUP_TRUNCATED;
-
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
+	/* Texts packed one after another in data. Each offset is the sum of the lengths read back
+	 * from the record, masked: the same bounds on every path, so the verifier checks what
+	 * follows once, not once per combination of text lengths. All four end within
+	 * RV_EXEC_TEXT_BYTES. */
 	filename = bprm->filename;
 	interp = bprm->interp;
-	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
-	filename_len = n > 0 ? n : 0;
-	if (n <= 0)
-		e->filename[0] = 0;
-	else if (n == sizeof(e->filename))
+	n = bpf_probe_read_kernel_str(e->data, RV_PATH_BYTES, filename);
+	e->filename_len = n > 0 ? n : 0;
+	if (n == RV_PATH_BYTES)
 		flags |= RV_F_PATH_TRUNCATED;
-	e->interp[0] = 0;
+
+	e->interp_len = 0;
 	if (interp != filename) {
-		n = bpf_probe_read_kernel_str(e->interp, sizeof(e->interp), interp);
-		if (n <= 0)
-			e->interp[0] = 0;
-		else if (n == sizeof(e->interp))
+		n = bpf_probe_read_kernel_str(&e->data[text_end(e, 1)], RV_PATH_BYTES, interp);
+		if (n > 0)
+			e->interp_len = n;
+		if (n == RV_PATH_BYTES)
 			flags |= RV_F_PATH_TRUNCATED;
 	}
 
-	flags |= read_cwd(p, e->cwd);
+	flags |= read_cwd(p, &e->data[text_end(e, 2)], &cwd_len);
+	e->cwd_len = cwd_len;
+
+	n = bpf_probe_read_kernel_str(&e->data[text_end(e, 3)], RV_CGROUP_BYTES, kn->name);
+	e->cgroup_len = n > 0 ? n : 0;
+	if (n == RV_CGROUP_BYTES)
+		flags |= RV_F_CGROUP_TRUNCATED;
+	at = text_end(e, 4);
 
 	e->argc = bprm->argc;
 	mm = p->mm;
@@ -288,7 +318,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		len = RV_ARGV_BYTES;
 		flags |= RV_F_ARGV_TRUNCATED;
 	}
-	if (len && bpf_probe_read_user(e->argv, len, (void *)arg_start)) {
+	if (len && bpf_probe_read_user(&e->data[at], len, (void *)arg_start)) {
 		len = 0;
 		flags |= RV_F_ARGV_UNREADABLE;
 	}
@@ -297,9 +327,20 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->matched = 0;
 	e->action = RV_ACT_NONE;
 	e->_pad2 = 0;
-	enforce(e, filename_len);
-	e->h.size = __builtin_offsetof(struct rv_exec_event, argv) + len;
-	emit_flagged(e, __builtin_offsetof(struct rv_exec_event, argv) + len, e->matched != 0);
+
+	t.filename = e->data;
+	t.filename_len = *(volatile __u16 *)&e->filename_len;
+	t.cwd = &e->data[text_end(e, 2)];
+	t.cwd_len = *(volatile __u16 *)&e->cwd_len;
+	t.argv = &e->data[at];
+	enforce(e, &t);
+	/* Read back, like the offsets: one state past the policy match, not one per argv length. */
+	len = *(volatile __u32 *)&e->argv_len;
+	if (len > RV_ARGV_BYTES)
+		len = RV_ARGV_BYTES;
+	len += __builtin_offsetof(struct rv_exec_event, data) + at;
+	e->h.size = len;
+	emit_flagged(e, len, e->matched != 0);
 	return 0;
 }
 

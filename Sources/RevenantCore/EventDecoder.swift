@@ -9,6 +9,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
     case unknownType(UInt32)
     case sizeMismatch(type: UInt32, declared: Int, got: Int)
     case argvLength(declared: Int, available: Int)
+    case textLength(declared: Int, available: Int)
 
     public var description: String {
         switch self {
@@ -16,6 +17,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case .unknownType(let t): return "unknown record type \(t)"
         case .sizeMismatch(let t, let d, let g): return "record type \(t) declares \(d) bytes but \(g) arrived"
         case .argvLength(let d, let a): return "argv length \(d) exceeds the \(a) bytes present"
+        case .textLength(let d, let a): return "exec text length \(d) exceeds the \(a) bytes it may have"
         }
     }
 }
@@ -25,7 +27,7 @@ public enum EventDecoder {
     public static let headerSize = MemoryLayout<rv_header>.size
     public static let forkSize = MemoryLayout<rv_fork_event>.size
     public static let exitSize = MemoryLayout<rv_exit_event>.size
-    public static let execFixedSize = MemoryLayout<rv_exec_event>.offset(of: \rv_exec_event.argv)!
+    public static let execFixedSize = MemoryLayout<rv_exec_event>.offset(of: \rv_exec_event.data)!
     public static let execMaxSize = MemoryLayout<rv_exec_event>.size
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> Event {
@@ -126,52 +128,63 @@ public enum EventDecoder {
         static let matched = MemoryLayout<E>.offset(of: \E.matched)!
         static let action = MemoryLayout<E>.offset(of: \E.action)!
         static let comm = (MemoryLayout<E>.offset(of: \E.comm)!, Int(RV_COMM_BYTES))
-        static let filename = (MemoryLayout<E>.offset(of: \E.filename)!, Int(RV_PATH_BYTES))
-        static let interp = (MemoryLayout<E>.offset(of: \E.interp)!, Int(RV_PATH_BYTES))
-        static let cwd = (MemoryLayout<E>.offset(of: \E.cwd)!, Int(RV_CWD_BYTES))
-        static let cgroup = (MemoryLayout<E>.offset(of: \E.cgroup)!, Int(RV_CGROUP_BYTES))
+        static let filenameLen = MemoryLayout<E>.offset(of: \E.filename_len)!
+        static let interpLen = MemoryLayout<E>.offset(of: \E.interp_len)!
+        static let cwdLen = MemoryLayout<E>.offset(of: \E.cwd_len)!
+        static let cgroupLen = MemoryLayout<E>.offset(of: \E.cgroup_len)!
     }
 
     private static func exec(_ bytes: UnsafeRawBufferPointer, declared: Int, memo: inout Memo) throws(DecodeError) -> ExecEvent {
         guard declared >= execFixedSize, declared <= execMaxSize else {
             throw .sizeMismatch(type: UInt32(RV_EVENT_EXEC.rawValue), declared: declared, got: bytes.count)
         }
+        func u16(_ o: Int) -> Int { Int(bytes.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         func u32(_ o: Int) -> UInt32 { bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self) }
         func u64(_ o: Int) -> UInt64 { bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self) }
-        /// A C string field's bytes up to its first NUL.
-        func text(_ f: (Int, Int)) -> UnsafeRawBufferPointer {
-            let base = bytes.baseAddress! + f.0
-            let end = memchr(base, 0, f.1).map { $0 - UnsafeMutableRawPointer(mutating: base) } ?? f.1
-            return UnsafeRawBufferPointer(start: base, count: end)
+        /// Bytes up to the first NUL.
+        func text(_ r: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+            guard let base = r.baseAddress, let z = memchr(base, 0, r.count) else { return r }
+            return UnsafeRawBufferPointer(start: base, count: z - UnsafeMutableRawPointer(mutating: base))
         }
         func string(_ r: UnsafeRawBufferPointer) -> String { String(decoding: r, as: UTF8.self) }
         let h = bytes.loadUnaligned(as: rv_header.self)
+        // The packed texts, then argv: each within its bound, all within the record.
+        var at = execFixedSize
+        func take(_ len: Int, _ bound: Int) throws(DecodeError) -> UnsafeRawBufferPointer {
+            guard len <= bound, len <= declared - at else {
+                throw .textLength(declared: len, available: min(bound, declared - at))
+            }
+            defer { at += len }
+            return UnsafeRawBufferPointer(rebasing: bytes[at..<(at + len)])
+        }
+        let filenameRaw = try take(u16(X.filenameLen), Int(RV_PATH_BYTES))
+        let interpRaw = try take(u16(X.interpLen), Int(RV_PATH_BYTES))
+        let cwdRaw = try take(u16(X.cwdLen), Int(RV_CWD_BYTES))
+        let cgroupRaw = try take(u16(X.cgroupLen), Int(RV_CGROUP_BYTES))
         let argvLen = Int(u32(X.argvLen))
-        guard argvLen <= declared - execFixedSize else {
-            throw .argvLength(declared: argvLen, available: declared - execFixedSize)
+        guard argvLen <= declared - at else {
+            throw .argvLength(declared: argvLen, available: declared - at)
         }
         let flags = u32(X.flags)
         let truncated = flags & RV_F_ARGV_TRUNCATED.rawValue != 0
-        let argv = memo.argv.get(UnsafeRawBufferPointer(rebasing: bytes[execFixedSize..<(execFixedSize + argvLen)]), flag: truncated) {
+        let argv = memo.argv.get(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + argvLen)]), flag: truncated) {
             splitArgv($0, truncated: truncated)
         }
-        let interp = memo.interp.get(text(X.interp), string)
+        let interp = memo.interp.get(text(interpRaw), string)
         let rawLoginuid = u32(X.loginuid)
-        let cgroup = memo.cgroup.get(text(X.cgroup), string)
+        let cgroup = memo.cgroup.get(text(cgroupRaw), string)
         let cwdCut = flags & RV_F_CWD_TRUNCATED.rawValue != 0
-        let cwdRaw = UnsafeRawBufferPointer(rebasing: bytes[X.cwd.0..<(X.cwd.0 + X.cwd.1)])
-        let cwd = memo.cwd.get(UnsafeRawBufferPointer(rebasing: cwdRaw[0..<cwdListEnd(cwdRaw)]), flag: cwdCut) {
-            cwdPath($0, truncated: cwdCut)
-        }
+        let cwd = memo.cwd.get(cwdRaw, flag: cwdCut) { cwdPath($0, truncated: cwdCut) }
+        let comm = UnsafeRawBufferPointer(rebasing: bytes[X.comm.0..<(X.comm.0 + X.comm.1)])
         return ExecEvent(
             time: h.time_ns, process: ident(h.proc),
             parent: flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(bytes.loadUnaligned(fromByteOffset: X.parent, as: rv_ident.self)),
             realParent: ident(bytes.loadUnaligned(fromByteOffset: X.realParent, as: rv_ident.self)),
             oldPid: Int32(bitPattern: u32(X.oldPid)),
-            filename: memo.filename.get(text(X.filename), string), interpreter: interp.isEmpty ? nil : interp,
+            filename: memo.filename.get(text(filenameRaw), string), interpreter: interp.isEmpty ? nil : interp,
             exeDevice: u64(X.exeDev), exeInode: u64(X.exeIno),
             argv: argv, argc: Int(u32(X.argc)), argvTruncated: truncated,
-            comm: memo.comm.get(text(X.comm), string), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
+            comm: memo.comm.get(text(comm), string), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
             loginuid: rawLoginuid == UInt32.max ? nil : rawLoginuid,
             cgroupId: u64(X.cgroupId), cgroup: cgroup.isEmpty ? "/" : cgroup,
             cwd: cwd, cwdTruncated: cwdCut,
@@ -214,18 +227,6 @@ public enum EventDecoder {
         guard truncated else { return cwdPath(raw) }
         let read = cwdPath(raw) ?? "/"
         return read == "/" ? "…" : "…" + read
-    }
-
-    /// Where the component list ends: after its empty component, or at the end of the field.
-    static func cwdListEnd(_ raw: UnsafeRawBufferPointer) -> Int {
-        var start = 0
-        while start < raw.count {
-            guard let z = memchr(raw.baseAddress! + start, 0, raw.count - start) else { return raw.count }
-            let i = z - UnsafeMutableRawPointer(mutating: raw.baseAddress!)
-            if i == start { return i + 1 }
-            start = i + 1
-        }
-        return raw.count
     }
 
     /// The components as read, root first.

@@ -31,7 +31,7 @@ enum Records {
 
     static func exec(pid: UInt32, start: UInt64, time: UInt64, parent: (UInt32, UInt64)?, realParent: (UInt32, UInt64),
                      filename: String, argv: [String], comm: String, cwdLeafFirst: [String] = [],
-                     argvBytes: [UInt8]? = nil, flags: UInt32 = 0) -> [UInt8] {
+                     argvBytes: [UInt8]? = nil, flags: UInt32 = 0, interp: String? = nil, cgroup: String? = nil) -> [UInt8] {
         var e = rv_exec_event()
         e.h.type = UInt32(RV_EVENT_EXEC.rawValue)
         e.h.time_ns = time
@@ -40,21 +40,23 @@ enum Records {
         e.flags |= flags
         e.real_parent = ident(realParent.0, realParent.1)
         e.old_pid = pid
-        setString(&e.filename, filename)
         setString(&e.comm, comm)
-        withUnsafeMutableBytes(of: &e.cwd) { raw in
-            var off = 0
-            for c in cwdLeafFirst {
-                for b in c.utf8 { raw[off] = b; off += 1 }
-                raw[off] = 0; off += 1
-            }
-            raw[off] = 0
-        }
-        let av = argvBytes ?? argv.flatMap { Array($0.utf8) + [0] }
-        withUnsafeMutableBytes(of: &e.argv) { $0.copyBytes(from: av) }
+        // Packed as the BPF program packs them: path, interpreter, cwd, cgroup, argv.
+        func z(_ s: String) -> [UInt8] { Array(s.utf8) + [0] }
+        let fn = filename.isEmpty ? [] : z(filename)
+        let ip = interp.map(z) ?? []
+        let cw = cwdLeafFirst.flatMap(z)
+        let cg = cgroup.map(z) ?? []
+        let av = argvBytes ?? argv.flatMap(z)
+        e.filename_len = UInt16(fn.count)
+        e.interp_len = UInt16(ip.count)
+        e.cwd_len = UInt16(cw.count)
+        e.cgroup_len = UInt16(cg.count)
+        let data = fn + ip + cw + cg + av
+        withUnsafeMutableBytes(of: &e.data) { $0.copyBytes(from: data) }
         e.argv_len = UInt32(av.count)
         e.argc = UInt32(argv.count)
-        let size = 1048 + av.count
+        let size = 160 + data.count
         e.h.size = UInt32(size)
         return bytes(e, count: size)
     }
@@ -95,6 +97,20 @@ enum Records {
         #expect(e.interpreter == nil)
         #expect(e.cgroup == "/")
         #expect(!e.argvTruncated)
+    }
+
+    /// The four texts are packed one after another, then argv: each read from its own place.
+    @Test func decodesPackedTexts() throws {
+        let raw = Records.exec(pid: 42, start: 5, time: 9, parent: (7, 1), realParent: (1, 0),
+                               filename: "/opt/w/run.sh", argv: ["/opt/w/run.sh", "-x"], comm: "run.sh",
+                               cwdLeafFirst: ["w", "opt"], interp: "/bin/bash", cgroup: "worker.service")
+        #expect(raw.count == 160 + 14 + 10 + 6 + 15 + 17)
+        guard case .exec(let e) = try EventDecoder.decode(raw) else { Issue.record("not exec"); return }
+        #expect(e.filename == "/opt/w/run.sh")
+        #expect(e.interpreter == "/bin/bash")
+        #expect(e.cwd == "/opt/w")
+        #expect(e.cgroup == "worker.service")
+        #expect(e.argv == ["/opt/w/run.sh", "-x"])
     }
 
     @Test func execWithUnknownParentAndRootCwd() throws {
@@ -192,10 +208,18 @@ enum Records {
         var exec = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x", argv: ["a"], comm: "x")
         exec[116] = 200  // argv_len
         #expect(throws: DecodeError.argvLength(declared: 200, available: 2)) { try EventDecoder.decode(exec) }
+        // A text length past the record's end, or past its own bound.
+        var text = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x", argv: ["a"], comm: "x")
+        text[152] = 6  // filename_len: 5 bytes follow the fixed part
+        #expect(throws: DecodeError.textLength(declared: 6, available: 5)) { try EventDecoder.decode(text) }
+        var long = Records.exec(pid: 3, start: 5, time: 9, parent: nil, realParent: (1, 0), filename: "/x", argv: ["a"],
+                                comm: "x", argvBytes: [UInt8](repeating: 0x61, count: 400))
+        long[156] = 0x01; long[157] = 0x01  // cwd_len 257, one past RV_CWD_BYTES
+        #expect(throws: DecodeError.textLength(declared: 257, available: 256)) { try EventDecoder.decode(long) }
         // An exec record shorter than its fixed part.
-        var short = Array(exec.prefix(600))
-        short[4] = 0x58; short[5] = 0x02  // size 600
-        #expect(throws: DecodeError.sizeMismatch(type: 2, declared: 600, got: 600)) { try EventDecoder.decode(short) }
+        var short = Array(exec.prefix(100))
+        short[4] = 100; short[5] = 0  // size 100
+        #expect(throws: DecodeError.sizeMismatch(type: 2, declared: 100, got: 100)) { try EventDecoder.decode(short) }
     }
 
     @Test func garbageNeverCrashes() {

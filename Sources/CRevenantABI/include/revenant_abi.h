@@ -12,6 +12,10 @@
 #define RV_CGROUP_BYTES   128   /* leaf cgroup name of the default hierarchy */
 #define RV_ARGV_BYTES     2048  /* NUL-separated argv, first bytes only */
 #define RV_NAME_BYTES     64    /* one cwd path component */
+/* An exec record's texts: path, interpreter, cwd and cgroup end within the first 1,024 bytes
+ * (256 + 256 + 256 + 128), argv follows. */
+#define RV_EXEC_TEXT_BYTES 1024
+#define RV_EXEC_DATA_BYTES (RV_EXEC_TEXT_BYTES + RV_ARGV_BYTES)
 
 /* Per-process kernel state: a direct-mapped array by tgid (a fork is a store into its slot,
  * not a hash-map update), and a hash map for the processes still alive when a new tgid
@@ -144,11 +148,14 @@ struct rv_exec_event {
     unsigned int action;          /* enum rv_action taken in the kernel */
     unsigned int _pad2;
     char comm[RV_COMM_BYTES];
-    char filename[RV_PATH_BYTES]; /* path passed to exec */
-    char interp[RV_PATH_BYTES];   /* interpreter actually run, when it differs (#!, binfmt_misc) */
-    char cwd[RV_CWD_BYTES];       /* components leaf first, each NUL-terminated */
-    char cgroup[RV_CGROUP_BYTES]; /* leaf cgroup name, e.g. training-worker.service */
-    char argv[RV_ARGV_BYTES];     /* last: the record is cut after argv_len bytes */
+    /* Bytes of each text in data, NUL terminators included; 0 when none was read. */
+    unsigned short filename_len;  /* path passed to exec */
+    unsigned short interp_len;    /* interpreter actually run, when it differs (#!, binfmt_misc) */
+    unsigned short cwd_len;       /* components leaf first, each NUL-terminated, then an empty one */
+    unsigned short cgroup_len;    /* leaf cgroup name, e.g. training-worker.service */
+    /* The texts packed in that order, then argv_len bytes of argv; the record is cut there.
+     * Packed, an exec record is ~200 bytes plus argv, not 1 KiB of mostly empty fields. */
+    char data[RV_EXEC_DATA_BYTES];
 };
 
 /* An execve refused by the deny tier (the process keeps its old image). */
@@ -169,8 +176,8 @@ _Static_assert(sizeof(struct rv_ident) == 16, "rv_ident layout");
 _Static_assert(sizeof(struct rv_header) == 32, "rv_header layout");
 _Static_assert(sizeof(struct rv_fork_event) == 56, "rv_fork_event layout");
 _Static_assert(sizeof(struct rv_exit_event) == 72, "rv_exit_event layout");
-_Static_assert(__builtin_offsetof(struct rv_exec_event, argv) == 1048, "rv_exec_event layout");
-_Static_assert(sizeof(struct rv_exec_event) == 1048 + RV_ARGV_BYTES, "rv_exec_event layout");
+_Static_assert(__builtin_offsetof(struct rv_exec_event, data) == 160, "rv_exec_event layout");
+_Static_assert(sizeof(struct rv_exec_event) == 160 + RV_EXEC_DATA_BYTES, "rv_exec_event layout");
 _Static_assert(sizeof(struct rv_policy) == 48 + 8 * RV_SCRIPT_FILTER_WORDS, "rv_policy layout");
 
 #endif
