@@ -229,14 +229,25 @@ public struct ProcessTable: Sendable {
     /// them out whole without the table's bookkeeping (about 25 dictionary operations each).
     /// Returns false, and files nothing, when the process is known: `apply` it instead.
     public mutating func park(_ e: ExecEvent) -> Bool {
+        guard parkable(e) else { return false }
+        hold(e)
+        return true
+    }
+
+    /// `park` in two steps, so a caller can move the record in: whether it would be held
+    /// (filing first what it names), then holding it.
+    public mutating func parkable(_ e: borrowing ExecEvent) -> Bool {
         if !parked.isEmpty {
             unpark(e.process)
             if let p = e.parent { unpark(p) }
             unpark(e.realParent)
         }
-        guard e.process.precise, slot(e.process) == nil else { return false }
-        parked[e.process] = e
-        return true
+        return e.process.precise && slot(e.process) == nil
+    }
+
+    public mutating func hold(_ e: consuming ExecEvent) {
+        let id = e.process
+        parked[id] = consume e
     }
 
     /// The exit of a parked process that left no children: hands it to `leaf` (valid for the

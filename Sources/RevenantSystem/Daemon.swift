@@ -276,16 +276,23 @@ public final class Daemon: Sendable {
                 ingested += 1
                 // Short-lived processes skip the table: held back at their exec, handed to the
                 // store's leaves at their exit (most end within a batch, forking nothing).
-                if !config.auditAll {
-                    if matched == 0, case .exec(let x) = e, held.value.park(x) {
+                // The record moves out of `e` and back (a pattern binding would copy it, every
+                // string retained and released).
+                if !config.auditAll, matched == 0 || e.isExit {
+                    switch consume e {
+                    case .exec(let x):
+                        guard held.value.parkable(x) else { e = .exec(x); break }
+                        held.value.hold(x)
                         noteUnparked()
                         if pending >= config.flushChanges { try flush() }
                         return
-                    }
-                    if case .exit(let x) = e, held.value.leaf(exiting: x, { batch.leaves.append($0) }) {
+                    case .exit(let x):
+                        guard held.value.leaf(exiting: x, { batch.leaves.append($0) }) else { e = .exit(x); break }
                         noteUnparked()
                         if pending >= config.flushChanges { try flush() }
                         return
+                    case let other:
+                        e = other
                     }
                 }
                 let added = held.value.apply(e)

@@ -128,7 +128,7 @@ public final class Tracer: @unchecked Sendable {
         } catch {
             item = .malformed(error)
         }
-        if me.options.manual { me.pending.append(item) } else { me.continuation.yield(item) }
+        if me.options.manual { me.pending.append(consume item) } else { me.continuation.yield(consume item) }
         return 0
     }
 
