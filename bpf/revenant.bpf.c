@@ -50,13 +50,7 @@ static __always_inline __u32 cwd_name(char *buf, __u32 off, const unsigned char 
 	if (off > RV_CWD_BYTES - RV_NAME_BYTES)
 		return 0;
 	n = bpf_probe_read_kernel_str(&buf[off], RV_NAME_BYTES, name);
-	if (n <= 0)
-		return 0;
-	off += n;
-	/* The scratch buffer is reused: terminate the component list. */
-	if (off < RV_CWD_BYTES)
-		buf[off & (RV_CWD_BYTES - 1)] = 0;
-	return off;
+	return n > 0 ? off + n : 0;
 }
 
 /* Writes the cwd's components into buf; *len: their bytes, terminators included. */
@@ -70,7 +64,6 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf, __u32 *l
 	int i;
 
 	*len = 0;
-	buf[0] = 0;
 	/* Components leaf first, each NUL-terminated: building backwards needs variable
 	 * negative offsets the verifier dislikes; userspace reverses them.
 	 * Within the cwd's own mount, plain loads of BTF pointers: a fraction of a probe read each. */

@@ -262,10 +262,12 @@ long rv_bpf_unannounced(struct rv_bpf *b, struct rv_proc *out, long cap)
 
     if (slots) {
         for (long i = 0; i < RV_PROC_SLOTS && n < cap; i++) {
+            /* A fork writes the tgid last and clears it first: a slot whose tgid changed while
+             * it was copied is being rewritten, and skipped. */
+            unsigned int tgid = __atomic_load_n(&slots[i].self.tgid, __ATOMIC_ACQUIRE);
             struct rv_proc p = slots[i];
-            /* A slot being rewritten by a fork reads as tgid 0 or a stale copy: skip both. */
-            if (p.self.tgid != 0 && !p.announced && p.self.tgid == slots[i].self.tgid &&
-                (p.self.tgid & (RV_PROC_SLOTS - 1)) == (unsigned int)i)
+            if (tgid != 0 && !p.announced && tgid == __atomic_load_n(&slots[i].self.tgid, __ATOMIC_ACQUIRE) &&
+                p.self.tgid == tgid)
                 out[n++] = p;
         }
         munmap((void *)slots, len);

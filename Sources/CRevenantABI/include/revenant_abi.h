@@ -151,7 +151,7 @@ struct rv_exec_event {
     /* Bytes of each text in data, NUL terminators included; 0 when none was read. */
     unsigned short filename_len;  /* path passed to exec */
     unsigned short interp_len;    /* interpreter actually run, when it differs (#!, binfmt_misc) */
-    unsigned short cwd_len;       /* components leaf first, each NUL-terminated, then an empty one */
+    unsigned short cwd_len;       /* components leaf first, each NUL-terminated */
     unsigned short cgroup_len;    /* leaf cgroup name, e.g. training-worker.service */
     /* The texts packed in that order, then argv_len bytes of argv; the record is cut there.
      * Packed, an exec record is ~200 bytes plus argv, not 1 KiB of mostly empty fields. */
