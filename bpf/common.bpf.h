@@ -146,14 +146,12 @@ static __always_inline struct rv_proc *entry_of(__u32 tgid)
 	return bpf_map_lookup_elem(&procs, &tgid);
 }
 
-/* This process's entry, if it is the same incarnation. */
+/* This process's entry, if it is the same incarnation. A slot holding its tgid holds its
+ * latest incarnation: the overflow map can only hold a stale one then. */
 static __always_inline struct rv_proc *proc_of(const struct rv_ident *self)
 {
-	struct rv_proc *p = slot_of(self->tgid);
+	struct rv_proc *p = entry_of(self->tgid);
 
-	if (p && p->self.tgid == self->tgid && p->self.start_ns == self->start_ns)
-		return p;
-	p = bpf_map_lookup_elem(&procs, &self->tgid);
 	return p && p->self.start_ns == self->start_ns ? p : NULL;
 }
 

@@ -245,6 +245,7 @@ public struct ProcessTable: Sendable {
         return e.process.precise && slot(e.process) == nil
     }
 
+    /// Holds an exec `parkable` accepted, moved in.
     public mutating func hold(_ e: consuming ExecEvent) {
         let id = e.process
         parked[id] = consume e
