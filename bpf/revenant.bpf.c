@@ -53,12 +53,17 @@ static __always_inline __u32 cwd_name(char *buf, __u32 off, const unsigned char 
 	return n > 0 ? off + n : 0;
 }
 
-/* Writes the cwd's components into buf; *len: their bytes, terminators included. */
+/* Writes the cwd's components into buf; *len: their bytes, terminators included. The path is
+ * the one the process sees, up to its own root (a chroot's, or the namespace's): the root its
+ * absolute argv paths resolve against. */
 static __always_inline __u32 read_cwd(struct task_struct *t, char *buf, __u32 *len)
 {
 	struct fs_struct *fs = t->fs;
 	struct dentry *d = fs->pwd.dentry;
-	struct dentry *top = fs->pwd.mnt->mnt_root;
+	struct vfsmount *vm = fs->pwd.mnt;
+	struct dentry *top = vm->mnt_root;
+	struct dentry *root = fs->root.dentry;
+	struct vfsmount *root_mnt = fs->root.mnt;
 	struct mount *mnt;
 	__u32 off = 0, n;
 	int i;
@@ -70,7 +75,7 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf, __u32 *l
 	for (i = 0; i < RV_CWD_DEPTH; i++) {
 		struct dentry *up = d->d_parent;
 
-		if (d == top || d == up)
+		if (d == top || d == up || (d == root && vm == root_mnt))
 			break;
 		n = cwd_name(buf, off, d->d_name.name);
 		if (!n)
@@ -80,18 +85,23 @@ static __always_inline __u32 read_cwd(struct task_struct *t, char *buf, __u32 *l
 	}
 	if (i == RV_CWD_DEPTH)
 		return RV_F_CWD_TRUNCATED;
+	/* The common case: the cwd lies in the root's own mount. */
+	if (d == root && vm == root_mnt)
+		return 0;
 
 	/* Above it, struct mount (container of the vfsmount) has no BTF pointer to it: probe reads. */
-	mnt = (void *)BPF_CORE_READ(fs, pwd.mnt) - bpf_core_field_offset(struct mount, mnt);
+	mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
 	for (; i < RV_CWD_DEPTH; i++) {
-		struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
+		struct dentry *mroot = BPF_CORE_READ(mnt, mnt.mnt_root);
 		struct dentry *up = BPF_CORE_READ(d, d_parent);
 
-		if (d == root || d == up) {
+		if (d == root && (void *)mnt + bpf_core_field_offset(struct mount, mnt) == (void *)root_mnt)
+			return 0;
+		if (d == mroot || d == up) {
 			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
 
-			if (mp == mnt || (d == up && d != root))
-				return 0; /* reached the global root */
+			if (mp == mnt || (d == up && d != mroot))
+				return 0; /* reached the namespace's root */
 			d = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mp;
 			continue;

@@ -82,6 +82,7 @@ import Testing
 
     /// The cwd walk: inside a mount (plain loads), across a mount point into the filesystem
     /// above (probe reads), at a mount's own root, and deeper than RV_CWD_DEPTH (marked cut).
+    /// In a chroot, the path the process sees: the one its absolute argv paths resolve against.
     @Test func cwdAcrossMountsAndTooDeep() async throws {
         try Kernel.check()
         let base = NSTemporaryDirectory() + "rvcwd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -92,16 +93,28 @@ import Testing
         try #require(try sh(["/bin/mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", base + "/m"]).status == 0)
         defer { _ = try? sh(["/bin/umount", "-l", base + "/m"]) }
         try FileManager.default.createDirectory(atPath: base + "/m/x/y", withIntermediateDirectories: true)
+        // A chroot: /usr bound in (a mount below the root), a directory of the jail's own.
+        let jail = base + "/j"
+        try FileManager.default.createDirectory(atPath: jail + "/usr", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: jail + "/data/x", withIntermediateDirectories: true)
+        for l in ["bin", "lib", "lib64"] { try FileManager.default.createSymbolicLink(atPath: jail + "/" + l, withDestinationPath: "usr/" + l) }
+        try #require(try sh(["/bin/mount", "--bind", "/usr", jail + "/usr"]).status == 0)
+        defer { _ = try? sh(["/bin/umount", "-l", jail + "/usr"]) }
         let rec = try Recorder()
         let tok = token("cwd")
         let a = spawn(["/bin/sh", "-c", "cd \(base)/m/x/y && /bin/echo \(tok)-in; cd \(base)/m && /bin/echo \(tok)-root; cd \(deep) && /bin/echo \(tok)-deep; true"])
         #expect(a.status == 0)
-        let ok = await rec.wait { _ in rec.execs(containing: tok).filter { $0.comm == "echo" }.count == 3 }
+        let j = spawn(["/usr/sbin/chroot", jail, "/bin/sh", "-c", "cd /data/x && /bin/echo \(tok)-jail; cd /usr/share && /bin/echo \(tok)-jailusr; cd / && /bin/echo \(tok)-jailroot"])
+        #expect(j.status == 0)
+        let ok = await rec.wait { _ in rec.execs(containing: tok).filter { $0.comm == "echo" }.count == 6 }
         await rec.stop()
-        try #require(ok, "the three execs never arrived")
-        func cwd(_ suffix: String) -> ExecEvent? { rec.execs(containing: tok + suffix).first { $0.comm == "echo" } }
+        try #require(ok, "the six execs never arrived")
+        func cwd(_ suffix: String) -> ExecEvent? { rec.execs(containing: tok + suffix).first { $0.comm == "echo" && $0.argv.last == tok + suffix } }
         #expect(cwd("-in")?.cwd == base + "/m/x/y")
         #expect(cwd("-root")?.cwd == base + "/m")
+        #expect(cwd("-jail")?.cwd == "/data/x")
+        #expect(cwd("-jailusr")?.cwd == "/usr/share")
+        #expect(cwd("-jailroot")?.cwd == "/")
         let d = try #require(cwd("-deep"))
         #expect(d.cwdTruncated)
         #expect(d.cwd?.hasPrefix("…/") == true)
