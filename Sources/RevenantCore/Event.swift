@@ -119,6 +119,10 @@ public enum Event: Hashable, Sendable {
         if case .exec(let e) = self { e.matched } else { nil }
     }
 
+    public var isExec: Bool {
+        if case .exec = self { true } else { false }
+    }
+
     public var isExit: Bool {
         if case .exit = self { true } else { false }
     }

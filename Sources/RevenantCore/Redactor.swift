@@ -16,6 +16,10 @@ public struct Redactor: Sendable, Equatable {
     private let valuePatterns: [String]
     private let flagLiterals: Set<String>
     private let flagGlobs: [String]
+    // Lengths and first bytes of the literal flags: most arguments are rejected by two bit tests
+    // instead of hashing them for the set.
+    private let flagLengths: UInt64
+    private let flagFirstBytes: [UInt64]
 
     public init(patterns: [String] = Redactor.defaults) {
         self.patterns = patterns
@@ -24,26 +28,70 @@ public struct Redactor: Sendable, Equatable {
         let wild: (String) -> Bool = { $0.contains { "*?[".contains($0) } }
         flagLiterals = Set(flags.filter { !wild($0) })
         flagGlobs = flags.filter(wild)
+        var lengths: UInt64 = 0
+        var first = [UInt64](repeating: 0, count: 4)
+        for f in flagLiterals {
+            lengths |= 1 << UInt64(min(f.utf8.count, 63))
+            if let b = f.utf8.first { first[Int(b >> 6)] |= 1 << UInt64(b & 63) }
+        }
+        flagLengths = lengths
+        flagFirstBytes = first
     }
 
-    public func apply(_ argv: [String]) -> [String] {
-        guard !patterns.isEmpty else { return argv }
-        var out = argv
+    /// What one argument holds, in one pass over its bytes.
+    private struct Shape {
+        var space = false, equals = false, dash = false
+        var first: UInt8 = 0
+        var count = 0
+    }
+
+    private static func shape(_ a: String) -> Shape {
+        func scan(_ u: UnsafeBufferPointer<UInt8>) -> Shape {
+            var s = Shape()
+            s.count = u.count
+            s.first = u.first ?? 0
+            for b in u {
+                if b == 0x20 { s.space = true } else if b == 0x3D { s.equals = true } else if b == 0x2D { s.dash = true }
+            }
+            return s
+        }
+        if let s = a.utf8.withContiguousStorageIfAvailable(scan) { return s }
+        var c = a
+        return c.withUTF8(scan)
+    }
+
+    private func mayBeFlag(_ s: Shape) -> Bool {
+        if !flagGlobs.isEmpty { return true }
+        return flagLengths >> UInt64(min(s.count, 63)) & 1 != 0
+            && flagFirstBytes[Int(s.first >> 6)] >> UInt64(s.first & 63) & 1 != 0
+    }
+
+    public func apply(_ argv: [String]) -> [String] { redacted(argv) ?? argv }
+
+    /// The command line with its secrets hidden, or nil when it holds none (the common case,
+    /// which the daemon meets at every exec: nothing is copied then).
+    public func redacted(_ argv: [String]) -> [String]? {
+        guard !patterns.isEmpty else { return nil }
+        var out: [String]?
         var i = 0
-        while i < out.count {
-            let a = out[i]
-            let bytes = a.utf8
-            if bytes.contains(0x20) {
+        while i < argv.count {
+            let a = argv[i]
+            let s = Redactor.shape(a)
+            if s.space {
                 // A command string (`sh -c "…"`) hides its secrets word by word.
-                if bytes.contains(0x3D) || bytes.contains(0x2D) {
-                    out[i] = apply(a.split(separator: " ", omittingEmptySubsequences: false).map(String.init)).joined(separator: " ")
+                if s.equals || s.dash,
+                   let words = redacted(a.split(separator: " ", omittingEmptySubsequences: false).map(String.init)) {
+                    if out == nil { out = argv }
+                    out![i] = words.joined(separator: " ")
                 }
-            } else if bytes.contains(0x3D) {
+            } else if s.equals {
                 if valuePatterns.contains(where: { Glob.match($0, a) }), let eq = a.firstIndex(of: "=") {
-                    out[i] = String(a[...eq]) + Redactor.mask
+                    if out == nil { out = argv }
+                    out![i] = String(a[...eq]) + Redactor.mask
                 }
-            } else if i + 1 < out.count, flagLiterals.contains(a) || flagGlobs.contains(where: { Glob.match($0, a) }) {
-                out[i + 1] = Redactor.mask
+            } else if i + 1 < argv.count, mayBeFlag(s), flagLiterals.contains(a) || flagGlobs.contains(where: { Glob.match($0, a) }) {
+                if out == nil { out = argv }
+                out![i + 1] = Redactor.mask
                 i += 1
             }
             i += 1

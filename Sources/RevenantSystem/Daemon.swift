@@ -256,9 +256,16 @@ public final class Daemon: Sendable {
                 let matched = e.execMatched
                 let real: ExecEvent? = if matched ?? 0 != 0, case .exec(let x) = e { x } else { nil }
                 // Secrets leave the command line here, before the table, the store and the logs see it.
-                if !config.redactor.patterns.isEmpty, case .exec(var x) = e {
-                    x.argv = config.redactor.apply(x.argv)
-                    e = .exec(x)
+                // Moved out and back, changed only when a secret is there: binding a copy cost
+                // every string a retain and release at each exec.
+                if !config.redactor.patterns.isEmpty, e.isExec {
+                    switch consume e {
+                    case .exec(var x):
+                        if let argv = config.redactor.redacted(x.argv) { x.argv = argv }
+                        e = .exec(x)
+                    case let other:
+                        e = other
+                    }
                 }
                 if case .deny(let d) = e, let policy {
                     held.value.unpark(namedBy: e)
