@@ -32,7 +32,8 @@ public struct Redactor: Sendable, Equatable {
         var first = [UInt64](repeating: 0, count: 4)
         for f in flagLiterals {
             lengths |= 1 << UInt64(min(f.utf8.count, 63))
-            if let b = f.utf8.first { first[Int(b >> 6)] |= 1 << UInt64(b & 63) }
+            let b = f.utf8.first ?? 0 // an empty flag: an empty argument's shape has first byte 0
+            first[Int(b >> 6)] |= 1 << UInt64(b & 63)
         }
         flagLengths = lengths
         flagFirstBytes = first

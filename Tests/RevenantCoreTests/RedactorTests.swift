@@ -28,5 +28,6 @@ import Testing
         #expect(custom.redacted(["app", long, "t"]) == ["app", long, "[REDACTED]"])
         #expect(custom.redacted(["app", long + "k", "t"]) == nil)
         #expect(Redactor(patterns: []).redacted(["a", "--password=x"]) == nil)
+        #expect(Redactor(patterns: [""]).redacted(["a", "", "b"]) == ["a", "", "[REDACTED]"], "an empty flag, as apply always did")
     }
 }
