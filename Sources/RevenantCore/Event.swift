@@ -119,8 +119,9 @@ public enum Event: Hashable, Sendable {
         if case .exec(let e) = self { e.matched } else { nil }
     }
 
-    public var isExec: Bool {
-        if case .exec = self { true } else { false }
+    /// An exec's command line; nil for any other record.
+    public var execArgv: [String]? {
+        if case .exec(let e) = self { e.argv } else { nil }
     }
 
     public var isExit: Bool {

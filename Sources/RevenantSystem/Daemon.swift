@@ -256,12 +256,12 @@ public final class Daemon: Sendable {
                 let matched = e.execMatched
                 let real: ExecEvent? = if matched ?? 0 != 0, case .exec(let x) = e { x } else { nil }
                 // Secrets leave the command line here, before the table, the store and the logs see it.
-                // Moved out and back, changed only when a secret is there: binding a copy cost
-                // every string a retain and release at each exec.
-                if !config.redactor.patterns.isEmpty, e.isExec {
+                // Only a command line with a secret is changed (moved out and back): binding a copy
+                // of every exec cost each string a retain and release.
+                if !config.redactor.patterns.isEmpty, let argv = e.execArgv, let hidden = config.redactor.redacted(argv) {
                     switch consume e {
                     case .exec(var x):
-                        if let argv = config.redactor.redacted(x.argv) { x.argv = argv }
+                        x.argv = hidden
                         e = .exec(x)
                     case let other:
                         e = other

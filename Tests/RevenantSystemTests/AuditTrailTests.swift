@@ -38,7 +38,7 @@ func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] 
         let policy = try w.policy("rules:\n  - name: watch-train\n    match: { script: \(script) }\n    action: audit\n")
         let d = try DaemonUnderTest(name: "trail")
         try await d.start(["--policy", policy, "--redact=--db-pass=*"])
-        let loop = spawn(["/bin/sh", "-c", "for i in 1 2 3; do /usr/bin/python3 \(script) --token=s3cret --db-pass=hunter2; sleep 0.2; done"])
+        let loop = spawn(["/bin/sh", "-c", "for i in 1 2 3; do /usr/bin/python3 \(script) --token=s3cret --db-pass=hunter2; sleep 0.2; done; /bin/echo leafmark --token=leafsecret >/dev/null"])
         #expect(loop.status == 0)
         try await d.settle()
         d.stop()
@@ -67,6 +67,9 @@ func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] 
         let stored = try Store(path: d.db, readOnly: true).instances(argv: ["/usr/bin/python3", script, "--token=[REDACTED]", "--db-pass=[REDACTED]"])
         #expect(stored.count == 3)
         #expect(try Store(path: d.db, readOnly: true).matching("s3cret").isEmpty)
+        // An exec no rule matched, held aside and stored as a leaf at its exit: redacted too.
+        #expect(try Store(path: d.db, readOnly: true).instances(argv: ["/bin/echo", "leafmark", "--token=[REDACTED]"]).count == 1)
+        #expect(try Store(path: d.db, readOnly: true).matching("leafsecret").isEmpty)
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
     }
 
