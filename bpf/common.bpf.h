@@ -277,6 +277,14 @@ static __always_inline int filter_has(const __u64 *f, __u64 h)
 	return (f[(b >> 6) & (RV_SCRIPT_FILTER_WORDS - 1)] >> (b & 63)) & 1;
 }
 
+/* Whether an exe key may be in the policy: its bit in the slot's exe filter. */
+static __always_inline int exe_filter_has(const struct rv_policy *pol, const struct rv_exe_key *k)
+{
+	__u32 b = ((k->ino ^ k->dev) * RV_EXE_MUL) >> RV_EXE_FILTER_SHIFT;
+
+	return (pol->exe_filter[(b >> 6) & (RV_EXE_FILTER_WORDS - 1)] >> (b & 63)) & 1;
+}
+
 static __always_inline void scan_lookup(struct scan *s)
 {
 	__u64 *m;

@@ -198,7 +198,7 @@ static __always_inline void enforce(struct rv_exec_event *e, const struct texts 
 
 	ek.dev = e->exe_dev;
 	ek.ino = e->exe_ino;
-	if (pol->need_exe) {
+	if (pol->need_exe && exe_filter_has(pol, &ek)) {
 		m = bpf_map_lookup_elem(&exe_rules, &ek);
 		if (m)
 			exe = *m;

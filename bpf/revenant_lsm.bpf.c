@@ -142,7 +142,7 @@ int BPF_PROG(deny_exec, struct linux_binprm *bprm, int ret)
 
 	ek.dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
 	ek.ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
-	if (pol->need_exe) {
+	if (pol->need_exe && exe_filter_has(pol, &ek)) {
 		m = bpf_map_lookup_elem(&exe_rules, &ek);
 		if (m)
 			exe = *m;

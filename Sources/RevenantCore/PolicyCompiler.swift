@@ -101,6 +101,25 @@ public enum PolicyCompiler {
 /// For each element e of argv (and the exec path): full(e); base(basename(e)); and, when e
 /// has no '/', rel(cwd, e) — cwd as the kernel captures it, components leaf first, each
 /// followed by NUL. A rule's full path gives the full and rel keys; a bare name the base key.
+/// The kernel's per-slot prefilter of exe keys (RV_EXE_FILTER_WORDS words): a key (kernel
+/// dev_t, inode) sets the bit given by the top bits of (ino ^ dev) * RV_EXE_MUL.
+public enum ExeHash {
+    public static let filterWords = 16
+    public static let filterShift: UInt64 = 54
+    public static let mul: UInt64 = 0x9e37_79b9_7f4a_7c15
+
+    public static func bit(dev: UInt64, ino: UInt64) -> Int { Int(((ino ^ dev) &* mul) >> filterShift) }
+
+    public static func filter<S: Sequence>(_ keys: S) -> [UInt64] where S.Element == (dev: UInt64, ino: UInt64) {
+        var words = [UInt64](repeating: 0, count: filterWords)
+        for k in keys {
+            let b = bit(dev: k.dev, ino: k.ino)
+            words[b >> 6] |= 1 << UInt64(b & 63)
+        }
+        return words
+    }
+}
+
 public enum ScriptHash {
     public static let offset: UInt64 = 0xcbf2_9ce4_8422_2325
     public static let prime: UInt64 = 0x0000_0100_0000_01b3

@@ -73,6 +73,11 @@ public final class Enforcer: @unchecked Sendable {
             precondition(raw.count == filter.count * 8, "script filter size: ABI and ScriptHash disagree")
             for (i, w) in filter.enumerated() { raw.storeBytes(of: w, toByteOffset: i * 8, as: UInt64.self) }
         }
+        let exeFilter = ExeHash.filter(exeKeys.keys.map { (dev: $0.dev, ino: $0.ino) })
+        withUnsafeMutableBytes(of: &cfg.exe_filter) { raw in
+            precondition(raw.count == exeFilter.count * 8, "exe filter size: ABI and ExeHash disagree")
+            for (i, w) in exeFilter.enumerated() { raw.storeBytes(of: w, toByteOffset: i * 8, as: UInt64.self) }
+        }
         var s = newSlot
         try check(rv_map_update(fds[3], &s, &cfg), "policy slot \(newSlot)")
         var zero: UInt32 = 0

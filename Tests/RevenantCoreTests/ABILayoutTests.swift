@@ -11,8 +11,9 @@ import Testing
         #expect(MemoryLayout<rv_exit_event>.size == 72)
         #expect(MemoryLayout<rv_exec_event>.size == 160 + Int(RV_EXEC_DATA_BYTES))
         #expect(Int(RV_EXEC_DATA_BYTES) == 1024 + Int(RV_ARGV_BYTES))
-        #expect(MemoryLayout<rv_policy>.size == 48 + 8 * Int(RV_SCRIPT_FILTER_WORDS))
+        #expect(MemoryLayout<rv_policy>.size == 48 + 8 * Int(RV_SCRIPT_FILTER_WORDS + RV_EXE_FILTER_WORDS))
         #expect(MemoryLayout<rv_policy>.offset(of: \.script_filter) == 48)
+        #expect(MemoryLayout<rv_policy>.offset(of: \.exe_filter) == 48 + 8 * Int(RV_SCRIPT_FILTER_WORDS))
         #expect(MemoryLayout<rv_exe_key>.size == 16)
         #expect(MemoryLayout<rv_proc>.size == 40)
     }

@@ -182,7 +182,7 @@ private func parseError(_ yaml: String) -> PolicyError? {
     @Test func scriptFilterHoldsEveryKeyInTheKernelsLayout() {
         #expect(ScriptHash.filterWords == Int(RV_SCRIPT_FILTER_WORDS))
         #expect(ScriptHash.filterShift == UInt64(RV_SCRIPT_FILTER_SHIFT))
-        #expect(MemoryLayout<rv_policy>.size == 48 + 8 * ScriptHash.filterWords)
+        #expect(MemoryLayout<rv_policy>.size == 48 + 8 * (ScriptHash.filterWords + ExeHash.filterWords))
         let keys = ScriptHash.keys(forRule: "/opt/ai-video-codec/workers/training_worker.py") + ScriptHash.keys(forRule: "worker.py")
         let f = ScriptHash.filter(keys)
         for k in keys {
@@ -195,6 +195,27 @@ private func parseError(_ yaml: String) -> PolicyError? {
         let ob = Int(other >> ScriptHash.filterShift)
         #expect(f[ob / 64] & (1 << UInt64(ob % 64)) == 0)
         #expect(ScriptHash.filter([UInt64]()) == [UInt64](repeating: 0, count: ScriptHash.filterWords))
+    }
+
+    /// Likewise for exe keys: the kernel looks an exe up only when its filter bit is set.
+    @Test func exeFilterHoldsEveryKeyInTheKernelsLayout() {
+        #expect(ExeHash.filterWords == Int(RV_EXE_FILTER_WORDS))
+        #expect(ExeHash.filterShift == UInt64(RV_EXE_FILTER_SHIFT))
+        #expect(ExeHash.mul == UInt64(RV_EXE_MUL))
+        // The bit the kernel computes for a key, written out: top 10 bits of (ino ^ dev) * mul.
+        #expect(ExeHash.bit(dev: 0, ino: 1) == Int(UInt64(0x9e37_79b9_7f4a_7c15) >> 54))
+        let keys: [(dev: UInt64, ino: UInt64)] = [(0x0fe0_0001, 131_077), (0x0fe0_0001, 2_883_590), (0x0000_0023, 42)]
+        let f = ExeHash.filter(keys)
+        for k in keys {
+            let b = ExeHash.bit(dev: k.dev, ino: k.ino)
+            #expect(f[b / 64] & (1 << UInt64(b % 64)) != 0)
+        }
+        #expect(f.map(\.nonzeroBitCount).reduce(0, +) <= keys.count)
+        #expect((0..<1_000).filter { i in
+            let b = ExeHash.bit(dev: 0x0fe0_0001, ino: 500_000 + UInt64(i) * 7)
+            return f[b / 64] & (1 << UInt64(b % 64)) != 0
+        }.count < 20, "other inodes of the same device mostly miss it")
+        #expect(ExeHash.filter([(dev: UInt64, ino: UInt64)]()) == [UInt64](repeating: 0, count: ExeHash.filterWords))
     }
 
     @Test func globs() {

@@ -5,7 +5,8 @@
 # then B/A as a geometric mean. The daemon started first pays more (its programs run first
 # on cold cache lines: ~30 % in BPF run time), so the order alternates: use an even ROUNDS.
 # Usage: ab.sh PATH-TO-revenant-A PATH-TO-revenant-B     Env: N (execs per round), ROUNDS,
-# RATE (execs/s for N seconds instead of a loop as fast as 2 spawners go).
+# RATE (execs/s for N seconds instead of a loop as fast as 2 spawners go), POLICY (a policy
+# file instead of one audit rule by script that matches nothing).
 set -euo pipefail
 A=${1:?usage: ab.sh REVENANT-A REVENANT-B}
 B=${2:?usage: ab.sh REVENANT-A REVENANT-B}
@@ -22,7 +23,11 @@ if [ -z "$CG2" ] || ! mkdir -p "$CG2/revenant-ab" 2>/dev/null; then
   echo "ab: needs a writable cgroup2 mount (per-daemon CPU time, exited threads included)" >&2; exit 2
 fi
 CG=$CG2/revenant-ab
-printf 'rules:\n  - name: audit-never\n    match: { script: /opt/never/worker.py }\n    action: audit\n' > "$OUT/audit.yaml"
+if [ -n "${POLICY:-}" ]; then
+  cp "$POLICY" "$OUT/audit.yaml"
+else
+  printf 'rules:\n  - name: audit-never\n    match: { script: /opt/never/worker.py }\n    action: audit\n' > "$OUT/audit.yaml"
+fi
 PA= PB=
 cleanup() {
   local rc=$?

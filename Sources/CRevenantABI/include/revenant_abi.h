@@ -33,6 +33,11 @@
  * elements miss it and skip the hash-map lookups, which cost as much as hashing the bytes. */
 #define RV_SCRIPT_FILTER_WORDS 32
 #define RV_SCRIPT_FILTER_SHIFT 53
+/* Likewise a 1,024-bit filter of its exe keys (bit = top 10 bits of (ino ^ dev) * RV_EXE_MUL):
+ * most execs skip the exe map's lookup. */
+#define RV_EXE_FILTER_WORDS 16
+#define RV_EXE_FILTER_SHIFT 54
+#define RV_EXE_MUL 0x9e3779b97f4a7c15ULL
 
 /* FNV-1a 64, also computed by RevenantCore's ScriptHash. */
 #define RV_FNV_OFFSET 0xcbf29ce484222325ULL
@@ -58,6 +63,7 @@ struct rv_policy {
     unsigned long long kill;     /* killed at exec (deny rules too, where the LSM tier is absent) */
     unsigned long long deny;     /* refused by the LSM program */
     unsigned long long script_filter[RV_SCRIPT_FILTER_WORDS];
+    unsigned long long exe_filter[RV_EXE_FILTER_WORDS];
 };
 
 enum rv_action {
@@ -178,6 +184,6 @@ _Static_assert(sizeof(struct rv_fork_event) == 56, "rv_fork_event layout");
 _Static_assert(sizeof(struct rv_exit_event) == 72, "rv_exit_event layout");
 _Static_assert(__builtin_offsetof(struct rv_exec_event, data) == 160, "rv_exec_event layout");
 _Static_assert(sizeof(struct rv_exec_event) == 160 + RV_EXEC_DATA_BYTES, "rv_exec_event layout");
-_Static_assert(sizeof(struct rv_policy) == 48 + 8 * RV_SCRIPT_FILTER_WORDS, "rv_policy layout");
+_Static_assert(sizeof(struct rv_policy) == 48 + 8 * (RV_SCRIPT_FILTER_WORDS + RV_EXE_FILTER_WORDS), "rv_policy layout");
 
 #endif
