@@ -111,13 +111,16 @@ public enum ExeHash {
     public static func bit(dev: UInt64, ino: UInt64) -> Int { Int(((ino ^ dev) &* mul) >> filterShift) }
 
     public static func filter<S: Sequence>(_ keys: S) -> [UInt64] where S.Element == (dev: UInt64, ino: UInt64) {
-        var words = [UInt64](repeating: 0, count: filterWords)
-        for k in keys {
-            let b = bit(dev: k.dev, ino: k.ino)
-            words[b >> 6] |= 1 << UInt64(b & 63)
-        }
-        return words
+        bitFilter(words: filterWords, bits: keys.lazy.map { bit(dev: $0.dev, ino: $0.ino) })
     }
+}
+
+/// A filter of `words` 64-bit words with the given bits set (the kernel's layout: bit b is
+/// word b / 64, bit b % 64).
+func bitFilter<S: Sequence<Int>>(words: Int, bits: S) -> [UInt64] {
+    var f = [UInt64](repeating: 0, count: words)
+    for b in bits { f[b >> 6] |= 1 << UInt64(b & 63) }
+    return f
 }
 
 public enum ScriptHash {
@@ -138,12 +141,7 @@ public enum ScriptHash {
     public static let filterShift: UInt64 = 53
 
     public static func filter<C: Collection>(_ keys: C) -> [UInt64] where C.Element == UInt64 {
-        var words = [UInt64](repeating: 0, count: filterWords)
-        for k in keys {
-            let bit = Int(k >> filterShift)
-            words[bit >> 6] |= 1 << UInt64(bit & 63)
-        }
-        return words
+        bitFilter(words: filterWords, bits: keys.lazy.map { Int($0 >> filterShift) })
     }
 
     public static func full(_ e: String) -> UInt64 { fnv(e.utf8) }

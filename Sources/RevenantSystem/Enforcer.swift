@@ -68,16 +68,8 @@ public final class Enforcer: @unchecked Sendable {
         // Deny rules are killed at exec too: what the LSM tier cannot see, this one does.
         cfg.kill = new.kill | new.deny
         cfg.deny = lsmActive ? new.deny : 0
-        let filter = ScriptHash.filter(new.scriptKeys.keys)
-        withUnsafeMutableBytes(of: &cfg.script_filter) { raw in
-            precondition(raw.count == filter.count * 8, "script filter size: ABI and ScriptHash disagree")
-            for (i, w) in filter.enumerated() { raw.storeBytes(of: w, toByteOffset: i * 8, as: UInt64.self) }
-        }
-        let exeFilter = ExeHash.filter(exeKeys.keys.map { (dev: $0.dev, ino: $0.ino) })
-        withUnsafeMutableBytes(of: &cfg.exe_filter) { raw in
-            precondition(raw.count == exeFilter.count * 8, "exe filter size: ABI and ExeHash disagree")
-            for (i, w) in exeFilter.enumerated() { raw.storeBytes(of: w, toByteOffset: i * 8, as: UInt64.self) }
-        }
+        Enforcer.store(ScriptHash.filter(new.scriptKeys.keys), in: &cfg.script_filter, "script")
+        Enforcer.store(ExeHash.filter(exeKeys.keys.map { (dev: $0.dev, ino: $0.ino) }), in: &cfg.exe_filter, "exe")
         var s = newSlot
         try check(rv_map_update(fds[3], &s, &cfg), "policy slot \(newSlot)")
         var zero: UInt32 = 0
@@ -96,6 +88,14 @@ public final class Enforcer: @unchecked Sendable {
         currentExeKeys = exeKeys
         slot = newSlot
         return missing
+    }
+
+    /// A filter's words into the policy slot's fixed C array of them.
+    private static func store<T>(_ words: [UInt64], in field: inout T, _ what: String) {
+        withUnsafeMutableBytes(of: &field) { raw in
+            precondition(raw.count == words.count * 8, "\(what) filter size: the ABI and its hash disagree")
+            for (i, w) in words.enumerated() { raw.storeBytes(of: w, toByteOffset: i * 8, as: UInt64.self) }
+        }
     }
 
     private func commKey(_ c: String) -> rv_comm_key {
