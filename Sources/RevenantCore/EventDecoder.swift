@@ -42,21 +42,33 @@ public enum EventDecoder {
     public struct Memo {
         struct Entry<Value> {
             var raw: [UInt8] = []
-            var flag = false
+            var flag: UInt8 = 0
             var value: Value?
 
-            mutating func get(_ r: UnsafeRawBufferPointer, flag f: Bool = false, _ make: (UnsafeRawBufferPointer) -> Value) -> Value {
-                if let value, f == flag, r.count == raw.count,
-                   r.count == 0 || raw.withUnsafeBytes({ memcmp($0.baseAddress!, r.baseAddress!, r.count) }) == 0 {
-                    return value
-                }
+            func hit(_ r: UnsafeRawBufferPointer, flag f: UInt8) -> Value? {
+                guard let value, f == flag, r.count == raw.count,
+                      r.count == 0 || raw.withUnsafeBytes({ memcmp($0.baseAddress!, r.baseAddress!, r.count) }) == 0
+                else { return nil }
+                return value
+            }
+
+            mutating func store(_ r: UnsafeRawBufferPointer, flag f: UInt8, _ v: Value) {
+                raw.removeAll(keepingCapacity: true)
+                raw.append(contentsOf: r); flag = f; value = v
+            }
+
+            mutating func get(_ r: UnsafeRawBufferPointer, flag f: UInt8 = 0, _ make: (UnsafeRawBufferPointer) -> Value) -> Value {
+                if let v = hit(r, flag: f) { return v }
                 let v = make(r)
-                raw = Array(r); flag = f; value = v
+                store(r, flag: f, v)
                 return v
             }
         }
         var filename = Entry<String>(), interp = Entry<String>(), comm = Entry<String>()
         var cgroup = Entry<String>(), cwd = Entry<String?>(), argv = Entry<[String]>()
+        /// All the texts at once, by the record's bytes from comm to the end of argv (lengths
+        /// included) and its two truncation flags: a respawn loop's execs share one box.
+        var texts = Entry<ExecTexts>()
         public init() {}
     }
 
@@ -167,27 +179,34 @@ public enum EventDecoder {
         }
         let flags = u32(X.flags)
         let truncated = flags & RV_F_ARGV_TRUNCATED.rawValue != 0
-        let argv = memo.argv.get(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + argvLen)]), flag: truncated) {
-            splitArgv($0, truncated: truncated)
-        }
-        let interp = memo.interp.get(text(interpRaw), string)
-        let rawLoginuid = u32(X.loginuid)
-        let cgroup = memo.cgroup.get(text(cgroupRaw), string)
         let cwdCut = flags & RV_F_CWD_TRUNCATED.rawValue != 0
-        let cwd = memo.cwd.get(cwdRaw, flag: cwdCut) { cwdPath($0, truncated: cwdCut) }
+        let argvRaw = UnsafeRawBufferPointer(rebasing: bytes[at..<(at + argvLen)])
         let comm = UnsafeRawBufferPointer(rebasing: bytes[X.comm.0..<(X.comm.0 + X.comm.1)])
+        let all = UnsafeRawBufferPointer(rebasing: bytes[X.comm.0..<(at + argvLen)])
+        let cuts: UInt8 = (truncated ? 1 : 0) | (cwdCut ? 2 : 0)
+        let texts: ExecTexts
+        if let t = memo.texts.hit(all, flag: cuts) {
+            texts = t
+        } else {
+            let interp = memo.interp.get(text(interpRaw), string)
+            let cgroup = memo.cgroup.get(text(cgroupRaw), string)
+            texts = ExecTexts(
+                filename: memo.filename.get(text(filenameRaw), string), interpreter: interp.isEmpty ? nil : interp,
+                argv: memo.argv.get(argvRaw, flag: cuts & 1) { splitArgv($0, truncated: truncated) },
+                argvTruncated: truncated, comm: memo.comm.get(text(comm), string),
+                cgroup: cgroup.isEmpty ? "/" : cgroup,
+                cwd: memo.cwd.get(cwdRaw, flag: cuts & 2) { cwdPath($0, truncated: cwdCut) }, cwdTruncated: cwdCut)
+            memo.texts.store(all, flag: cuts, texts)
+        }
+        let rawLoginuid = u32(X.loginuid)
         return ExecEvent(
             time: h.time_ns, process: ident(h.proc),
             parent: flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(bytes.loadUnaligned(fromByteOffset: X.parent, as: rv_ident.self)),
             realParent: ident(bytes.loadUnaligned(fromByteOffset: X.realParent, as: rv_ident.self)),
-            oldPid: Int32(bitPattern: u32(X.oldPid)),
-            filename: memo.filename.get(text(filenameRaw), string), interpreter: interp.isEmpty ? nil : interp,
-            exeDevice: u64(X.exeDev), exeInode: u64(X.exeIno),
-            argv: argv, argc: Int(u32(X.argc)), argvTruncated: truncated,
-            comm: memo.comm.get(text(comm), string), uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
-            loginuid: rawLoginuid == UInt32.max ? nil : rawLoginuid,
-            cgroupId: u64(X.cgroupId), cgroup: cgroup.isEmpty ? "/" : cgroup,
-            cwd: cwd, cwdTruncated: cwdCut,
+            oldPid: Int32(bitPattern: u32(X.oldPid)), texts: texts,
+            exeDevice: u64(X.exeDev), exeInode: u64(X.exeIno), argc: Int(u32(X.argc)),
+            uid: u32(X.uid), euid: u32(X.euid), gid: u32(X.gid),
+            loginuid: rawLoginuid == UInt32.max ? nil : rawLoginuid, cgroupId: u64(X.cgroupId),
             flags: flags, matched: u64(X.matched), action: KernelAction(rawValue: u32(X.action)) ?? .none)
     }
 

@@ -10,11 +10,25 @@ enum LeafCodec {
 
     struct Writer {
         var bytes: [UInt8] = []
+        /// The text segments `shortLived` wrote for the last exec texts box, with their ends in
+        /// `textBytes`: a respawn loop's leaves share one box, and its texts are encoded once.
+        private var lastTexts: ExecTexts?
+        private var textBytes: [UInt8] = []
+        private var textEnds = (0, 0, 0, 0)
 
         mutating func uint(_ v: UInt64) {
-            var v = v
-            while v >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-            bytes.append(UInt8(v))
+            if v < 0x80 { bytes.append(UInt8(v)); return }
+            // Encoded on the stack, then appended at once: one capacity check, not one a byte.
+            var buf: (UInt64, UInt16) = (0, 0)
+            let n = withUnsafeMutableBytes(of: &buf) { p -> Int in
+                var v = v, i = 0
+                while v >= 0x80 { p[i] = UInt8(truncatingIfNeeded: v) | 0x80; v >>= 7; i += 1 }
+                p[i] = UInt8(v)
+                return i + 1
+            }
+            withUnsafeBytes(of: &buf) { p in
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: p.bindMemory(to: UInt8.self)[..<n]))
+            }
         }
         mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
         mutating func string(_ s: String) {
@@ -75,26 +89,49 @@ enum LeafCodec {
             case .exited: flags |= 16
             case .signaled(_, let core): flags |= core ? 96 : 32
             }
+            let t = s.pointee.exec.texts
+            if t !== lastTexts { encodeTexts(t) }
             let id = s.pointee.exit.process
             uint(UInt64(UInt32(bitPattern: id.pid))); uint(id.startNs); uint(flags)
             if let p = s.pointee.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
             if let a = s.pointee.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
-            string(s.pointee.exec.comm)
+            text(0, textEnds.0)   // comm
             uint(s.pointee.exit.time)
             switch s.pointee.exit.status {
             case .exited(let c): int(Int64(c))
             case .signaled(let sig, _): int(Int64(sig))
             }
             uint(0); uint(1)
-            uint(s.pointee.exec.time); string(s.pointee.exec.filename); optional(s.pointee.exec.interpreter)
+            uint(s.pointee.exec.time)
+            text(textEnds.0, textEnds.1)   // filename, interpreter
             uint(s.pointee.exec.exeDevice); uint(s.pointee.exec.exeInode)
-            uint(UInt64(s.pointee.exec.argv.count))
-            s.pointee.exec.argv.withUnsafeBufferPointer { argv in for a in argv.indices { string(argv[a]) } }
-            uint(s.pointee.exec.argvTruncated ? 1 : 0); string(s.pointee.exec.comm)
+            text(textEnds.1, textEnds.2)   // argv, its truncation, comm
             uint(UInt64(s.pointee.exec.uid)); uint(UInt64(s.pointee.exec.euid)); uint(UInt64(s.pointee.exec.gid))
             uint(s.pointee.exec.loginuid.map { UInt64($0) + 1 } ?? 0)
-            uint(s.pointee.exec.cgroupId); string(s.pointee.exec.cgroup); optional(s.pointee.exec.cwd)
+            uint(s.pointee.exec.cgroupId)
+            text(textEnds.2, textEnds.3)   // cgroup, cwd
             uint(0) // no enforcement: a matched exec is never parked
+        }
+
+        private mutating func text(_ from: Int, _ to: Int) {
+            textBytes.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[from..<to])) }
+        }
+
+        /// The segments of `shortLived` that only the texts decide, as `image` writes them.
+        private mutating func encodeTexts(_ t: ExecTexts) {
+            var w = Writer()
+            w.string(t.comm)
+            let a = w.bytes.count
+            w.string(t.filename); w.optional(t.interpreter)
+            let b = w.bytes.count
+            w.uint(UInt64(t.argv.count))
+            for a in t.argv { w.string(a) }
+            w.uint(t.argvTruncated ? 1 : 0); w.string(t.comm)
+            let c = w.bytes.count
+            w.string(t.cgroup); w.optional(t.cwd)
+            textBytes = w.bytes
+            textEnds = (a, b, c, w.bytes.count)
+            lastTexts = t
         }
 
         private mutating func image(_ i: UnsafePointer<Image>) {

@@ -154,11 +154,17 @@ enum Records {
                          comm: "true", cwdLeafFirst: ["w", "tmp"]),
         ]
         var memo = EventDecoder.Memo()
+        var boxes: [ExecTexts] = []
         for r in records {
             let fresh = try EventDecoder.decode(r)
             let memoed = try r.withUnsafeBytes { b throws(DecodeError) in try EventDecoder.decode(b, memo: &memo) }
             #expect(memoed == fresh)
+            guard case .exec(let e) = memoed else { Issue.record("not exec"); return }
+            boxes.append(e.texts)
         }
+        // A respawn's repeated texts are one shared box; any other record gets its own.
+        #expect(boxes[1] === boxes[0])
+        #expect(boxes[2] !== boxes[1] && boxes[3] !== boxes[2] && boxes[6] !== boxes[0])
         guard case .exec(let whole) = try EventDecoder.decode(records[2]),
               case .exec(let cut) = try EventDecoder.decode(records[3]) else { Issue.record("not exec"); return }
         #expect(whole.cwd == "/tmp/w" && whole.argv == ["tr"])

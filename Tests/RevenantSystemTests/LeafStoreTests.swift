@@ -173,6 +173,34 @@ import Testing
         }
     }
 
+    /// The writer encodes a shared texts box once: leaves sharing one, then another, then the
+    /// first again (and an equal box that is not the same object) still encode as their records.
+    @Test func leavesSharingTextsEncodeAsTheirRecords() throws {
+        let loop = ExecTexts(filename: "/bin/true", interpreter: nil, argv: ["true", "--x"], argvTruncated: false,
+                             comm: "true", cgroup: "/", cwd: "/root", cwdTruncated: false)
+        let other = ExecTexts(filename: "/usr/bin/python3", interpreter: "/bin/sh", argv: ["python3", "w.py"],
+                              argvTruncated: true, comm: "python3", cgroup: "/w.service", cwd: nil, cwdTruncated: false)
+        let twin = ExecTexts(filename: "/bin/true", interpreter: nil, argv: ["true", "--x"], argvTruncated: false,
+                             comm: "true", cgroup: "/", cwd: "/root", cwdTruncated: false)
+        #expect(twin !== loop && twin == loop)
+        var leaves: [ShortLived] = []
+        for (k, t) in [loop, loop, other, loop, twin, other].enumerated() {
+            let id = Identity(pid: Int32(100 + k), startNs: UInt64(5_000 + 100 * k))
+            let x = ExecEvent(time: id.startNs + 10, process: id, parent: Identity(pid: 50, startNs: 1_000),
+                              realParent: Identity(pid: 50, startNs: 1_000), oldPid: id.pid, texts: t,
+                              exeDevice: UInt64(k), exeInode: 7, argc: t.argv.count, uid: UInt32(k), euid: 0, gid: 0,
+                              loginuid: k % 2 == 0 ? nil : 1000, cgroupId: 9, flags: 0)
+            leaves.append(ShortLived(exec: x, exit: ExitEvent(time: id.startNs + 50, process: id, parent: nil,
+                                                              realParent: Identity(pid: 50, startNs: 1_000), status: .exited(Int32(k))),
+                                     parent: Identity(pid: 50, startNs: 1_000)))
+        }
+        var direct = LeafBatch()
+        for k in leaves.indices { withUnsafePointer(to: &leaves[k]) { direct.append($0) } }
+        let built = LeafBatch(leaves.map(ProcessRecord.init))
+        #expect(direct.records.bytes == built.records.bytes)
+        #expect(try LeafCodec.decode(direct.records.bytes) == leaves.map(ProcessRecord.init))
+    }
+
     @Test func aCorruptBatchIsAnErrorNotAWrongAnswer() throws {
         let (s, _, _, _, _) = try populated()
         let q = try DatabaseQueue(path: dir + "/s.db")
