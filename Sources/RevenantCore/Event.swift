@@ -104,35 +104,35 @@ public struct ExecEvent: Hashable, Sendable {
     public var texts: ExecTexts
 
     public var filename: String {
-        get { texts.filename }
+        @inlinable get { texts.filename }
         set { texts = texts.with(filename: newValue) }
     }
     public var interpreter: String? {
-        get { texts.interpreter }
+        @inlinable get { texts.interpreter }
         set { texts = texts.with(interpreter: .some(newValue)) }
     }
     public var argv: [String] {
-        get { texts.argv }
+        @inlinable get { texts.argv }
         set { texts = texts.with(argv: newValue) }
     }
     public var argvTruncated: Bool {
-        get { texts.argvTruncated }
+        @inlinable get { texts.argvTruncated }
         set { texts = texts.with(argvTruncated: newValue) }
     }
     public var comm: String {
-        get { texts.comm }
+        @inlinable get { texts.comm }
         set { texts = texts.with(comm: newValue) }
     }
     public var cgroup: String {
-        get { texts.cgroup }
+        @inlinable get { texts.cgroup }
         set { texts = texts.with(cgroup: newValue) }
     }
     public var cwd: String? {
-        get { texts.cwd }
+        @inlinable get { texts.cwd }
         set { texts = texts.with(cwd: .some(newValue)) }
     }
     public var cwdTruncated: Bool {
-        get { texts.cwdTruncated }
+        @inlinable get { texts.cwdTruncated }
         set { texts = texts.with(cwdTruncated: newValue) }
     }
 

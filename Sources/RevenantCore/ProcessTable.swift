@@ -274,7 +274,7 @@ public struct ProcessTable: Sendable {
         }
         retirePid(for: e.process)
         if let parent { leafParents.insert(parent) }
-        var s = ShortLived(exec: x, exit: e, parent: parent, parentIsCurrentOnly: currentOnly, adoptedBy: adopted)
+        var s = ShortLived(exec: consume x, exit: e, parent: parent, parentIsCurrentOnly: currentOnly, adoptedBy: adopted)
         withUnsafePointer(to: &s) { leaf($0) }
         return true
     }

@@ -289,7 +289,7 @@ public final class Daemon: Sendable {
                     switch consume e {
                     case .exec(let x):
                         guard held.value.parkable(x) else { e = .exec(x); break }
-                        held.value.hold(x)
+                        held.value.hold(consume x)
                         noteUnparked()
                         if pending >= config.flushChanges { try flush() }
                         return
@@ -364,22 +364,11 @@ public final class Daemon: Sendable {
                     }
                 }
                 let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
-                // nil: stop was asked for and the ring is drained.
-                guard var items = tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush)) else { break }
-                // Moved out in place, each slot left holding a payload-free item: `for item in items`
-                // copied each record out (every string retained and released), and reversing then
-                // popping moved every record twice.
-                try items.withUnsafeMutableBufferPointer { buf in
-                    guard let base = buf.baseAddress else { return }
-                    for i in 0..<buf.count {
-                        let item = (base + i).move()
-                        (base + i).initialize(to: .malformed(.unknownType(0)))
-                        try handle(item)
-                    }
-                }
+                // false: stop was asked for and the ring is drained.
+                guard try tracer.drain(timeoutMs: min(config.tracer.pollMs, untilFlush), { item in try handle(consume item) }) else { break }
                 if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                     // Everything the ring holds now goes in: the asker's process started before it asked.
-                    for item in tracer.drain(timeoutMs: 0) ?? [] { try handle(item) }
+                    _ = try tracer.drain(timeoutMs: 0) { item in try handle(consume item) }
                     try announceLive()
                     try flush(force: true)
                     nextFlush = ContinuousClock.now + flushEvery

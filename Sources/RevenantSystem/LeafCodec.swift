@@ -276,7 +276,8 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
         if count == 0 { records.bytes.reserveCapacity(256 * 192) }
         records.shortLived(s)
         added(s.pointee.exit.process, end: s.pointee.exit.time)
-        ran(s.pointee.exec.argv, s.pointee.exec.filename)
+        let t = s.pointee.exec.texts
+        ran(t.argv, t.filename)
     }
 
     private mutating func added(_ id: Identity, end: UInt64) {

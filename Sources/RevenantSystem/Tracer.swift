@@ -38,7 +38,7 @@ public final class Tracer: @unchecked Sendable {
         /// Fork records only when a later record needs them (see common.bpf.h): a process that
         /// execs is first seen at its exec. `unannounced()` lists live ones not yet seen.
         public var lazyForks = false
-        /// No reader thread and no streams: the owner drains with `drain(timeoutMs:)` on its own
+        /// No reader thread and no streams: the owner drains with `drain(timeoutMs:_:)` on its own
         /// thread (no hop between threads per drain), and calls `close()` when done.
         public var manual = false
         public init() {}
@@ -46,8 +46,10 @@ public final class Tracer: @unchecked Sendable {
 
     public let events: AsyncStream<TraceItem>
     private let continuation: AsyncStream<TraceItem>.Continuation
-    /// Records of the current drain (manual mode); touched by the draining thread only.
-    private var pending: [TraceItem] = []
+    /// Manual mode: where the current drain hands each record, and what it threw; touched by
+    /// the draining thread only.
+    private var sink: ((consuming TraceItem) throws -> Void)?
+    private var sinkError: (any Error)?
     /// Touched by the one thread that reads the ring (the reader thread, or the drainer).
     private var memo = EventDecoder.Memo()
     private var handle: OpaquePointer?
@@ -128,7 +130,14 @@ public final class Tracer: @unchecked Sendable {
         } catch {
             item = .malformed(error)
         }
-        if me.options.manual { me.pending.append(consume item) } else { me.continuation.yield(consume item) }
+        guard me.options.manual else { me.continuation.yield(consume item); return 0 }
+        do {
+            try me.sink?(consume item)
+        } catch {
+            // Stops the ring's consume loop here: the drain rethrows it.
+            me.sinkError = error
+            return -1
+        }
         return 0
     }
 
@@ -157,17 +166,25 @@ public final class Tracer: @unchecked Sendable {
         continuation.finish()
     }
 
-    /// Manual mode: waits up to `timeoutMs` for records and returns what the ring held (empty on
-    /// timeout). nil once the tracer is stopping or the ring failed; call `close()` after the final drain.
-    public func drain(timeoutMs: Int32) -> [TraceItem]? {
-        precondition(options.manual, "drain(timeoutMs:) is for manual mode")
-        guard let h = handle else { return nil }
+    /// Manual mode: waits up to `timeoutMs` for records and hands each to `body` as the ring
+    /// yields it, on this thread (no array in between: each exec record was moved three more
+    /// times through one). An error `body` throws ends the drain and is rethrown. Returns false
+    /// once the tracer is stopping and the ring is empty, or the ring failed; call `close()` then.
+    public func drain(timeoutMs: Int32, _ body: (consuming TraceItem) throws -> Void) throws -> Bool {
+        precondition(options.manual, "drain(timeoutMs:_:) is for manual mode")
+        guard let h = handle else { return false }
         let last = stopping.load(ordering: .acquiring)
-        let n = rv_bpf_wait(h, last ? 0 : timeoutMs, wakeFD)
-        let out = pending
-        pending.removeAll(keepingCapacity: true)
-        if last || (n < 0 && n != -EINTR) { return out.isEmpty ? nil : out }
-        return out
+        let n = withoutActuallyEscaping(body) { b in
+            sink = b
+            defer { sink = nil }
+            return rv_bpf_wait(h, last ? 0 : timeoutMs, wakeFD)
+        }
+        if let e = sinkError {
+            sinkError = nil
+            throw e
+        }
+        if n < 0 && n != -EINTR { return false }
+        return !last || n > 0
     }
 
     /// Kernel counters: events lost to a full ring, processes the kernel map could not hold.
