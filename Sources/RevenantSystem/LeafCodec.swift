@@ -1,20 +1,36 @@
+import Glibc
 import RevenantCore
 
 /// The byte form of leaves in a `leaf_batch` row: processes born and ended between two flushes
 /// that forked nothing. Stored many to a row, they cost the store one row per flush instead of
 /// two rows and four B-tree entries each. Varints, strings as length then UTF-8.
+///
+/// Form 2 (a blob that starts with the bytes 0, 2; a form-1 blob starts with a PID, never 0):
+/// each record is written against the one before it in the blob. Numbers are zigzag deltas (the
+/// PID, start and parent from the previous record's, times from the process's start, device,
+/// inode, ids and cgroup from the previous image's), and each text is 0 when it repeats the
+/// previous record's text in that place. A leaf of a respawn loop takes ~33 bytes, not ~110:
+/// a third of the bytes the store writes (twice, with its log) and keeps.
 enum LeafCodec {
     struct Malformed: Error, CustomStringConvertible {
         var description: String { "a leaf batch's records are truncated or malformed" }
     }
 
+    static let form2: [UInt8] = [0, 2]
+
+    /// What the previous record of a form-2 blob wrote in each place.
+    struct Context {
+        var pid: UInt64 = 0, start: UInt64 = 0, parentPid: UInt64 = 0, parentStart: UInt64 = 0
+        var adoptedPid: UInt64 = 0, adoptedStart: UInt64 = 0
+        var dev: UInt64 = 0, ino: UInt64 = 0, cgroupId: UInt64 = 0
+        var uid: UInt64 = 0, euid: UInt64 = 0, gid: UInt64 = 0, loginuid: UInt64 = 0
+        var name = "", filename = "", interpreter: String? = nil, argv: [String] = [], comm = ""
+        var cgroup = "", cwd: String? = nil, enforcement: String? = nil
+    }
+
     struct Writer {
         var bytes: [UInt8] = []
-        /// The text segments `shortLived` wrote for the last exec texts box, with their ends in
-        /// `textBytes`: a respawn loop's leaves share one box, and its texts are encoded once.
-        private var lastTexts: ExecTexts?
-        private var textBytes: [UInt8] = []
-        private var textEnds = (0, 0, 0, 0)
+        var context = Context()
 
         mutating func uint(_ v: UInt64) {
             if v < 0x80 { bytes.append(UInt8(v)); return }
@@ -31,118 +47,152 @@ enum LeafCodec {
             }
         }
         mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
-        mutating func string(_ s: String) {
+        /// `v` as its difference from `base`, wrapping: any two values round-trip.
+        mutating func delta(_ v: UInt64, from base: UInt64) { int(Int64(bitPattern: v &- base)) }
+        /// The next value of a place: its delta from the previous value there.
+        mutating func delta(_ v: UInt64, _ prev: UInt64) -> UInt64 { delta(v, from: prev); return v }
+        private mutating func raw(_ s: String, plus: UInt64) {
             // Native strings are contiguous: no copy of the string to make it so.
-            if let done: Void = s.utf8.withContiguousStorageIfAvailable({ u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }) {
+            if let done: Void = s.utf8.withContiguousStorageIfAvailable({ u in uint(UInt64(u.count) + plus); bytes.append(contentsOf: u) }) {
                 return done
             }
             var s = s
-            s.withUTF8 { u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }
+            s.withUTF8 { u in uint(UInt64(u.count) + plus); bytes.append(contentsOf: u) }
         }
+        mutating func string(_ s: String) { raw(s, plus: 0) }
         mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes.append(contentsOf: b) }
-        /// nil as 0, a string as its length + 1.
-        mutating func optional(_ s: String?) {
-            guard let s else { uint(0); return }
-            if let done: Void = s.utf8.withContiguousStorageIfAvailable({ u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }) {
-                return done
+        /// Byte for byte: `==` on strings is canonical equivalence ("é" precomposed equals "e"
+        /// and a combining accent), and a record must read back with the bytes it was given.
+        static func same(_ a: String, _ b: String) -> Bool {
+            let r = a.utf8.withContiguousStorageIfAvailable { x in
+                b.utf8.withContiguousStorageIfAvailable { y in
+                    x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+                }
             }
-            var c = s
-            c.withUTF8 { u in uint(UInt64(u.count) + 1); bytes.append(contentsOf: u) }
+            return (r ?? nil) ?? a.utf8.elementsEqual(b.utf8)
+        }
+        /// 0 when it repeats `prev`, else its length + 1.
+        mutating func text(_ s: String, _ prev: String) -> String {
+            if Writer.same(s, prev) { uint(0) } else { raw(s, plus: 1) }
+            return s
+        }
+        /// 0 when it repeats `prev`, 1 for nil, else its length + 2.
+        mutating func text(_ s: String?, _ prev: String?) -> String? {
+            switch (s, prev) {
+            case (nil, nil): uint(0)
+            case (let s?, let p?) where Writer.same(s, p): uint(0)
+            case (let s?, _): raw(s, plus: 2)
+            case (nil, _?): uint(1)
+            }
+            return s
+        }
+        /// 0 when it repeats `prev`, else the count + 1 and each argument.
+        mutating func argv(_ a: [String], _ prev: [String]) -> [String] {
+            if a.count == prev.count, zip(a, prev).allSatisfy({ Writer.same($0, $1) }) { uint(0); return a }
+            uint(UInt64(a.count) + 1)
+            a.withUnsafeBufferPointer { a in for k in a.indices { raw(a[k], plus: 0) } }
+            return a
         }
 
-        /// Read through a pointer: a record passed by value was copied for the call (every string retained).
-        mutating func record(_ r: UnsafePointer<ProcessRecord>) {
+        private mutating func head(id: Identity, flags: UInt64, parent: Identity?, adoptedBy: Identity?, name: String) {
+            if bytes.isEmpty { bytes.append(contentsOf: LeafCodec.form2) }
+            context.pid = delta(UInt64(UInt32(bitPattern: id.pid)), context.pid)
+            context.start = delta(id.startNs, context.start)
+            uint(flags)
+            if let p = parent {
+                context.parentPid = delta(UInt64(UInt32(bitPattern: p.pid)), context.parentPid)
+                context.parentStart = delta(p.startNs, context.parentStart)
+            }
+            if let a = adoptedBy {
+                context.adoptedPid = delta(UInt64(UInt32(bitPattern: a.pid)), context.adoptedPid)
+                context.adoptedStart = delta(a.startNs, context.adoptedStart)
+            }
+            context.name = text(name, context.name)
+        }
+
+        private static func flags(parent: Bool, currentOnly: Bool, adopted: Bool, exited: Bool, status: ExitStatus?) -> UInt64 {
             var flags: UInt64 = 0
-            if r.pointee.parent != nil { flags |= 1 }
-            if r.pointee.parentIsCurrentOnly { flags |= 2 }
-            if r.pointee.adoptedBy != nil { flags |= 4 }
-            if r.pointee.exitTime != nil { flags |= 8 }
-            switch r.pointee.exitStatus {
+            if parent { flags |= 1 }
+            if currentOnly { flags |= 2 }
+            if adopted { flags |= 4 }
+            if exited { flags |= 8 }
+            switch status {
             case .exited?: flags |= 16
             case .signaled(_, let core)?: flags |= core ? 96 : 32
             case nil: break
             }
-            uint(UInt64(UInt32(bitPattern: r.pointee.id.pid))); uint(r.pointee.id.startNs); uint(flags)
-            if let p = r.pointee.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
-            if let a = r.pointee.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
-            string(r.pointee.comm)
-            if let t = r.pointee.exitTime { uint(t) }
-            switch r.pointee.exitStatus {
+            return flags
+        }
+
+        private mutating func status(_ s: ExitStatus?) {
+            switch s {
             case .exited(let c)?: int(Int64(c))
-            case .signaled(let s, _)?: int(Int64(s))
+            case .signaled(let sig, _)?: int(Int64(sig))
             case nil: break
             }
+        }
+
+        /// Read through a pointer: a record passed by value was copied for the call (every string retained).
+        mutating func record(_ r: UnsafePointer<ProcessRecord>) {
+            let start = r.pointee.id.startNs
+            head(id: r.pointee.id, flags: Writer.flags(parent: r.pointee.parent != nil, currentOnly: r.pointee.parentIsCurrentOnly,
+                                                        adopted: r.pointee.adoptedBy != nil, exited: r.pointee.exitTime != nil,
+                                                        status: r.pointee.exitStatus),
+                 parent: r.pointee.parent, adoptedBy: r.pointee.adoptedBy, name: r.pointee.comm)
+            if let t = r.pointee.exitTime { delta(t, from: start) }
+            status(r.pointee.exitStatus)
             uint(UInt64(r.pointee.imagesDropped)); uint(UInt64(r.pointee.images.count))
             // Fields read through a pointer: `for i in r.images`, and even a subscript of the
             // buffer, copied each image out, every string retained.
-            r.pointee.images.withUnsafeBufferPointer { images in for k in images.indices { image(images.baseAddress! + k) } }
+            r.pointee.images.withUnsafeBufferPointer { images in
+                for k in images.indices {
+                    let i = images.baseAddress! + k
+                    image(time: i.pointee.time, start: start, filename: i.pointee.filename, interpreter: i.pointee.interpreter,
+                          dev: i.pointee.exeDevice, ino: i.pointee.exeInode, argv: i.pointee.argv, truncated: i.pointee.argvTruncated,
+                          comm: i.pointee.comm, uid: i.pointee.uid, euid: i.pointee.euid, gid: i.pointee.gid,
+                          loginuid: i.pointee.loginuid, cgroupId: i.pointee.cgroupId, cgroup: i.pointee.cgroup,
+                          cwd: i.pointee.cwd, enforcement: i.pointee.enforcement)
+                }
+            }
         }
 
         /// The bytes `record` writes for `ProcessRecord(s)`, without building it: one image,
         /// read from the exec where it lies.
         mutating func shortLived(_ s: UnsafePointer<ShortLived>) {
-            var flags: UInt64 = 8
-            if s.pointee.parent != nil { flags |= 1 }
-            if s.pointee.parentIsCurrentOnly { flags |= 2 }
-            if s.pointee.adoptedBy != nil { flags |= 4 }
-            switch s.pointee.exit.status {
-            case .exited: flags |= 16
-            case .signaled(_, let core): flags |= core ? 96 : 32
-            }
             let t = s.pointee.exec.texts
-            if t !== lastTexts { encodeTexts(t) }
             let id = s.pointee.exit.process
-            uint(UInt64(UInt32(bitPattern: id.pid))); uint(id.startNs); uint(flags)
-            if let p = s.pointee.parent { uint(UInt64(UInt32(bitPattern: p.pid))); uint(p.startNs) }
-            if let a = s.pointee.adoptedBy { uint(UInt64(UInt32(bitPattern: a.pid))); uint(a.startNs) }
-            text(0, textEnds.0)   // comm
-            uint(s.pointee.exit.time)
-            switch s.pointee.exit.status {
-            case .exited(let c): int(Int64(c))
-            case .signaled(let sig, _): int(Int64(sig))
-            }
+            head(id: id, flags: Writer.flags(parent: s.pointee.parent != nil, currentOnly: s.pointee.parentIsCurrentOnly,
+                                             adopted: s.pointee.adoptedBy != nil, exited: true, status: s.pointee.exit.status),
+                 parent: s.pointee.parent, adoptedBy: s.pointee.adoptedBy, name: t.comm)
+            delta(s.pointee.exit.time, from: id.startNs)
+            status(s.pointee.exit.status)
             uint(0); uint(1)
-            uint(s.pointee.exec.time)
-            text(textEnds.0, textEnds.1)   // filename, interpreter
-            uint(s.pointee.exec.exeDevice); uint(s.pointee.exec.exeInode)
-            text(textEnds.1, textEnds.2)   // argv, its truncation, comm
-            uint(UInt64(s.pointee.exec.uid)); uint(UInt64(s.pointee.exec.euid)); uint(UInt64(s.pointee.exec.gid))
-            uint(s.pointee.exec.loginuid.map { UInt64($0) + 1 } ?? 0)
-            uint(s.pointee.exec.cgroupId)
-            text(textEnds.2, textEnds.3)   // cgroup, cwd
-            uint(0) // no enforcement: a matched exec is never parked
+            image(time: s.pointee.exec.time, start: id.startNs, filename: t.filename, interpreter: t.interpreter,
+                  dev: s.pointee.exec.exeDevice, ino: s.pointee.exec.exeInode, argv: t.argv, truncated: t.argvTruncated,
+                  comm: t.comm, uid: s.pointee.exec.uid, euid: s.pointee.exec.euid, gid: s.pointee.exec.gid,
+                  loginuid: s.pointee.exec.loginuid, cgroupId: s.pointee.exec.cgroupId, cgroup: t.cgroup, cwd: t.cwd,
+                  enforcement: nil) // a matched exec is never parked
         }
 
-        private mutating func text(_ from: Int, _ to: Int) {
-            textBytes.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[from..<to])) }
-        }
-
-        /// The segments of `shortLived` that only the texts decide, as `image` writes them.
-        private mutating func encodeTexts(_ t: ExecTexts) {
-            var w = Writer()
-            w.string(t.comm)
-            let a = w.bytes.count
-            w.string(t.filename); w.optional(t.interpreter)
-            let b = w.bytes.count
-            w.uint(UInt64(t.argv.count))
-            for a in t.argv { w.string(a) }
-            w.uint(t.argvTruncated ? 1 : 0); w.string(t.comm)
-            let c = w.bytes.count
-            w.string(t.cgroup); w.optional(t.cwd)
-            textBytes = w.bytes
-            textEnds = (a, b, c, w.bytes.count)
-            lastTexts = t
-        }
-
-        private mutating func image(_ i: UnsafePointer<Image>) {
-            uint(i.pointee.time); string(i.pointee.filename); optional(i.pointee.interpreter)
-            uint(i.pointee.exeDevice); uint(i.pointee.exeInode)
-            uint(UInt64(i.pointee.argv.count))
-            i.pointee.argv.withUnsafeBufferPointer { argv in for a in argv.indices { string(argv[a]) } }
-            uint(i.pointee.argvTruncated ? 1 : 0); string(i.pointee.comm)
-            uint(UInt64(i.pointee.uid)); uint(UInt64(i.pointee.euid)); uint(UInt64(i.pointee.gid))
-            uint(i.pointee.loginuid.map { UInt64($0) + 1 } ?? 0)
-            uint(i.pointee.cgroupId); string(i.pointee.cgroup); optional(i.pointee.cwd); optional(i.pointee.enforcement)
+        private mutating func image(time: UInt64, start: UInt64, filename: String, interpreter: String?, dev: UInt64, ino: UInt64,
+                                    argv a: [String], truncated: Bool, comm: String, uid: UInt32, euid: UInt32, gid: UInt32,
+                                    loginuid: UInt32?, cgroupId: UInt64, cgroup: String, cwd: String?, enforcement: String?) {
+            delta(time, from: start)
+            context.filename = text(filename, context.filename)
+            context.interpreter = text(interpreter, context.interpreter)
+            context.dev = delta(dev, context.dev)
+            context.ino = delta(ino, context.ino)
+            context.argv = argv(a, context.argv)
+            uint(truncated ? 1 : 0)
+            context.comm = text(comm, context.comm)
+            context.uid = delta(UInt64(uid), context.uid)
+            context.euid = delta(UInt64(euid), context.euid)
+            context.gid = delta(UInt64(gid), context.gid)
+            context.loginuid = delta(loginuid.map { UInt64($0) + 1 } ?? 0, context.loginuid)
+            context.cgroupId = delta(cgroupId, context.cgroupId)
+            context.cgroup = text(cgroup, context.cgroup)
+            context.cwd = text(cwd, context.cwd)
+            context.enforcement = text(enforcement, context.enforcement)
         }
     }
 
@@ -189,6 +239,80 @@ enum LeafCodec {
             return n == 0 ? nil : try text(Int(n) - 1)
         }
 
+        mutating func delta(from base: UInt64) throws(Malformed) -> UInt64 { base &+ UInt64(bitPattern: try int()) }
+        mutating func delta(_ prev: inout UInt64) throws(Malformed) -> UInt64 {
+            prev = try delta(from: prev)
+            return prev
+        }
+        mutating func pid(_ prev: inout UInt64) throws(Malformed) -> Int32 {
+            let v = try delta(&prev)
+            guard v <= UInt32.max else { throw Malformed() }
+            return Int32(bitPattern: UInt32(v))
+        }
+        mutating func u32(_ prev: inout UInt64) throws(Malformed) -> UInt32 {
+            let v = try delta(&prev)
+            guard v <= UInt32.max else { throw Malformed() }
+            return UInt32(v)
+        }
+        mutating func text(_ prev: inout String) throws(Malformed) -> String {
+            let n = try u32()
+            if n > 0 { prev = try text(Int(n) - 1) }
+            return prev
+        }
+        mutating func text(_ prev: inout String?) throws(Malformed) -> String? {
+            switch try u32() {
+            case 0: break
+            case 1: prev = nil
+            case let n: prev = try text(Int(n) - 2)
+            }
+            return prev
+        }
+        mutating func argv(_ prev: inout [String]) throws(Malformed) -> [String] {
+            let n = try u32()
+            guard n > 0 else { return prev }
+            guard n - 1 <= bytes.count - at else { throw Malformed() }
+            var argv: [String] = []
+            argv.reserveCapacity(Int(n - 1))
+            for _ in 1..<n { argv.append(try string()) }
+            prev = argv
+            return argv
+        }
+
+        /// One record of a form-2 blob, against what the previous one wrote (`c`).
+        mutating func record(_ c: inout Context) throws(Malformed) -> ProcessRecord {
+            let id = Identity(pid: try pid(&c.pid), startNs: try delta(&c.start))
+            let flags = try uint()
+            let parent = flags & 1 != 0 ? Identity(pid: try pid(&c.parentPid), startNs: try delta(&c.parentStart)) : nil
+            let adopted = flags & 4 != 0 ? Identity(pid: try pid(&c.adoptedPid), startNs: try delta(&c.adoptedStart)) : nil
+            var r = ProcessRecord(id: id, parent: parent, comm: try text(&c.name))
+            r.parentIsCurrentOnly = flags & 2 != 0
+            r.adoptedBy = adopted
+            if flags & 8 != 0 { r.exitTime = try delta(from: id.startNs) }
+            if flags & 16 != 0 { r.exitStatus = .exited(Int32(truncatingIfNeeded: try int())) }
+            if flags & 32 != 0 { r.exitStatus = .signaled(Int32(truncatingIfNeeded: try int()), coreDumped: flags & 64 != 0) }
+            r.imagesDropped = Int(try u32())
+            let n = try u32()
+            guard n <= ProcessTable.maxImages else { throw Malformed() }
+            for _ in 0..<n {
+                let time = try delta(from: id.startNs), filename = try text(&c.filename), interpreter = try text(&c.interpreter)
+                let dev = try delta(&c.dev), ino = try delta(&c.ino)
+                let argv = try argv(&c.argv)
+                let truncated = try uint() != 0
+                let comm = try text(&c.comm)
+                let uid = try u32(&c.uid), euid = try u32(&c.euid), gid = try u32(&c.gid)
+                let login = try delta(&c.loginuid)
+                guard login <= UInt64(UInt32.max) + 1 else { throw Malformed() }
+                var img = Image(time: time, filename: filename, interpreter: interpreter, exeDevice: dev, exeInode: ino,
+                                argv: argv, argvTruncated: truncated, comm: comm, uid: uid, euid: euid, gid: gid,
+                                loginuid: login == 0 ? nil : UInt32(truncatingIfNeeded: login - 1),
+                                cgroupId: try delta(&c.cgroupId), cgroup: try text(&c.cgroup), cwd: try text(&c.cwd))
+                img.enforcement = try text(&c.enforcement)
+                r.images.append(img)
+            }
+            return r
+        }
+
+        /// One record of a form-1 blob (stores written before form 2).
         mutating func record() throws(Malformed) -> ProcessRecord {
             let id = Identity(pid: try pid(), startNs: try uint())
             let flags = try uint()
@@ -230,7 +354,14 @@ enum LeafCodec {
     static func decode(_ bytes: [UInt8]) throws(Malformed) -> [ProcessRecord] {
         var r = Reader(bytes)
         var out: [ProcessRecord] = []
-        while !r.atEnd { out.append(try r.record()) }
+        guard bytes.first == 0 else {
+            while !r.atEnd { out.append(try r.record()) }
+            return out
+        }
+        guard bytes.starts(with: form2) else { throw Malformed() }
+        r.at = form2.count
+        var c = Context()
+        while !r.atEnd { out.append(try r.record(&c)) }
         return out
     }
 }
@@ -240,9 +371,10 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     var records = LeafCodec.Writer()
     /// ",pid,pid,": what `instr` finds a PID in.
     var pids: [UInt8] = [UInt8(ascii: ",")]
-    /// Distinct command lines with how many leaves ran each, then distinct exe paths.
-    var argvs: [[String]: Int] = [:]
-    var exes = Set<String>()
+    /// Distinct command lines with how many leaves ran each, then distinct exe paths; by their
+    /// bytes (String keys would merge canonically equal texts that the store searches byte for byte).
+    var argvs: [[UInt8]: Int] = [:]
+    var exes = Set<[UInt8]>()
     private var lastArgv: [String]? = nil, lastCount = 0
     private var lastExe = ""
     var first = UInt64.max, last: UInt64 = 0
@@ -289,23 +421,23 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
 
     private mutating func ran(_ argv: [String], _ filename: String) {
         // Consecutive leaves mostly ran the same thing: count those without hashing.
-        if argv == lastArgv {
+        if let l = lastArgv, l.count == argv.count, zip(l, argv).allSatisfy({ LeafCodec.Writer.same($0, $1) }) {
             lastCount += 1
         } else {
-            if let l = lastArgv { argvs[l, default: 0] += lastCount }
+            if let l = lastArgv { argvs[Store.joinArgv(l), default: 0] += lastCount }
             lastArgv = argv; lastCount = 1
         }
-        if filename != lastExe { lastExe = filename; exes.insert(lastExe) }
+        if !LeafCodec.Writer.same(filename, lastExe) { lastExe = filename; exes.insert(Array(filename.utf8)) }
     }
 
     /// The batch's search keys: each distinct command line with its count, a 0, then each exe.
     func keys() -> [UInt8] {
         var argvs = argvs
-        if let l = lastArgv { argvs[l, default: 0] += lastCount }
+        if let l = lastArgv { argvs[Store.joinArgv(l), default: 0] += lastCount }
         var keys = LeafCodec.Writer()
-        for (argv, n) in argvs { keys.uint(UInt64(n)); keys.blob(Store.joinArgv(argv)) }
+        for (argv, n) in argvs { keys.uint(UInt64(n)); keys.blob(argv) }
         keys.uint(0)
-        for e in exes { keys.string(e) }
+        for e in exes { keys.blob(e) }
         return keys.bytes
     }
 }

@@ -201,12 +201,108 @@ import Testing
         #expect(try LeafCodec.decode(direct.records.bytes) == leaves.map(ProcessRecord.init))
     }
 
+    /// Stores written before form 2 hold form-1 blobs: they read back as they were written.
+    @Test func aForm1BatchStillReads() throws {
+        let (_, shell, row, leaf, odd) = try populated()
+        var w = LeafCodec.Writer()
+        for r in [shell, row, leaf, odd] { Form1.record(r, &w) }
+        #expect(w.bytes.first != 0)
+        #expect(try LeafCodec.decode(w.bytes) == [shell, row, leaf, odd])
+        #expect(throws: LeafCodec.Malformed.self) { try LeafCodec.decode([0, 3] + w.bytes) }
+    }
+
+    /// Form 2 writes each record against the previous one: a respawn loop's leaves are small,
+    /// and values that go down or jump (a PID wrapping, a start before the last, the largest
+    /// numbers) still round-trip.
+    @Test func form2IsSmallAndRoundTripsAnyValues() throws {
+        let texts = ExecTexts(filename: "/bin/true", interpreter: nil, argv: ["true"], argvTruncated: false,
+                              comm: "true", cgroup: "/system.slice/cron.service", cwd: "/var/spool/cron", cwdTruncated: false)
+        func leaf(pid: Int32, start: UInt64, parent: Identity) -> ShortLived {
+            let id = Identity(pid: pid, startNs: start)
+            return ShortLived(exec: ExecEvent(time: start &+ 90_000, process: id, parent: parent, realParent: parent, oldPid: pid,
+                                              texts: texts, exeDevice: 0xfd01, exeInode: 1_311_000, argc: 1, uid: 0, euid: 0,
+                                              gid: 0, loginuid: nil, cgroupId: 4_242, flags: 0),
+                              exit: ExitEvent(time: start &+ 700_000, process: id, parent: parent, realParent: parent, status: .exited(0)),
+                              parent: parent)
+        }
+        let cron = Identity(pid: 812, startNs: 9_000_000_000)
+        var loop = LeafBatch()
+        for k in 0..<100 {
+            var s = leaf(pid: Int32(30_000 + 2 * k), start: 60_000_000_000 + UInt64(k) * 210_000, parent: cron)
+            withUnsafePointer(to: &s) { loop.append($0) }
+        }
+        #expect(loop.records.bytes.count < 100 * 34)
+        var odd = [leaf(pid: 32_767, start: 70_000_000_000, parent: cron), leaf(pid: 300, start: 69_000_000_000, parent: cron),
+                   leaf(pid: Int32.max, start: UInt64.max - 5, parent: Identity(pid: 1, startNs: 0)),
+                   leaf(pid: 2, start: 1, parent: Identity(pid: Int32.max, startNs: UInt64.max))]
+        var direct = LeafBatch()
+        for k in odd.indices { withUnsafePointer(to: &odd[k]) { direct.append($0) } }
+        #expect(try LeafCodec.decode(direct.records.bytes) == odd.map(ProcessRecord.init))
+        #expect(direct.records.bytes == LeafBatch(odd.map(ProcessRecord.init)).records.bytes)
+
+        // Canonically equal texts with different bytes are not repeats: each reads back as given.
+        func record(_ pid: Int32, _ text: String) -> ProcessRecord {
+            var r = ProcessRecord(id: Identity(pid: pid, startNs: 5), parent: nil, comm: text)
+            r.images = [Image(time: 6, filename: "/x/" + text, argv: [text], comm: text, cwd: text)]
+            return r
+        }
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed && Array(composed.utf8) != Array(decomposed.utf8))
+        let back = try LeafCodec.decode(LeafBatch([record(1, composed), record(2, decomposed)]).records.bytes)
+        #expect(back.map { Array($0.comm.utf8) } == [Array(composed.utf8), Array(decomposed.utf8)])
+        #expect(back.map { Array($0.images[0].argv[0].utf8) } == [Array(composed.utf8), Array(decomposed.utf8)])
+        #expect(back.map { Array($0.images[0].cwd!.utf8) } == [Array(composed.utf8), Array(decomposed.utf8)])
+        // The search keys count each byte form apart: the store finds command lines byte for byte.
+        var keys = LeafCodec.Reader(LeafBatch([record(1, composed), record(2, decomposed), record(3, decomposed)]).keys())
+        var counted: [[UInt8]: UInt64] = [:]
+        while case let n = try keys.uint(), n > 0 { counted[Array(try keys.blob())] = n }
+        #expect(counted == [Array(composed.utf8): 1, Array(decomposed.utf8): 2])
+    }
+
     @Test func aCorruptBatchIsAnErrorNotAWrongAnswer() throws {
         let (s, _, _, _, _) = try populated()
         let q = try DatabaseQueue(path: dir + "/s.db")
         try q.write { try $0.execute(sql: "UPDATE leaf_batch SET records = substr(records, 1, 20)") }
         #expect { try s.incarnations(pid: 13) } throws: { e in
             (e as? StoreError)?.reason.contains("truncated or malformed") == true
+        }
+    }
+}
+
+/// The form-1 writer of earlier versions, kept to write what their stores hold.
+enum Form1 {
+    static func record(_ r: ProcessRecord, _ w: inout LeafCodec.Writer) {
+        var flags: UInt64 = 0
+        if r.parent != nil { flags |= 1 }
+        if r.parentIsCurrentOnly { flags |= 2 }
+        if r.adoptedBy != nil { flags |= 4 }
+        if r.exitTime != nil { flags |= 8 }
+        switch r.exitStatus {
+        case .exited?: flags |= 16
+        case .signaled(_, let core)?: flags |= core ? 96 : 32
+        case nil: break
+        }
+        func optional(_ s: String?) { if let s { w.uint(UInt64(s.utf8.count) + 1); w.bytes += Array(s.utf8) } else { w.uint(0) } }
+        w.uint(UInt64(UInt32(bitPattern: r.id.pid))); w.uint(r.id.startNs); w.uint(flags)
+        if let p = r.parent { w.uint(UInt64(UInt32(bitPattern: p.pid))); w.uint(p.startNs) }
+        if let a = r.adoptedBy { w.uint(UInt64(UInt32(bitPattern: a.pid))); w.uint(a.startNs) }
+        w.string(r.comm)
+        if let t = r.exitTime { w.uint(t) }
+        switch r.exitStatus {
+        case .exited(let c)?: w.int(Int64(c))
+        case .signaled(let s, _)?: w.int(Int64(s))
+        case nil: break
+        }
+        w.uint(UInt64(r.imagesDropped)); w.uint(UInt64(r.images.count))
+        for i in r.images {
+            w.uint(i.time); w.string(i.filename); optional(i.interpreter)
+            w.uint(i.exeDevice); w.uint(i.exeInode)
+            w.uint(UInt64(i.argv.count))
+            for a in i.argv { w.string(a) }
+            w.uint(i.argvTruncated ? 1 : 0); w.string(i.comm)
+            w.uint(UInt64(i.uid)); w.uint(UInt64(i.euid)); w.uint(UInt64(i.gid))
+            w.uint(i.loginuid.map { UInt64($0) + 1 } ?? 0)
+            w.uint(i.cgroupId); w.string(i.cgroup); optional(i.cwd); optional(i.enforcement)
         }
     }
 }
