@@ -31,6 +31,9 @@ enum LeafCodec {
     struct Writer {
         var bytes: [UInt8] = []
         var context = Context()
+        /// The exec texts box whose texts the context's text places hold: set by the leaf
+        /// `shortLived` wrote last, cleared by `record`.
+        private var boxInContext: ExecTexts?
 
         mutating func uint(_ v: UInt64) {
             if v < 0x80 { bytes.append(UInt8(v)); return }
@@ -94,7 +97,7 @@ enum LeafCodec {
             return a
         }
 
-        private mutating func head(id: Identity, flags: UInt64, parent: Identity?, adoptedBy: Identity?, name: String) {
+        private mutating func head(id: Identity, flags: UInt64, parent: Identity?, adoptedBy: Identity?, name: String, repeats: Bool = false) {
             if bytes.isEmpty { bytes.append(contentsOf: LeafCodec.form2) }
             context.pid = delta(UInt64(UInt32(bitPattern: id.pid)), context.pid)
             context.start = delta(id.startNs, context.start)
@@ -107,7 +110,7 @@ enum LeafCodec {
                 context.adoptedPid = delta(UInt64(UInt32(bitPattern: a.pid)), context.adoptedPid)
                 context.adoptedStart = delta(a.startNs, context.adoptedStart)
             }
-            context.name = text(name, context.name)
+            if repeats { uint(0) } else { context.name = text(name, context.name) }
         }
 
         private static func flags(parent: Bool, currentOnly: Bool, adopted: Bool, exited: Bool, status: ExitStatus?) -> UInt64 {
@@ -134,6 +137,7 @@ enum LeafCodec {
 
         /// Read through a pointer: a record passed by value was copied for the call (every string retained).
         mutating func record(_ r: UnsafePointer<ProcessRecord>) {
+            boxInContext = nil
             let start = r.pointee.id.startNs
             head(id: r.pointee.id, flags: Writer.flags(parent: r.pointee.parent != nil, currentOnly: r.pointee.parentIsCurrentOnly,
                                                         adopted: r.pointee.adoptedBy != nil, exited: r.pointee.exitTime != nil,
@@ -160,10 +164,12 @@ enum LeafCodec {
         /// read from the exec where it lies.
         mutating func shortLived(_ s: UnsafePointer<ShortLived>) {
             let t = s.pointee.exec.texts
+            // The previous leaf's texts box: every text place repeats, known without a compare.
+            let repeats = t === boxInContext
             let id = s.pointee.exit.process
             head(id: id, flags: Writer.flags(parent: s.pointee.parent != nil, currentOnly: s.pointee.parentIsCurrentOnly,
                                              adopted: s.pointee.adoptedBy != nil, exited: true, status: s.pointee.exit.status),
-                 parent: s.pointee.parent, adoptedBy: s.pointee.adoptedBy, name: t.comm)
+                 parent: s.pointee.parent, adoptedBy: s.pointee.adoptedBy, name: t.comm, repeats: repeats)
             delta(s.pointee.exit.time, from: id.startNs)
             status(s.pointee.exit.status)
             uint(0); uint(1)
@@ -171,28 +177,29 @@ enum LeafCodec {
                   dev: s.pointee.exec.exeDevice, ino: s.pointee.exec.exeInode, argv: t.argv, truncated: t.argvTruncated,
                   comm: t.comm, uid: s.pointee.exec.uid, euid: s.pointee.exec.euid, gid: s.pointee.exec.gid,
                   loginuid: s.pointee.exec.loginuid, cgroupId: s.pointee.exec.cgroupId, cgroup: t.cgroup, cwd: t.cwd,
-                  enforcement: nil) // a matched exec is never parked
+                  enforcement: nil, repeats: repeats) // a matched exec is never parked
+            boxInContext = t
         }
 
         private mutating func image(time: UInt64, start: UInt64, filename: String, interpreter: String?, dev: UInt64, ino: UInt64,
                                     argv a: [String], truncated: Bool, comm: String, uid: UInt32, euid: UInt32, gid: UInt32,
-                                    loginuid: UInt32?, cgroupId: UInt64, cgroup: String, cwd: String?, enforcement: String?) {
+                                    loginuid: UInt32?, cgroupId: UInt64, cgroup: String, cwd: String?, enforcement: String?, repeats: Bool = false) {
             delta(time, from: start)
-            context.filename = text(filename, context.filename)
-            context.interpreter = text(interpreter, context.interpreter)
+            if repeats { uint(0) } else { context.filename = text(filename, context.filename) }
+            if repeats { uint(0) } else { context.interpreter = text(interpreter, context.interpreter) }
             context.dev = delta(dev, context.dev)
             context.ino = delta(ino, context.ino)
-            context.argv = argv(a, context.argv)
+            if repeats { uint(0) } else { context.argv = argv(a, context.argv) }
             uint(truncated ? 1 : 0)
-            context.comm = text(comm, context.comm)
+            if repeats { uint(0) } else { context.comm = text(comm, context.comm) }
             context.uid = delta(UInt64(uid), context.uid)
             context.euid = delta(UInt64(euid), context.euid)
             context.gid = delta(UInt64(gid), context.gid)
             context.loginuid = delta(loginuid.map { UInt64($0) + 1 } ?? 0, context.loginuid)
             context.cgroupId = delta(cgroupId, context.cgroupId)
-            context.cgroup = text(cgroup, context.cgroup)
-            context.cwd = text(cwd, context.cwd)
-            context.enforcement = text(enforcement, context.enforcement)
+            if repeats { uint(0) } else { context.cgroup = text(cgroup, context.cgroup) }
+            if repeats { uint(0) } else { context.cwd = text(cwd, context.cwd) }
+            if repeats { uint(0) } else { context.enforcement = text(enforcement, context.enforcement) }
         }
     }
 
@@ -377,6 +384,8 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     var exes = Set<[UInt8]>()
     private var lastArgv: [String]? = nil, lastCount = 0
     private var lastExe = ""
+    /// The texts box of the last leaf `append(_: UnsafePointer<ShortLived>)` counted, if that was the last one counted.
+    private var lastBox: ExecTexts?
     var first = UInt64.max, last: UInt64 = 0
     public private(set) var count = 0
 
@@ -394,6 +403,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     public mutating func append(_ r: UnsafePointer<ProcessRecord>) {
         if count == 0 { records.bytes.reserveCapacity(256 * 192) }
         records.record(r)
+        lastBox = nil
         added(r.pointee.id, end: r.pointee.exitTime ?? r.pointee.id.startNs)
         for k in r.pointee.images.indices {
             // A process counts once per command line, however often it exec'd it.
@@ -409,7 +419,10 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
         records.shortLived(s)
         added(s.pointee.exit.process, end: s.pointee.exit.time)
         let t = s.pointee.exec.texts
+        // The previous leaf's texts box: the same command line and exe, known without a compare.
+        if t === lastBox { lastCount += 1; return }
         ran(t.argv, t.filename)
+        lastBox = t
     }
 
     private mutating func added(_ id: Identity, end: UInt64) {

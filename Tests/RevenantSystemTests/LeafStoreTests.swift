@@ -199,6 +199,23 @@ import Testing
         let built = LeafBatch(leaves.map(ProcessRecord.init))
         #expect(direct.records.bytes == built.records.bytes)
         #expect(try LeafCodec.decode(direct.records.bytes) == leaves.map(ProcessRecord.init))
+        func keys(_ b: LeafBatch) throws -> [[UInt8]: UInt64] {
+            var r = LeafCodec.Reader(b.keys()), out: [[UInt8]: UInt64] = [:]
+            while case let n = try r.uint(), n > 0 { out[Array(try r.blob())] = n }
+            while !r.atEnd { out[Array(try r.blob()), default: 0] += 100 }   // exes
+            return out
+        }
+        #expect(try keys(direct) == keys(built))
+        #expect(try keys(direct) == [Array("true\0--x".utf8): 4, Array("python3\0w.py".utf8): 2,
+                                     Array("/bin/true".utf8): 100, Array("/usr/bin/python3".utf8): 100])
+        // A record between two leaves of one box (a flush files the table's leaves too) counts apart.
+        var mixed = LeafBatch()
+        withUnsafePointer(to: &leaves[0]) { mixed.append($0) }
+        mixed.append(ProcessRecord(leaves[2]))
+        withUnsafePointer(to: &leaves[1]) { mixed.append($0) }
+        #expect(try keys(mixed) == [Array("true\0--x".utf8): 2, Array("python3\0w.py".utf8): 1,
+                                    Array("/bin/true".utf8): 100, Array("/usr/bin/python3".utf8): 100])
+        #expect(try LeafCodec.decode(mixed.records.bytes) == [leaves[0], leaves[2], leaves[1]].map(ProcessRecord.init))
     }
 
     /// Stores written before form 2 hold form-1 blobs: they read back as they were written.
