@@ -74,6 +74,9 @@ enum LeafCodec {
             }
             return (r ?? nil) ?? a.utf8.elementsEqual(b.utf8)
         }
+        static func same(_ a: [String], _ b: [String]) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { same($0, $1) }
+        }
         /// 0 when it repeats `prev`, else its length + 1.
         mutating func text(_ s: String, _ prev: String) -> String {
             if Writer.same(s, prev) { uint(0) } else { raw(s, plus: 1) }
@@ -91,7 +94,7 @@ enum LeafCodec {
         }
         /// 0 when it repeats `prev`, else the count + 1 and each argument.
         mutating func argv(_ a: [String], _ prev: [String]) -> [String] {
-            if a.count == prev.count, zip(a, prev).allSatisfy({ Writer.same($0, $1) }) { uint(0); return a }
+            if Writer.same(a, prev) { uint(0); return a }
             uint(UInt64(a.count) + 1)
             a.withUnsafeBufferPointer { a in for k in a.indices { raw(a[k], plus: 0) } }
             return a
@@ -407,7 +410,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
         added(r.pointee.id, end: r.pointee.exitTime ?? r.pointee.id.startNs)
         for k in r.pointee.images.indices {
             // A process counts once per command line, however often it exec'd it.
-            if k > 0, r.pointee.images[..<k].contains(where: { $0.argv == r.pointee.images[k].argv }) { continue }
+            if k > 0, r.pointee.images[..<k].contains(where: { LeafCodec.Writer.same($0.argv, r.pointee.images[k].argv) }) { continue }
             ran(r.pointee.images[k].argv, r.pointee.images[k].filename)
         }
     }
@@ -434,7 +437,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
 
     private mutating func ran(_ argv: [String], _ filename: String) {
         // Consecutive leaves mostly ran the same thing: count those without hashing.
-        if let l = lastArgv, l.count == argv.count, zip(l, argv).allSatisfy({ LeafCodec.Writer.same($0, $1) }) {
+        if let l = lastArgv, LeafCodec.Writer.same(l, argv) {
             lastCount += 1
         } else {
             if let l = lastArgv { argvs[Store.joinArgv(l), default: 0] += lastCount }

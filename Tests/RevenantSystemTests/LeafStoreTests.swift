@@ -274,6 +274,12 @@ import Testing
         var counted: [[UInt8]: UInt64] = [:]
         while case let n = try keys.uint(), n > 0 { counted[Array(try keys.blob())] = n }
         #expect(counted == [Array(composed.utf8): 1, Array(decomposed.utf8): 2])
+        var twoImages = record(4, composed)
+        twoImages.images.append(record(4, decomposed).images[0])
+        keys = LeafCodec.Reader(LeafBatch([twoImages]).keys())
+        counted = [:]
+        while case let n = try keys.uint(), n > 0 { counted[Array(try keys.blob())] = n }
+        #expect(counted == [Array(composed.utf8): 1, Array(decomposed.utf8): 1])
     }
 
     @Test func aCorruptBatchIsAnErrorNotAWrongAnswer() throws {
