@@ -208,9 +208,9 @@ public enum Event: Hashable, Sendable {
         if case .exec(let e) = self { e.matched } else { nil }
     }
 
-    /// An exec's command line; nil for any other record.
-    public var execArgv: [String]? {
-        if case .exec(let e) = self { e.argv } else { nil }
+    /// An exec's texts (its command line among them); nil for any other record.
+    public var execTexts: ExecTexts? {
+        if case .exec(let e) = self { e.texts } else { nil }
     }
 
     public var isExit: Bool {

@@ -96,11 +96,6 @@ public enum PolicyCompiler {
     static func basename(_ p: String) -> String { String(p.split(separator: "/").last ?? Substring(p)) }
 }
 
-/// The argv-element hashes the BPF program computes (FNV-1a, 64 bit), reproduced here.
-///
-/// For each element e of argv (and the exec path): full(e); base(basename(e)); and, when e
-/// has no '/', rel(cwd, e) — cwd as the kernel captures it, components leaf first, each
-/// followed by NUL. A rule's full path gives the full and rel keys; a bare name the base key.
 /// The kernel's per-slot prefilter of exe keys (RV_EXE_FILTER_WORDS words): a key (kernel
 /// dev_t, inode) sets the bit given by the top bits of (ino ^ dev) * RV_EXE_MUL.
 public enum ExeHash {
@@ -123,6 +118,11 @@ func bitFilter<S: Sequence<Int>>(words: Int, bits: S) -> [UInt64] {
     return f
 }
 
+/// The argv-element hashes the BPF program computes (FNV-1a, 64 bit), reproduced here.
+///
+/// For each element e of argv (and the exec path): full(e); base(basename(e)); and, when e
+/// has no '/', rel(cwd, e) — cwd as the kernel captures it, components leaf first, each
+/// followed by NUL. A rule's full path gives the full and rel keys; a bare name the base key.
 public enum ScriptHash {
     public static let offset: UInt64 = 0xcbf2_9ce4_8422_2325
     public static let prime: UInt64 = 0x0000_0100_0000_01b3

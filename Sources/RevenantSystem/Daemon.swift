@@ -208,6 +208,8 @@ public final class Daemon: Sendable {
         var lost = TraceCounters.zero
         var ingested = 0
         var malformed = 0
+        // The last exec texts box the redactor found nothing to hide in.
+        var cleanTexts: ExecTexts?
 
         func flush(force: Bool = false) throws {
             let counters = (try? tracer.counters()) ?? lost
@@ -257,14 +259,19 @@ public final class Daemon: Sendable {
                 let real: ExecEvent? = if matched ?? 0 != 0, case .exec(let x) = e { x } else { nil }
                 // Secrets leave the command line here, before the table, the store and the logs see it.
                 // Only a command line with a secret is changed (moved out and back): binding a copy
-                // of every exec cost each string a retain and release.
-                if !config.redactor.patterns.isEmpty, let argv = e.execArgv, let hidden = config.redactor.redacted(argv) {
-                    switch consume e {
-                    case .exec(var x):
-                        x.argv = hidden
-                        e = .exec(x)
-                    case let other:
-                        e = other
+                // of every exec cost each string a retain and release. A respawn loop's execs share
+                // one texts box: found clean once, it is not scanned again.
+                if !config.redactor.patterns.isEmpty, let texts = e.execTexts, texts !== cleanTexts {
+                    if let hidden = config.redactor.redacted(texts.argv) {
+                        switch consume e {
+                        case .exec(var x):
+                            x.argv = hidden
+                            e = .exec(x)
+                        case let other:
+                            e = other
+                        }
+                    } else {
+                        cleanTexts = texts
                     }
                 }
                 if case .deny(let d) = e, let policy {
