@@ -53,6 +53,8 @@ static void start_lsm(struct rv_bpf *b)
         err = -errno;
         goto out;
     }
+    l->rodata->wakeup_bytes = b->skel->rodata->wakeup_bytes;
+    l->rodata->query_every_bytes = b->skel->rodata->query_every_bytes;
 #define SHARE(m) do { err = bpf_map__reuse_fd(l->maps.m, bpf_map__fd(b->skel->maps.m)); if (err) goto fail; } while (0)
     SHARE(events); SHARE(proc_slots); SHARE(procs); SHARE(counters); SHARE(exe_rules); SHARE(script_rules);
     SHARE(comm_rules); SHARE(policy); SHARE(policy_slot);
@@ -102,7 +104,7 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
                  rv_event_fn fn, void *ctx, int *stage, char *log, unsigned long loglen)
 {
     struct rv_bpf *b;
-    int err;
+    int err, ncpus;
 
     *out = NULL;
     log_buf = log; log_len = 0; log_cap = loglen;
@@ -121,6 +123,12 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
         goto fail;
     }
     b->skel->rodata->wakeup_bytes = opts ? opts->wakeup_bytes : (1u << 20);
+    /* All CPUs together may overshoot wakeup_bytes by half of it before one reads the fill. */
+    ncpus = libbpf_num_possible_cpus();
+    if (ncpus > 0) {
+        __u64 every = b->skel->rodata->wakeup_bytes / (2 * (__u64)ncpus);
+        b->skel->rodata->query_every_bytes = every < 4096 ? 4096 : every > (1u << 20) ? (1u << 20) : every;
+    }
     b->skel->rodata->lazy_forks = opts ? !!opts->lazy_forks : 0;
     if (opts && opts->ringbuf_bytes) {
         err = bpf_map__set_max_entries(b->skel->maps.events, opts->ringbuf_bytes);
