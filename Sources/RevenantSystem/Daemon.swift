@@ -563,7 +563,8 @@ public final class Daemon: Sendable {
 
 /// A value kept by reference, for state that nested functions share.
 final class Held<Value> {
-    var value: Value
+    /// Used by the serve loop's thread alone: the runtime check on each access was ~4 % of the daemon.
+    @exclusivity(unchecked) var value: Value
     init(_ value: Value) { self.value = value }
     /// In place: a non-mutating call on `value` from a nested function copied the whole value
     /// for the call (every table retained and released), once per record.

@@ -47,11 +47,12 @@ public final class Tracer: @unchecked Sendable {
     public let events: AsyncStream<TraceItem>
     private let continuation: AsyncStream<TraceItem>.Continuation
     /// Manual mode: where the current drain hands each record, and what it threw; touched by
-    /// the draining thread only.
-    private var sink: ((consuming TraceItem) throws -> Void)?
+    /// the draining thread only (so no runtime exclusivity check on each record).
+    @exclusivity(unchecked) private var sink: ((consuming TraceItem) throws -> Void)?
     private var sinkError: (any Error)?
-    /// Touched by the one thread that reads the ring (the reader thread, or the drainer).
-    private var memo = EventDecoder.Memo()
+    /// Touched by the one thread that reads the ring (the reader thread, or the drainer): unchecked,
+    /// as the check on each record's access cost more than the decoder's memo saves.
+    @exclusivity(unchecked) private var memo = EventDecoder.Memo()
     private var handle: OpaquePointer?
     /// Guards `handle` between map reads (any thread) and destruction in `stop()`.
     private let handleLock = NSLock()

@@ -219,6 +219,14 @@ import Testing
     }
 
     /// Stores written before form 2 hold form-1 blobs: they read back as they were written.
+    @Test func pidDigitsAreTheDecimalText() {
+        for v: Int32 in [0, 1, 9, 10, 99, 100, 4_194_304, 32_767, -1, -10, .max, .min] {
+            var out: [UInt8] = [1]
+            LeafBatch.decimal(v, to: &out)
+            #expect(out == [1] + Array(String(v).utf8), "\(v)")
+        }
+    }
+
     @Test func aForm1BatchStillReads() throws {
         let (_, shell, row, leaf, odd) = try populated()
         var w = LeafCodec.Writer()
