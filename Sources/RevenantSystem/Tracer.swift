@@ -50,8 +50,8 @@ public final class Tracer: @unchecked Sendable {
     /// the draining thread only (so no runtime exclusivity check on each record).
     @exclusivity(unchecked) private var sink: ((consuming TraceItem) throws -> Void)?
     private var sinkError: (any Error)?
-    /// Touched by the one thread that reads the ring (the reader thread, or the drainer): unchecked,
-    /// as the check on each record's access cost more than the decoder's memo saves.
+    /// Touched by the one thread that reads the ring (the reader thread, or the drainer): no
+    /// runtime exclusivity check on each record's access.
     @exclusivity(unchecked) private var memo = EventDecoder.Memo()
     private var handle: OpaquePointer?
     /// Guards `handle` between map reads (any thread) and destruction in `stop()`.
