@@ -224,6 +224,31 @@ import Testing
         #expect(counters.events > 0)
     }
 
+    /// The kernel wakes a waiting reader once the ring holds wakeup_bytes (read every
+    /// query_every_bytes a CPU writes, not at every record): without that wake-up each drain
+    /// here would wait out its 120 s.
+    @Test func aFillingRingWakesItsWaitingReader() throws {
+        try Kernel.check()
+        var options = Tracer.Options()
+        options.manual = true
+        options.wakeupBytes = 64 << 10
+        let tracer = try Tracer(options: options)
+        defer { tracer.close() }
+        let storm = spawn(["/bin/sh", "-c", "sleep 0.3; i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done"], wait: false)
+        _ = try tracer.drain(timeoutMs: 0) { _ in }
+        let start = ContinuousClock.now
+        var trues = 0
+        while trues < 1000, ContinuousClock.now - start < .seconds(100) {
+            _ = try tracer.drain(timeoutMs: 120_000) { item in
+                if case .event(.exec(let e)) = item, e.filename == "/bin/true" { trues += 1 }
+            }
+        }
+        var status: Int32 = 0
+        waitpid(storm.pid, &status, 0)
+        #expect(trues >= 1000, "the reader was not woken while the ring filled")
+        #expect(ContinuousClock.now - start < .seconds(100))
+    }
+
     @Test func countersAreZeroUnderNormalLoad() async throws {
         try Kernel.check()
         let rec = try Recorder()
