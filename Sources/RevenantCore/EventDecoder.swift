@@ -72,12 +72,54 @@ public enum EventDecoder {
         public init() {}
     }
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> Event {
+    /// What a record is, by its header: a reader that handles execs and exits apart takes them
+    /// straight from `exec(_:memo:)` and `exit(_:)`, never through `Event` (each move of one
+    /// is a 168-byte copy).
+    public enum Kind: Sendable { case exec, exit, other }
+
+    public static func kind(_ bytes: UnsafeRawBufferPointer) -> Kind {
+        guard bytes.count >= headerSize else { return .other }
+        switch bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self) {
+        case UInt32(RV_EVENT_EXEC.rawValue): return .exec
+        case UInt32(RV_EVENT_EXIT.rawValue): return .exit
+        default: return .other
+        }
+    }
+
+    /// The record's type and declared size, checked against the bytes that arrived.
+    private static func header(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> (type: UInt32, declared: Int) {
         guard bytes.count >= headerSize else { throw .tooShort(got: bytes.count, need: headerSize) }
         let type = bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
         let declared = Int(bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         guard declared <= bytes.count else { throw .sizeMismatch(type: type, declared: declared, got: bytes.count) }
+        return (type, declared)
+    }
 
+    /// An exec record (`kind` said so); throws as `decode` would.
+    public static func exec(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> ExecEvent {
+        let (type, declared) = try header(bytes)
+        guard type == UInt32(RV_EVENT_EXEC.rawValue) else { throw .unknownType(type) }
+        return try exec(bytes, declared: declared, memo: &memo)
+    }
+
+    /// An exit record (`kind` said so); throws as `decode` would.
+    public static func exit(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> ExitEvent {
+        let (type, declared) = try header(bytes)
+        guard type == UInt32(RV_EVENT_EXIT.rawValue) else { throw .unknownType(type) }
+        return try exit(bytes, declared: declared)
+    }
+
+    private static func exit(_ bytes: UnsafeRawBufferPointer, declared: Int) throws(DecodeError) -> ExitEvent {
+        let e: rv_exit_event = try fixed(bytes, type: UInt32(RV_EVENT_EXIT.rawValue), declared: declared)
+        return ExitEvent(
+            time: e.h.time_ns, process: ident(e.h.proc),
+            parent: e.flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
+            realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code),
+            leftChildren: e.flags & RV_F_LEFT_CHILDREN.rawValue != 0)
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> Event {
+        let (type, declared) = try header(bytes)
         switch type {
         case UInt32(RV_EVENT_FORK.rawValue):
             let e: rv_fork_event = try fixed(bytes, type: type, declared: declared)
@@ -85,12 +127,7 @@ public enum EventDecoder {
                 time: e.h.time_ns, process: ident(e.h.proc), parent: ident(e.parent),
                 parentThread: Int32(bitPattern: e.parent_thread)))
         case UInt32(RV_EVENT_EXIT.rawValue):
-            let e: rv_exit_event = try fixed(bytes, type: type, declared: declared)
-            return .exit(ExitEvent(
-                time: e.h.time_ns, process: ident(e.h.proc),
-                parent: e.flags & RV_F_PARENT_UNKNOWN.rawValue != 0 ? nil : ident(e.parent),
-                realParent: ident(e.real_parent), status: ExitStatus(waitStatus: e.exit_code),
-                leftChildren: e.flags & RV_F_LEFT_CHILDREN.rawValue != 0))
+            return .exit(try exit(bytes, declared: declared))
         case UInt32(RV_EVENT_EXEC.rawValue):
             return .exec(try exec(bytes, declared: declared, memo: &memo))
         case UInt32(RV_EVENT_DENY.rawValue):

@@ -48,7 +48,7 @@ public final class Tracer: @unchecked Sendable {
     private let continuation: AsyncStream<TraceItem>.Continuation
     /// Manual mode: where the current drain hands each record, and what it threw; touched by
     /// the draining thread only (so no runtime exclusivity check on each record).
-    @exclusivity(unchecked) private var sink: ((consuming TraceItem) throws -> Void)?
+    @exclusivity(unchecked) private var sink: ((UnsafeRawBufferPointer, inout EventDecoder.Memo) throws -> Void)?
     private var sinkError: (any Error)?
     /// Touched by the one thread that reads the ring (the reader thread, or the drainer): no
     /// runtime exclusivity check on each record's access.
@@ -125,15 +125,9 @@ public final class Tracer: @unchecked Sendable {
     private static let onRecord: rv_event_fn = { ctx, data, size in
         let me = Unmanaged<Tracer>.fromOpaque(ctx!).takeUnretainedValue()
         let buf = UnsafeRawBufferPointer(start: data, count: Int(size))
-        let item: TraceItem
-        do throws(DecodeError) {
-            item = .event(try EventDecoder.decode(buf, memo: &me.memo))
-        } catch {
-            item = .malformed(error)
-        }
-        guard me.options.manual else { me.continuation.yield(consume item); return 0 }
+        guard me.options.manual else { me.continuation.yield(Tracer.item(buf, memo: &me.memo)); return 0 }
         do {
-            try me.sink?(consume item)
+            try me.sink?(buf, &me.memo)
         } catch {
             // Stops the ring's consume loop here: the drain rethrows it.
             me.sinkError = error
@@ -167,11 +161,25 @@ public final class Tracer: @unchecked Sendable {
         continuation.finish()
     }
 
+    private static func item(_ buf: UnsafeRawBufferPointer, memo: inout EventDecoder.Memo) -> TraceItem {
+        do throws(DecodeError) {
+            return .event(try EventDecoder.decode(buf, memo: &memo))
+        } catch {
+            return .malformed(error)
+        }
+    }
+
     /// Manual mode: waits up to `timeoutMs` for records and hands each to `body` as the ring
     /// yields it, on this thread (no array in between: each exec record was moved three more
     /// times through one). An error `body` throws ends the drain and is rethrown. Returns false
     /// once the tracer is stopping and the ring is empty, or the ring failed; call `close()` then.
     public func drain(timeoutMs: Int32, _ body: (consuming TraceItem) throws -> Void) throws -> Bool {
+        try drainRecords(timeoutMs: timeoutMs) { buf, memo in try body(Tracer.item(buf, memo: &memo)) }
+    }
+
+    /// `drain(timeoutMs:_:)` with each record undecoded: its bytes (valid for the call) and the
+    /// tracer's decoder memo, for `EventDecoder.kind`, `exec(_:memo:)`, `exit(_:)` or `decode`.
+    public func drainRecords(timeoutMs: Int32, _ body: (UnsafeRawBufferPointer, inout EventDecoder.Memo) throws -> Void) throws -> Bool {
         precondition(options.manual, "drain(timeoutMs:_:) is for manual mode")
         guard let h = handle else { return false }
         let last = stopping.load(ordering: .acquiring)

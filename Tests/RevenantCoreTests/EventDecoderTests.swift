@@ -228,6 +228,48 @@ enum Records {
         #expect(throws: DecodeError.sizeMismatch(type: 2, declared: 100, got: 100)) { try EventDecoder.decode(short) }
     }
 
+    /// The daemon's way, `kind` then `exec` or `exit`, gives what `decode` gives: value or error.
+    @Test func theKindWayDecodesAsDecodeDoes() {
+        func viaKind(_ raw: [UInt8]) -> Result<Event, DecodeError> {
+            raw.withUnsafeBytes { b in
+                var memo = EventDecoder.Memo()
+                do throws(DecodeError) {
+                    switch EventDecoder.kind(b) {
+                    case .exec: return .success(.exec(try EventDecoder.exec(b, memo: &memo)))
+                    case .exit: return .success(.exit(try EventDecoder.exit(b)))
+                    case .other: return .success(try EventDecoder.decode(b, memo: &memo))
+                    }
+                } catch { return .failure(error) }
+            }
+        }
+        func viaDecode(_ raw: [UInt8]) -> Result<Event, DecodeError> {
+            do throws(DecodeError) { return .success(try EventDecoder.decode(raw)) } catch { return .failure(error) }
+        }
+        let exec = Records.exec(pid: 3, start: 5, time: 9, parent: (1, 2), realParent: (1, 2), filename: "/usr/bin/python3",
+                                argv: ["python3", "w.py"], comm: "python3", cwdLeafFirst: ["opt"], interp: "/usr/bin/python3", cgroup: "w.service")
+        let exit = Records.exit(pid: 3, start: 5, time: 10, parent: (1, 2), realParent: (1, 2), code: 256)
+        let fork = Records.fork(pid: 3, start: 5, parent: 1, parentStart: 2)
+        var argvPastEnd = exec; argvPastEnd[116] = 250
+        var textPastEnd = exec; textPastEnd[152] = 250
+        var exitCut = exit; exitCut[4] = 200
+        var shortExec = Array(exec.prefix(100)); shortExec[4] = 100; shortExec[5] = 0
+        let cases = [exec, exit, fork, argvPastEnd, textPastEnd, exitCut, shortExec, Array(exit.prefix(40)),
+                     Array(exec.prefix(8)), [], Array(exit.prefix(EventDecoder.exitSize - 1))]
+        #expect(viaKind(exec) == viaDecode(exec))
+        #expect((try? viaKind(exec).get()).map { if case .exec = $0 { true } else { false } } == true)
+        #expect((try? viaKind(exit).get()).map { if case .exit = $0 { true } else { false } } == true)
+        for raw in cases { #expect(viaKind(raw) == viaDecode(raw), "\(raw.count) bytes") }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            var raw = (0..<Int.random(in: 0...600, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if raw.count >= 8 {
+                raw[0] = UInt8.random(in: 1...4, using: &rng); raw[1] = 0; raw[2] = 0; raw[3] = 0
+                raw[4] = UInt8(truncatingIfNeeded: raw.count); raw[5] = UInt8(raw.count >> 8); raw[6] = 0; raw[7] = 0
+            }
+            #expect(viaKind(raw) == viaDecode(raw))
+        }
+    }
+
     @Test func garbageNeverCrashes() {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
