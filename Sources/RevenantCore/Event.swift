@@ -203,16 +203,6 @@ public enum Event: Hashable, Sendable {
         }
     }
 
-    /// The rule bits an exec matched in the kernel; nil for any other record.
-    public var execMatched: UInt64? {
-        if case .exec(let e) = self { e.matched } else { nil }
-    }
-
-    /// An exec's texts (its command line among them); nil for any other record.
-    public var execTexts: ExecTexts? {
-        if case .exec(let e) = self { e.texts } else { nil }
-    }
-
     public var isExit: Bool {
         if case .exit = self { true } else { false }
     }

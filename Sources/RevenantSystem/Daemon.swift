@@ -255,23 +255,24 @@ public final class Daemon: Sendable {
             case .exec:
                 let x: ExecEvent
                 do throws(DecodeError) { x = try EventDecoder.exec(raw, memo: &memo) } catch { return skip(error) }
-                try exec(x)
+                try takeExec(x)
             case .exit:
                 let x: ExitEvent
                 do throws(DecodeError) { x = try EventDecoder.exit(raw) } catch { return skip(error) }
-                try exit(x)
+                try takeExit(x)
             case .other:
                 let e: Event
                 do throws(DecodeError) { e = try EventDecoder.decode(raw, memo: &memo) } catch { return skip(error) }
-                try other(e)
+                try takeOther(e)
             }
         }
+        /// A record that could not be decoded: counted and logged, never fatal.
         func skip(_ error: DecodeError) {
             malformed += 1
             log.warning("malformed record skipped", metadata: ["error": "\(error)"])
         }
         /// An exec, moved in.
-        @inline(__always) func exec(_ x: consuming ExecEvent) throws {
+        @inline(__always) func takeExec(_ x: consuming ExecEvent) throws {
             // A policy match is judged on the real command line: kept aside only for a match.
             let matched = x.matched
             let real: ExecEvent? = matched != 0 ? x : nil
@@ -291,7 +292,8 @@ public final class Daemon: Sendable {
             }
             try file(.exec(consume x), matched: matched, real: real)
         }
-        @inline(__always) func exit(_ x: ExitEvent) throws {
+        /// An exit.
+        @inline(__always) func takeExit(_ x: ExitEvent) throws {
             ingested += 1
             if !config.auditAll, held.value.leaf(exiting: x, { batch.leaves.append($0) }) {
                 noteUnparked()
@@ -301,7 +303,7 @@ public final class Daemon: Sendable {
             try file(.exit(x), matched: nil, real: nil)
         }
         /// A fork or a deny record.
-        func other(_ e: Event) throws {
+        func takeOther(_ e: Event) throws {
             if case .deny(let d) = e, let policy {
                 held.value.unpark(namedBy: e)
                 let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
@@ -361,7 +363,7 @@ public final class Daemon: Sendable {
         /// so a restart on this boot finds their exact identity and fork-time parent.
         func announceLive() throws {
             guard config.tracer.lazyForks else { return }
-            for f in tracer.unannounced() { try other(.fork(f)) }
+            for f in tracer.unannounced() { try takeOther(.fork(f)) }
         }
 
         do {
