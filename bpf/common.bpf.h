@@ -100,21 +100,24 @@ static __always_inline void count(__u32 idx)
 
 /* The ring's fill is read once per this many bytes a CPU writes, not at every record: the read
  * misses the cache (the reader moves the consumer position), ~8 % of the exec program. The loader
- * sets it so that all CPUs together overshoot wakeup_bytes by at most half of it. */
+ * sets it so that all CPUs together overshoot wakeup_bytes by at most half of it; 0 with a
+ * wakeup_bytes of 0 (every record wakes the reader). */
 const volatile __u32 query_every_bytes = 64 << 10;
 
 /* urgent: a record userspace must act on now (a policy match): wake the reader at once. */
 static __always_inline void emit_flagged(void *data, __u64 size, bool urgent)
 {
-	__u32 idx = RV_CNT_PENDING;
-	__u64 flags = BPF_RB_NO_WAKEUP, *pending;
+	__u32 idx = RV_CNT_BUDGET;
+	__u64 flags = BPF_RB_NO_WAKEUP, *budget;
 
-	if (urgent || !wakeup_bytes) {
+	if (urgent) {
 		flags = BPF_RB_FORCE_WAKEUP;
 	} else {
-		pending = bpf_map_lookup_elem(&counters, &idx);
-		if (pending && (*pending += size) >= query_every_bytes) {
-			*pending = 0;
+		/* A countdown in this CPU's counters line, already in cache for count() below: the
+		 * settings (.rodata, a line of their own that misses) are read only when it runs out. */
+		budget = bpf_map_lookup_elem(&counters, &idx);
+		if (budget && (__s64)(*budget -= size) < 0) {
+			*budget = query_every_bytes;
 			if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 				flags = BPF_RB_FORCE_WAKEUP;
 		}

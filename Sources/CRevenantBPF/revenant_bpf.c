@@ -125,7 +125,9 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
     b->skel->rodata->wakeup_bytes = opts ? opts->wakeup_bytes : (1u << 20);
     /* All CPUs together may overshoot wakeup_bytes by half of it before one reads the fill. */
     ncpus = libbpf_num_possible_cpus();
-    if (ncpus > 0) {
+    if (!b->skel->rodata->wakeup_bytes) {
+        b->skel->rodata->query_every_bytes = 0;
+    } else if (ncpus > 0) {
         __u64 every = b->skel->rodata->wakeup_bytes / (2 * (__u64)ncpus);
         b->skel->rodata->query_every_bytes = every < 4096 ? 4096 : every > (1u << 20) ? (1u << 20) : every;
     }

@@ -97,7 +97,7 @@ enum rv_counter {
     RV_CNT_RINGBUF_FULL  = 0,  /* events that could not be written to the ring buffer */
     RV_CNT_PROCMAP_FULL  = 1,  /* processes that could not be added to the kernel map */
     RV_CNT_EVENTS        = 2,  /* events written */
-    RV_CNT_PENDING       = 3,  /* not a counter: bytes this CPU wrote since it last read the ring's fill */
+    RV_CNT_BUDGET        = 3,  /* not a counter: bytes this CPU may still write before it reads the ring's fill */
     RV_CNT__MAX          = 4,
 };
 
