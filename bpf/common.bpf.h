@@ -7,12 +7,6 @@
  * A wake-up per event is an IPI, which costs ~20% of an exec loop in a VM. 0 = every event. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
-/* Lazy forks: no fork record for a process that execs (its exec record carries the fork-time
- * parent from `procs`); one is written, with the true fork time, just before the first record
- * that needs it: its exit, a denied exec, or a descendant's exec or exit. A third of the
- * records a fork+exec+exit costs. 0 = a fork record at every fork (`revenant trace`). */
-const volatile __u32 lazy_forks = 0;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* the loader may resize before load */

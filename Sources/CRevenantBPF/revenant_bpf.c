@@ -131,7 +131,9 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
         __u64 every = b->skel->rodata->wakeup_bytes / (2 * (__u64)ncpus);
         b->skel->rodata->query_every_bytes = every < 4096 ? 4096 : every > (1u << 20) ? (1u << 20) : every;
     }
-    b->skel->rodata->lazy_forks = opts ? !!opts->lazy_forks : 0;
+    /* One of the two fork programs (see revenant.bpf.c). */
+    bpf_program__set_autoload(b->skel->progs.handle_fork, opts && opts->lazy_forks);
+    bpf_program__set_autoload(b->skel->progs.handle_fork_all, !(opts && opts->lazy_forks));
     if (opts && opts->ringbuf_bytes) {
         err = bpf_map__set_max_entries(b->skel->maps.events, opts->ringbuf_bytes);
         if (err)

@@ -64,7 +64,7 @@ kthread_us() { awk '{ printf "%d\n", $1 / 1000 }' "/proc/$1/schedstat"; }
 bpf_ns() {
   bpftool prog show -j | python3 -c '
 import json, sys
-names = {"handle_fork", "handle_exec", "handle_exit", "deny_exec", "capture_execve", "capture_execveat"}
+names = {"handle_fork", "handle_fork_all", "handle_exec", "handle_exit", "deny_exec", "capture_execve", "capture_execveat"}
 print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name") in names))'
 }
 

@@ -13,7 +13,7 @@ struct rv_bpf_options {
     unsigned int ringbuf_bytes;      /* power of two, multiple of the page size; 0 = default */
     unsigned long long wakeup_bytes; /* wake the reader when this much is pending; 0 = every event */
     int try_lsm;                     /* also load the deny program (lsm/bprm_check_security) */
-    int lazy_forks;                  /* fork records only when needed (see common.bpf.h) */
+    int lazy_forks;                  /* fork records only when needed (see revenant.bpf.c) */
 };
 
 /* Outcome of the optional deny program: 0 attached, else -errno of the failed step. */
