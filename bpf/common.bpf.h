@@ -107,8 +107,8 @@ static __always_inline void emit_flagged(void *data, __u64 size, bool urgent)
 	if (urgent) {
 		flags = BPF_RB_FORCE_WAKEUP;
 	} else {
-		/* A countdown in this CPU's counters line, already in cache for count() below: the
-		 * settings (.rodata, a line of their own that misses) are read only when it runs out. */
+		/* A countdown in the counters line that count() below touches anyway: the settings
+		 * (.rodata, a line of their own that misses) are read only when it runs out. */
 		budget = bpf_map_lookup_elem(&counters, &idx);
 		if (budget && (__s64)(*budget -= size) < 0) {
 			*budget = query_every_bytes;
