@@ -104,7 +104,7 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
                  rv_event_fn fn, void *ctx, int *stage, char *log, unsigned long loglen)
 {
     struct rv_bpf *b;
-    int err, ncpus;
+    int err;
 
     *out = NULL;
     log_buf = log; log_len = 0; log_cap = loglen;
@@ -124,11 +124,11 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
     }
     b->skel->rodata->wakeup_bytes = opts ? opts->wakeup_bytes : (1u << 20);
     /* All CPUs together may overshoot wakeup_bytes by half of it before one reads the fill. */
-    ncpus = libbpf_num_possible_cpus();
+    b->ncpus = libbpf_num_possible_cpus();   /* checked below, where a failure always was */
     if (!b->skel->rodata->wakeup_bytes) {
         b->skel->rodata->query_every_bytes = 0;
-    } else if (ncpus > 0) {
-        __u64 every = b->skel->rodata->wakeup_bytes / (2 * (__u64)ncpus);
+    } else if (b->ncpus > 0) {
+        __u64 every = b->skel->rodata->wakeup_bytes / (2 * (__u64)b->ncpus);
         b->skel->rodata->query_every_bytes = every < 4096 ? 4096 : every > (1u << 20) ? (1u << 20) : every;
     }
     /* One of the two fork programs (see revenant.bpf.c). */
@@ -156,7 +156,6 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
         err = -errno;
         goto fail;
     }
-    b->ncpus = libbpf_num_possible_cpus();
     if (b->ncpus <= 0) {
         err = b->ncpus ? b->ncpus : -EINVAL;
         goto fail;
