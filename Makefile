@@ -23,22 +23,24 @@ else
 Q := @
 endif
 
-.PHONY: deps bpf build run test bench clean install completions
+.PHONY: deps bpf build check run test bench clean install completions
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 DESTDIR ?=
 
-# The stamp is refreshed only when the installer succeeds; it re-checks every package.
-build/.deps: scripts/install-deps.sh
+# Packages in three tiers (scripts/install-deps.sh): what the build needs, what the
+# end-to-end tests add, what the benchmarks add. A stamp is refreshed only when its tier's
+# installer succeeds.
+build/.deps-%: scripts/install-deps.sh
 	$(Q)mkdir -p build
-	$(Q)scripts/install-deps.sh
+	$(Q)scripts/install-deps.sh $*
 	$(Q)touch $@
 
-deps: build/.deps
+deps: build/.deps-build
 
 # CO-RE types come from the running kernel's BTF at build time (see README: "Kernel types").
-$(OUT)/vmlinux.h: | build/.deps
+$(OUT)/vmlinux.h: | build/.deps-build
 	$(Q)mkdir -p $(OUT)
 	@echo "  BTF     $@"
 	$(Q)$(BPFTOOL) btf dump file $(BTF) format c > $@
@@ -90,11 +92,18 @@ install: build completions
 	@echo "installed $(DESTDIR)$(BINDIR)/revenant and /etc/systemd/system/revenant.service"
 	@echo "  systemctl daemon-reload && systemctl enable --now revenant"
 
-test: bpf
+# The pure tests: no root, no kernel, nothing installed beyond the build's packages.
+CHECK_SUITES := RevenantCoreTests|RevenantSystemTests\.(StoreTests|LeafStoreTests|ConfigReaderTests)
+check: bpf
+	$(Q)$(SWIFT) build --build-tests
+	$(Q)$(SWIFT) test --skip-build --filter '$(CHECK_SUITES)'
+
+# Everything: the README's and CI's command. Root: the end-to-end tests load the BPF programs.
+test: bpf build/.deps-test build/.deps-bench   # the bench script runs at a tiny size in the tests
 	$(Q)$(SWIFT) build --build-tests
 	$(Q)$(SWIFT) test --skip-build --no-parallel   # end-to-end tests share the kernel, PIDs and the CPUs
 
-bench: bpf
+bench: bpf build/.deps-bench
 	$(Q)$(SWIFT) build -c release
 	$(Q)scripts/bench/run.sh "$$($(SWIFT) build -c release --show-bin-path)/revenant"
 

@@ -49,9 +49,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "RevenantCoreTests", dependencies: ["RevenantCore", "CRevenantABI"]),
+        // What the tests share: temp dirs, a process runner, record builders, the daemon under test.
+        .target(name: "RevenantTestSupport", dependencies: ["RevenantCore", "RevenantSystem"], path: "Tests/RevenantTestSupport"),
+        .testTarget(name: "RevenantCoreTests", dependencies: ["RevenantCore", "CRevenantABI", "RevenantTestSupport"]),
         .testTarget(name: "RevenantSystemTests", dependencies: [
-            "RevenantSystem", "RevenantCore",
+            "RevenantSystem", "RevenantCore", "RevenantTestSupport",
             // Builds stores at older schema versions, to test their migration.
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),

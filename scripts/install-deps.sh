@@ -1,39 +1,44 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, what revenant's build and tests need.
-# Idempotent: does nothing when every package is already installed.
+# Installs, from Debian's packages, what one tier of revenant's work needs:
+#   build  compile the BPF objects and the Swift package (make build, make check)
+#   test   build + the real respawn mechanisms and the deny-tier kernel (make test)
+#   bench  build + the tools revenant is measured against (make bench)
+# Idempotent: does nothing when every package of the tier is already installed.
 set -euo pipefail
 
-PACKAGES=(
-  libbpf-dev libelf-dev zlib1g-dev bpftool   # BPF build: headers, skeleton generator
-  libsqlite3-dev                              # the store
-  cron supervisor                             # real respawn mechanisms for end-to-end tests
-  hyperfine auditd forkstat                   # benchmarks: what operators would use instead
-  qemu-system-x86 busybox-static cpio         # deny tier test: Debian kernel with BPF LSM under qemu
-)
+tier=${1:-build}
+BUILD=(libbpf-dev libelf-dev zlib1g-dev bpftool libsqlite3-dev)
+TEST=(cron supervisor                         # real respawn mechanisms
+      qemu-system-x86 busybox-static cpio)    # deny tier: Debian's kernel with BPF LSM under qemu
+BENCH=(hyperfine auditd forkstat)             # what operators would use instead
+
+case "$tier" in
+  build) PACKAGES=("${BUILD[@]}") ;;
+  test)  PACKAGES=("${BUILD[@]}" "${TEST[@]}") ;;
+  bench) PACKAGES=("${BUILD[@]}" "${BENCH[@]}") ;;
+  *) echo "install-deps: unknown tier '$tier' (expected build, test or bench)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
+[ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing packages: ${missing[*]}; run as root: sudo $0" >&2
+  echo "install-deps: missing packages for '$tier': ${missing[*]}; run as root: sudo $0 $tier" >&2
   exit 1
 fi
 
-# Debian starts services on install when it can (auditd would audit every test); revenant's
-# tests and benchmarks start their own.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
+# Services packaged with the test and bench tools (cron, auditd…) must not start on install:
+# the tests and benchmarks start their own. Only while apt runs, and only if no policy exists.
+if [ "$tier" != build ] && [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
   chmod 0755 /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: installing for '$tier': ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -172,6 +172,11 @@ public struct ExitEvent: Hashable, Sendable {
     public var status: ExitStatus
     /// It still had children, reparented as it ended: they may be first seen later.
     public var leftChildren: Bool = false
+
+    public init(time: UInt64, process: Identity, parent: Identity?, realParent: Identity, status: ExitStatus, leftChildren: Bool = false) {
+        self.time = time; self.process = process; self.parent = parent; self.realParent = realParent
+        self.status = status; self.leftChildren = leftChildren
+    }
 }
 
 /// An execve the deny tier refused: the caller keeps its image.

@@ -16,7 +16,7 @@ public final class Daemon: Sendable {
         /// here): at 100 exec/s a 1 s interval cost the daemon 0.21 % of a core, 2 s 0.18 %.
         /// Larger batches did not help at high rates (8,192 changes measured 6 % worse at 1,600/s).
         public var flushChanges = 2048
-        public var flushMs = 2000
+        public var flushMs = FlushRequest.intervalMs
         public var retentionEverySeconds = 60
         public var tracer: Tracer.Options = {
             var o = Tracer.Options()
@@ -25,7 +25,7 @@ public final class Daemon: Sendable {
             // Wake-ups cost more than the work at low rates (futex + IPI on a VM): the reader
             // drains once a flush. Matched execs still wake it at once, 1 MiB pending always
             // does, and a stop or reload wakes it through an eventfd.
-            o.pollMs = 2000
+            o.pollMs = Int32(FlushRequest.intervalMs)
             // A process that execs is first seen at its exec (a third fewer records).
             o.lazyForks = true
             return o
@@ -82,8 +82,6 @@ public final class Daemon: Sendable {
         }
     }
 
-    static func nowMs() -> Int64 { wallNs() / 1_000_000 }
-
     public init(config: Config, logger: Logger) {
         self.config = config
         self.log = logger
@@ -134,18 +132,18 @@ public final class Daemon: Sendable {
             let a = try AuditLog(path: path)
             audit.withLock { $0.log = a }
         }
-        record(.daemon("start", timeMs: Daemon.nowMs(), detail: "store \(config.dbPath)"), sync: true)
+        record(.daemon("start", timeMs: WallClock.nowMs(), detail: "store \(config.dbPath)"), sync: true)
         let clock = BootClock()
-        let boot = Daemon.bootID()
+        let boot = BootClock.bootID()
         let run = try store.beginRun(boot: boot, bootEpochNs: clock.bootEpochNs, version: config.version,
-                                     nowWallNs: Daemon.wallNs())
+                                     nowWallNs: WallClock.nowNs())
         log.info("store opened", metadata: ["db": "\(config.dbPath)", "run": "\(run)", "boot": "\(boot)"])
 
         let tracer: Tracer
         do {
             tracer = try Tracer(options: config.tracer)
         } catch {
-            try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "BPF load failed", lostEvents: 0)
+            try? store.endRun(run, nowWallNs: WallClock.nowNs(), reason: "BPF load failed", lostEvents: 0)
             throw error
         }
         let early = control.withLock { c in
@@ -176,9 +174,9 @@ public final class Daemon: Sendable {
             batch.processes.append(s)
             if let img = r.images.first { batch.images.append((r.id, 0, img)) }
         }
-        try store.write(batch, run: run, nowWallNs: Daemon.wallNs())
+        try store.write(batch, run: run, nowWallNs: WallClock.nowNs())
         // What an earlier run on this boot left running and /proc no longer shows ended unseen.
-        let gone = try store.markGone(boot: boot, running: found.map(\.id), goneByWallNs: Daemon.wallNs())
+        let gone = try store.markGone(boot: boot, running: found.map(\.id), goneByWallNs: WallClock.nowNs())
         log.info("seeded from /proc", metadata: ["processes": "\(batch.processes.count)", "known_from_earlier_run": "\(earlier.count)",
                                                  "ended_while_not_traced": "\(gone)"])
 
@@ -189,7 +187,7 @@ public final class Daemon: Sendable {
                 policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: held.value)
             } catch {
                 tracer.stop()
-                try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "invalid policy", lostEvents: 0)
+                try? store.endRun(run, nowWallNs: WallClock.nowNs(), reason: "invalid policy", lostEvents: 0)
                 throw error
             }
         } else {
@@ -232,7 +230,7 @@ public final class Daemon: Sendable {
             }
             dirty.removeAll(keepingCapacity: true)
             if force || !batch.isEmpty || ContinuousClock.now - lastFlush > .seconds(5) {
-                try store.write(batch, run: run, nowWallNs: Daemon.wallNs(),
+                try store.write(batch, run: run, nowWallNs: WallClock.nowNs(),
                                 lostEvents: Int64(lost.ringbufFull))
                 lastFlush = ContinuousClock.now
             }
@@ -240,7 +238,7 @@ public final class Daemon: Sendable {
             audit.withLock { $0.log?.syncIfDirty() }
             if ContinuousClock.now - lastRetention > .seconds(config.retentionEverySeconds) {
                 lastRetention = ContinuousClock.now
-                let cutoff = Daemon.wallNs() - config.retentionSeconds * 1_000_000_000
+                let cutoff = WallClock.nowNs() - config.retentionSeconds * 1_000_000_000
                 let n = try store.enforceRetention(exitedBeforeWallNs: cutoff, maxProcesses: config.maxProcesses, currentBoot: boot)
                 if n > 0 { log.info("retention", metadata: ["deleted": "\(n)"]) }
             }
@@ -308,7 +306,7 @@ public final class Daemon: Sendable {
                 held.value.unpark(namedBy: e)
                 let names = policy.rules(in: d.matched).map { "\"\($0.name)\"" }.joined(separator: ", ")
                 if let r = held.value[held.value.canonical(d.process)] {
-                    record(.launch(r, ancestry: held.value.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
+                    record(.launch(r, ancestry: held.value.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: WallClock.nowMs(),
                                    rules: policy.rules(in: d.matched).map(\.name), tier: EnforcementTier.deny.rawValue,
                                    blocked: true, message: "denied exec of \(d.filename) (rule \(names))"), sync: true)
                 }
@@ -337,7 +335,7 @@ public final class Daemon: Sendable {
                     held.value.replaceLatestImage(of: id, with: img)
                     audited[id] = rules
                 } else if config.auditAll, let r = held.value[id] {
-                    record(.launch(r, ancestry: held.value.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: Daemon.nowMs(),
+                    record(.launch(r, ancestry: held.value.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: WallClock.nowMs(),
                                    rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
                     audited[id] = []
                 }
@@ -347,7 +345,7 @@ public final class Daemon: Sendable {
             // Only exits that are audited cost a table lookup.
             if e.isExit, let rules = audited.removeValue(forKey: id) ?? (config.auditAll ? [] : nil), let r = held.value[id] {
                 record(.terminate(r, ancestry: held.value.ancestry(of: id), bootEpochNs: clock.bootEpochNs,
-                                  timeMs: Daemon.nowMs(), rules: rules))
+                                  timeMs: WallClock.nowMs(), rules: rules))
             }
             if pending >= config.flushChanges { try flush() }
         }
@@ -377,7 +375,7 @@ public final class Daemon: Sendable {
                             policy = try installPolicy(path, enforcer: enforcer, tracer: tracer, table: held.value)
                         } catch {
                             log.error("policy reload rejected, previous policy stays in force", metadata: ["error": "\(error)"])
-                            record(.daemon("policy rejected", timeMs: Daemon.nowMs(), detail: "\(error)", severity: 3), sync: true)
+                            record(.daemon("policy rejected", timeMs: WallClock.nowMs(), detail: "\(error)", severity: 3), sync: true)
                         }
                     } else {
                         log.warning("SIGHUP: no policy file to reload (start with --policy)")
@@ -399,14 +397,14 @@ public final class Daemon: Sendable {
                 }
             }
         } catch {
-            try? store.endRun(run, nowWallNs: Daemon.wallNs(), reason: "store write failed: \(error)", lostEvents: Int64(lost.ringbufFull))
+            try? store.endRun(run, nowWallNs: WallClock.nowNs(), reason: "store write failed: \(error)", lostEvents: Int64(lost.ringbufFull))
             throw error
         }
         try announceLive()
         try flush()
         let reason = control.withLock { $0.stopReason } ?? "event stream ended"
-        try store.endRun(run, nowWallNs: Daemon.wallNs(), reason: reason, lostEvents: Int64(lost.ringbufFull))
-        record(.daemon("stop", timeMs: Daemon.nowMs(), detail: "\(reason); \(ingested) events, \(lost.ringbufFull) lost"), sync: true)
+        try store.endRun(run, nowWallNs: WallClock.nowNs(), reason: reason, lostEvents: Int64(lost.ringbufFull))
+        record(.daemon("stop", timeMs: WallClock.nowMs(), detail: "\(reason); \(ingested) events, \(lost.ringbufFull) lost"), sync: true)
         audit.withLock { $0.log?.close() }
         log.info("stopped", metadata: ["reason": "\(reason)", "events": "\(ingested)", "malformed": "\(malformed)",
                                        "lost": "\(lost.ringbufFull)"])
@@ -429,7 +427,7 @@ public final class Daemon: Sendable {
             "file": "\(path)", "rules": "\(compiled.rules.count)",
             "tier": "\(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))",
             "lsm": "\(enforcer.lsmActive ? (tracer.lsmSeesArgv ? "active" : "active (exe and exec path only: tracefs not mounted, argv scripts are killed at exec)") : "not active: deny rules are killed at exec")"])
-        record(.daemon("policy loaded", timeMs: Daemon.nowMs(),
+        record(.daemon("policy loaded", timeMs: WallClock.nowMs(),
                        detail: "\(path): \(compiled.rules.count) rules; \(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))"),
                sync: true)
         killExisting(compiled, table: table)
@@ -469,7 +467,7 @@ public final class Daemon: Sendable {
     private func respawn(of id: Identity, table: ProcessTable, bootEpochNs: Int64, rules: [String]) -> AuditEvent.Respawn? {
         guard let r = table[id], let argv = r.image?.argv, !argv.isEmpty else { return nil }
         let key = argv.joined(separator: "\0")
-        let now = Daemon.wallNs()
+        let now = WallClock.nowNs()
         let (ids, cached): ([Identity], AuditEvent.Respawn?) = matchedInstances.withLock { m in
             if m[key] == nil && m.count >= 4096 { m.removeAll() }
             var entry = m[key] ?? ([], nil, 0)
@@ -495,7 +493,7 @@ public final class Daemon: Sendable {
                 || $0.file != summary.file || $0.line != summary.line } ?? true
         }
         if changed {
-            record(.finding(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: Daemon.nowMs(),
+            record(.finding(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: WallClock.nowMs(),
                             rules: rules, respawn: summary), sync: true)
             log.notice("respawn finding: \(argv.joined(separator: " ")) is respawned by \(summary.mechanism)", metadata: [
                 "spawner": "\(summary.spawner_uid ?? "?")", "source": "\(summary.file.map { "\($0):\(summary.line ?? 0)" } ?? "not found")",
@@ -542,7 +540,7 @@ public final class Daemon: Sendable {
         let id = table.canonical(e.process)
         if let r = table[id] {
             let why = respawn(of: id, table: table, bootEpochNs: bootEpochNs, rules: rules.map(\.name))
-            record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: Daemon.nowMs(),
+            record(.launch(r, ancestry: table.ancestry(of: id), bootEpochNs: bootEpochNs, timeMs: WallClock.nowMs(),
                            rules: rules.map(\.name), tier: tier?.rawValue, blocked: blocked, message: text, respawnedBy: why),
                    sync: blocked)
         }
@@ -553,25 +551,6 @@ public final class Daemon: Sendable {
         return (text, rules.map(\.name))
     }
 
-    /// How far the store may trail the kernel with the default configuration: a drain happens
-    /// at each flush, so one interval plus the time a flush takes. Readers that wait for a fresh
-    /// process wait this long.
-    public static var storeLagMs: Int {
-        let c = Config()
-        return max(c.flushMs, Int(c.tracer.pollMs)) + 250
-    }
-
-    public static func wallNs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-
-    /// Identities are per boot: the kernel's boot id keys them in the store.
-    public static func bootID() -> String {
-        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown-boot"
-    }
 }
 
 /// A value kept by reference, for state that nested functions share.

@@ -56,7 +56,7 @@ public struct ProcReader: Sendable {
     }
 
     /// This boot's id, read once: a process never changes boots.
-    public static let currentBoot = Daemon.bootID()
+    public static let currentBoot = BootClock.bootID()
 
     /// The markers process managers leave in a child's environment (TRIGGER_UNIT,
     /// SUPERVISOR_PROCESS_NAME, INVOCATION_ID…), read only when `id` still names the process.

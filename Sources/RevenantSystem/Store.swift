@@ -550,30 +550,10 @@ public final class Store: Sendable {
     /// A daemon is writing this store now: its run is open and flushed in the last 10 s.
     public func daemonIsWriting() -> Bool { writingRun() != nil }
 
-    private func writingRun() -> DaemonRun? {
+    func writingRun() -> DaemonRun? {
         guard let run = try? runs().last, run.stoppedWallNs == nil,
-              Daemon.wallNs() - run.lastSeenWallNs < 10_000_000_000 else { return nil }
+              WallClock.nowNs() - run.lastSeenWallNs < 10_000_000_000 else { return nil }
         return run
-    }
-
-    /// Asks the daemon writing this store to drain and flush now (SIGUSR1), and waits until a
-    /// flush after the request reached the store, at most `timeoutMs`. False when no daemon
-    /// could be asked: none running, or not this same program (a PID is never signalled blindly).
-    public func flushNow(timeoutMs: Int) -> Bool {
-        guard let run = writingRun(), let pid = run.pid,
-              let mine = Store.exe("/proc/self/exe"), Store.exe("/proc/\(pid)/exe") == mine else { return false }
-        let asked = Daemon.wallNs()
-        guard kill(pid, SIGUSR1) == 0 else { return false }
-        let deadline = asked + Int64(timeoutMs) * 1_000_000
-        while Daemon.wallNs() < deadline {
-            if let last = try? runs().last, last.id == run.id, last.lastSeenWallNs > asked { break }
-            usleep(10_000)
-        }
-        return true
-    }
-
-    private static func exe(_ link: String) -> String? {
-        try? FileManager.default.destinationOfSymbolicLink(atPath: link)
     }
 
     public func runs() throws(StoreError) -> [DaemonRun] {

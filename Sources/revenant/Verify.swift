@@ -33,7 +33,7 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         guard let secs = TimeArgument.duration(window), secs > 0 else { throw Failure("--for \(window): expected a duration such as 300, 90s, 5m", status: 2) }
-        let t0 = Daemon.wallNs()
+        let t0 = WallClock.nowNs()
         let end = t0 + Int64(secs * 1e9)
         let tty = isatty(2) == 1
         let me = readlink("/proc/self/exe")
@@ -49,10 +49,10 @@ struct Verify: AsyncParsableCommand {
         }
 
         if let store {
-            // The daemon's store: poll what it flushes (it trails the kernel by up to Daemon.storeLagMs).
+            // The daemon's store: poll what it flushes (it trails the kernel by up to FlushRequest.storeLagMs).
             var seen: Set<Identity> = []
             var last: StoredProcess?
-            while Daemon.wallNs() < end + Int64(Daemon.storeLagMs + 250) * 1_000_000 {
+            while WallClock.nowNs() < end + Int64(FlushRequest.storeLagMs + 250) * 1_000_000 {
                 for p in (try? store.matching(match)) ?? [] where p.startWallNs >= t0 && p.startWallNs < end && !seen.contains(p.record.id) {
                     guard Verify.isProgram(p.record, match: match, ownExe: me) else { continue }
                     seen.insert(p.record.id)
@@ -60,7 +60,7 @@ struct Verify: AsyncParsableCommand {
                     if Verify.blocked(p.record) == nil { last = p }
                 }
                 countdown()
-                try await Task.sleep(for: .milliseconds(Daemon.wallNs() < end ? 500 : 450))
+                try await Task.sleep(for: .milliseconds(WallClock.nowNs() < end ? 500 : 450))
             }
             if let last { report = try? Attributor.report(for: last, store: store) }
         } else {
@@ -72,9 +72,9 @@ struct Verify: AsyncParsableCommand {
             let clock = BootClock()
             let match = self.match
             let stopper = Task {
-                while Daemon.wallNs() < end {
+                while WallClock.nowNs() < end {
                     if tty { FileHandle.standardError.write(Data((Verify.countdown(match, via: "own BPF", end: end) + " ").utf8)) }
-                    try? await Task.sleep(for: .milliseconds(min(1000, max(1, Int((end - Daemon.wallNs()) / 1_000_000)))))
+                    try? await Task.sleep(for: .milliseconds(min(1000, max(1, Int((end - WallClock.nowNs()) / 1_000_000)))))
                 }
                 tracer.stop()
             }
@@ -145,7 +145,7 @@ struct Verify: AsyncParsableCommand {
 
     /// `\rwatching "X" via …: 4m12s left` for the terminal line.
     static func countdown(_ match: String, via: String, end: Int64) -> String {
-        let left = max(0, (end - Daemon.wallNs()) / 1_000_000_000)
+        let left = max(0, (end - WallClock.nowNs()) / 1_000_000_000)
         return "\rwatching \"\(match)\" via \(via): \(left / 60)m\(String(format: "%02d", left % 60))s left"
     }
 

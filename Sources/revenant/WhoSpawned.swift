@@ -47,7 +47,7 @@ struct WhoSpawned: ParsableCommand {
             ?? newestHere.map { $0.exitWallNs == nil && $0.goneByWallNs == nil } ?? true
         if unflushed, let store, store.daemonIsWriting() {
             // The daemon flushes at once when asked; an older one (or another binary) is waited out.
-            if !store.flushNow(timeoutMs: Daemon.storeLagMs + 250) { usleep(UInt32(Daemon.storeLagMs + 250) * 1000) }
+            FlushRequest.askOrWait(store)
             stored = try store.incarnations(pid: pid)
         }
         var incs: [Incarnation] = stored.map { Incarnation(stored: $0, store: store) }
@@ -124,7 +124,7 @@ struct Incarnation {
 
     init(proc r: ProcessRecord, reader: ProcReader) {
         record = r
-        boot = Daemon.bootID()
+        boot = BootClock.bootID()
         startWallNs = BootClock().bootEpochNs + Int64(r.id.startNs)
         exitWallNs = nil
         fromProc = true

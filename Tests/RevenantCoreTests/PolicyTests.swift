@@ -1,4 +1,5 @@
 import CRevenantABI
+import RevenantTestSupport
 import Testing
 @testable import RevenantCore
 
@@ -85,7 +86,7 @@ private func parseError(_ yaml: String) -> PolicyError? {
                 action: deny
                 kill_existing: true
             """
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator.fromEnvironment()
         let alphabet = Array("- :{}[]\n\t'\"#&*!|>%@`abcxyz/.0123456789")
         for _ in 0..<3000 {
             var chars = Array(seed)
@@ -98,7 +99,7 @@ private func parseError(_ yaml: String) -> PolicyError? {
                 }
             }
             if let e = parseError(String(chars)) {
-                #expect(!e.message.isEmpty)
+                #expect(!e.message.isEmpty, "\(rng)")
             }
         }
         for _ in 0..<500 {

@@ -1,33 +1,17 @@
+import RevenantTestSupport
 import Testing
 @testable import RevenantCore
 
-private func id(_ pid: Int32, _ s: UInt64) -> Identity { Identity(pid: pid, startNs: s * 1_000_000_000) }
-
-private func fork(_ child: Identity, of parent: Identity) -> Event {
-    .fork(ForkEvent(time: child.startNs, process: child, parent: parent, parentThread: parent.pid))
-}
-
-private func exec(_ p: Identity, _ argv: [String], parent: Identity?, real: Identity, at t: UInt64 = 0) -> Event {
-    .exec(ExecEvent(time: p.startNs + t, process: p, parent: parent, realParent: real, oldPid: p.pid,
-                    filename: argv[0], interpreter: nil, exeDevice: 1, exeInode: 2, argv: argv, argc: argv.count,
-                    argvTruncated: false, comm: String(argv[0].split(separator: "/").last!), uid: 0, euid: 0, gid: 0,
-                    loginuid: nil, cgroupId: 1, cgroup: "/", cwd: "/", cwdTruncated: false, flags: 0))
-}
-
-private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 = 0, at t: UInt64 = 1_000) -> Event {
-    .exit(ExitEvent(time: p.startNs + t, process: p, parent: parent, realParent: real, status: .exited(code)))
-}
-
 @Suite struct ProcessTableTests {
-    let initP = id(1, 0)
+    let initP = Build.id(1, 0)
 
     @Test func chainKeepsForkTimeParents() {
         var t = ProcessTable()
-        let a = id(100, 1), b = id(101, 2), c = id(102, 3)
+        let a = Build.id(100, 1), b = Build.id(101, 2), c = Build.id(102, 3)
         t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
-        t.apply(fork(a, of: initP)); t.apply(exec(a, ["/bin/sh"], parent: initP, real: initP))
-        t.apply(fork(b, of: a)); t.apply(exec(b, ["/usr/sbin/cron"], parent: a, real: a))
-        t.apply(fork(c, of: b)); t.apply(exec(c, ["/usr/bin/python3", "w.py"], parent: b, real: b))
+        t.apply(Build.fork(a, of: initP)); t.apply(Build.exec(a, ["/bin/sh"], parent: initP, real: initP))
+        t.apply(Build.fork(b, of: a)); t.apply(Build.exec(b, ["/usr/sbin/cron"], parent: a, real: a))
+        t.apply(Build.fork(c, of: b)); t.apply(Build.exec(c, ["/usr/bin/python3", "w.py"], parent: b, real: b))
         #expect(t.ancestry(of: c).map(\.id) == [b, a, initP])
         #expect(Lineage.chain(t, of: c) == "cron(101) ← sh(100) ← systemd(1)")
         #expect(t.isInSubtree(c, of: a))
@@ -38,49 +22,49 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
     /// twice (two CPUs announcing it, or the kernel map read on request) and the first stands.
     @Test func applySaysWhenItAddedARecord() {
         var t = ProcessTable()
-        let sh = id(300, 1), bare = id(301, 2), worker = id(302, 3)
+        let sh = Build.id(300, 1), bare = Build.id(301, 2), worker = Build.id(302, 3)
         t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
         func add(_ e: Event) -> Bool { t.apply(e) }
-        #expect(add(exec(sh, ["/bin/sh"], parent: initP, real: initP)), "first seen at its exec")
-        #expect(!add(exec(sh, ["/bin/sleep", "1"], parent: initP, real: initP)))
-        #expect(add(fork(bare, of: sh)))
+        #expect(add(Build.exec(sh, ["/bin/sh"], parent: initP, real: initP)), "first seen at its exec")
+        #expect(!add(Build.exec(sh, ["/bin/sleep", "1"], parent: initP, real: initP)))
+        #expect(add(Build.fork(bare, of: sh)))
         #expect(t[bare]?.name == "sleep", "a bare fork inherits its parent's image")
-        #expect(!add(fork(bare, of: initP)), "a second fork record is ignored")
+        #expect(!add(Build.fork(bare, of: initP)), "a second fork record is ignored")
         #expect(t[bare]?.parent == sh)
-        #expect(add(exec(worker, ["/usr/bin/python3", "w.py"], parent: bare, real: initP)))
+        #expect(add(Build.exec(worker, ["/usr/bin/python3", "w.py"], parent: bare, real: initP)))
         #expect(t.ancestry(of: worker).map(\.id) == [bare, sh, initP])
-        #expect(!add(exit(bare, parent: sh, real: sh)))
-        #expect(add(exit(id(303, 4), parent: sh, real: sh)), "first seen at its exit")
-        #expect(!add(exit(id(303, 4), parent: sh, real: sh)))
+        #expect(!add(Build.exit(bare, parent: sh, real: sh)))
+        #expect(add(Build.exit(Build.id(303, 4), parent: sh, real: sh)), "first seen at its exit")
+        #expect(!add(Build.exit(Build.id(303, 4), parent: sh, real: sh)))
     }
 
     /// A process forked as tracing started is seeded from /proc first; its fork record then
     /// gives it the exact identity and fork-time parent, but is not a new record (a row holds it).
     @Test func aForkRecordReplacesTheSeededOneWithoutBeingNew() {
         var t = ProcessTable()
-        let sh = id(500, 1), exact = Identity(pid: 501, startNs: 2_000_000_123)
+        let sh = Build.id(500, 1), exact = Identity(pid: 501, startNs: 2_000_000_123)
         let tick = Identity(pid: 501, startTicks: exact.startTicks)
         t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
-        t.apply(exec(sh, ["/bin/sh"], parent: initP, real: initP))
+        t.apply(Build.exec(sh, ["/bin/sh"], parent: initP, real: initP))
         var seeded = ProcessRecord(id: tick, parent: initP, comm: "sh")
         seeded.parentIsCurrentOnly = true
         t.seed(seeded)
         func add(_ e: Event) -> Bool { t.apply(e) }
-        #expect(!add(fork(exact, of: sh)))
+        #expect(!add(Build.fork(exact, of: sh)))
         #expect(t[exact]?.seeded == false)
         #expect(t[exact]?.parent == sh)
         #expect(t[tick]?.id == exact)
-        #expect(!add(fork(exact, of: initP)), "a second fork record is ignored")
+        #expect(!add(Build.fork(exact, of: initP)), "a second fork record is ignored")
         #expect(t[exact]?.parent == sh)
     }
 
     /// A process that ended leaving children the table has not seen is a row: they may name it later.
     @Test func leftChildrenMakeARow() {
         var t = ProcessTable()
-        let x = id(400, 1), y = id(401, 2)
+        let x = Build.id(400, 1), y = Build.id(401, 2)
         t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
         for p in [x, y] {
-            t.apply(fork(p, of: initP))
+            t.apply(Build.fork(p, of: initP))
             var e = ExitEvent(time: p.startNs + 1, process: p, parent: initP, realParent: initP, status: .exited(0))
             e.leftChildren = p == x
             t.apply(.exit(e))
@@ -93,11 +77,11 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
     /// What the store may keep many to a row: forked since the last batch, ended, nobody's parent.
     @Test func changesSplitLeavesFromRows() {
         var t = ProcessTable()
-        let a = id(100, 1), b = id(101, 2), c = id(102, 3), d = id(103, 4), e = id(104, 5), f = id(105, 6)
+        let a = Build.id(100, 1), b = Build.id(101, 2), c = Build.id(102, 3), d = Build.id(103, 4), e = Build.id(104, 5), f = Build.id(105, 6)
         t.seed(ProcessRecord(id: initP, parent: nil, comm: "systemd"))
-        for p in [a, b, c, d, f] { t.apply(fork(p, of: p == a ? initP : a)); t.apply(exec(p, ["/bin/sh"], parent: a, real: a)) }
-        t.apply(fork(e, of: d))
-        for p in [b, d, e, f] { t.apply(exit(p, parent: nil, real: a)) }
+        for p in [a, b, c, d, f] { t.apply(Build.fork(p, of: p == a ? initP : a)); t.apply(Build.exec(p, ["/bin/sh"], parent: a, real: a)) }
+        t.apply(Build.fork(e, of: d))
+        for p in [b, d, e, f] { t.apply(Build.exit(p, parent: nil, real: a)) }
         let changed: [Identity: Bool] = [a: false, b: true, c: true, d: true, e: true, f: false]
         let (leaves, rows) = t.changes(changed)
         // b ended; e ended and never exec'd; d forked e; c runs; f and a were batched before.
@@ -109,12 +93,12 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
 
     @Test func doubleForkRecordsAdoptionApart() {
         var t = ProcessTable()
-        let shell = id(200, 1), child = id(201, 2), grand = id(202, 3)
-        t.apply(fork(child, of: shell)); t.apply(exec(child, ["/bin/sh"], parent: shell, real: shell))
-        t.apply(fork(grand, of: child))
-        t.apply(exit(child, parent: shell, real: shell))
+        let shell = Build.id(200, 1), child = Build.id(201, 2), grand = Build.id(202, 3)
+        t.apply(Build.fork(child, of: shell)); t.apply(Build.exec(child, ["/bin/sh"], parent: shell, real: shell))
+        t.apply(Build.fork(grand, of: child))
+        t.apply(Build.exit(child, parent: shell, real: shell))
         // The grandchild execs after its parent died: the kernel reports PID 1 as its parent now.
-        t.apply(exec(grand, ["/opt/worker"], parent: child, real: initP, at: 5_000))
+        t.apply(Build.exec(grand, ["/opt/worker"], parent: child, real: initP, at: 5_000))
         let g = t[grand]!
         #expect(g.parent == child)
         #expect(g.adoptedBy == initP)
@@ -124,12 +108,12 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
 
     @Test func execAddsImagesToOneProcess() {
         var t = ProcessTable()
-        let p = id(300, 1), sh = id(301, 2)
-        t.apply(exec(p, ["/bin/bash"], parent: nil, real: initP))
-        t.apply(fork(sh, of: p))
+        let p = Build.id(300, 1), sh = Build.id(301, 2)
+        t.apply(Build.exec(p, ["/bin/bash"], parent: nil, real: initP))
+        t.apply(Build.fork(sh, of: p))
         #expect(t[sh]!.images.map(\.filename) == ["/bin/bash"])  // inherited until it execs
-        t.apply(exec(sh, ["/bin/sh", "-c", "exec python3 x.py"], parent: p, real: p, at: 1))
-        t.apply(exec(sh, ["python3", "x.py"], parent: p, real: p, at: 2))
+        t.apply(Build.exec(sh, ["/bin/sh", "-c", "exec python3 x.py"], parent: p, real: p, at: 1))
+        t.apply(Build.exec(sh, ["python3", "x.py"], parent: p, real: p, at: 2))
         #expect(t[sh]!.images.map(\.filename) == ["/bin/sh", "python3"])
         #expect(t[sh]!.name == "python3")
         #expect(t.count == 2)
@@ -142,26 +126,26 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         let shell = Identity(pid: 70, startTicks: 3)
         t.seed(ProcessRecord(id: shell, parent: initP, comm: "sh"))
         let loopShell = Identity(pid: 70, startNs: 3 * Identity.nsPerTick + 5)
-        let early = id(71, 9), later = id(72, 10)
-        t.apply(exec(early, ["/bin/sh", "-c", "exit 0"], parent: nil, real: loopShell))
-        t.apply(exit(early, parent: nil, real: loopShell))
-        t.apply(fork(later, of: loopShell))
-        t.apply(exec(later, ["/bin/sh", "-c", "exit 0"], parent: loopShell, real: loopShell))
+        let early = Build.id(71, 9), later = Build.id(72, 10)
+        t.apply(Build.exec(early, ["/bin/sh", "-c", "exit 0"], parent: nil, real: loopShell))
+        t.apply(Build.exit(early, parent: nil, real: loopShell))
+        t.apply(Build.fork(later, of: loopShell))
+        t.apply(Build.exec(later, ["/bin/sh", "-c", "exit 0"], parent: loopShell, real: loopShell))
         #expect(t[early]!.parent == loopShell && t[early]!.parentIsCurrentOnly)
         #expect(!t[later]!.parentIsCurrentOnly)
         #expect(t.ancestry(of: early).first?.id == loopShell)
         #expect(Attribution.persistentSpawner(t.instances([early, later], bootEpochNs: 0))?.id == loopShell)
         // Seen first at its exit, the same.
-        let gone = id(73, 11)
-        t.apply(exit(gone, parent: nil, real: loopShell))
+        let gone = Build.id(73, 11)
+        t.apply(Build.exit(gone, parent: nil, real: loopShell))
         #expect(t.ancestry(of: gone).first?.id == loopShell)
     }
 
     @Test func pidReuseGivesTwoIdentities() {
         var t = ProcessTable()
-        let first = id(400, 1), second = id(400, 9)
-        t.apply(fork(first, of: initP)); t.apply(exit(first, parent: initP, real: initP))
-        t.apply(fork(second, of: initP))
+        let first = Build.id(400, 1), second = Build.id(400, 9)
+        t.apply(Build.fork(first, of: initP)); t.apply(Build.exit(first, parent: initP, real: initP))
+        t.apply(Build.fork(second, of: initP))
         #expect(first != second)
         #expect(t[first]!.exited)
         #expect(!t[second]!.exited)
@@ -170,9 +154,9 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
 
     @Test func missedExitIsClosedByReuse() {
         var t = ProcessTable()
-        let first = id(401, 1), second = id(401, 9)
-        t.apply(fork(first, of: initP))
-        t.apply(fork(second, of: initP))
+        let first = Build.id(401, 1), second = Build.id(401, 9)
+        t.apply(Build.fork(first, of: initP))
+        t.apply(Build.fork(second, of: initP))
         #expect(t[first]!.exited)
         #expect(t[first]!.exitStatus == nil)
     }
@@ -200,9 +184,9 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         let kernelParent = Identity(pid: 70, startNs: 1_503_000_000)   // the same process, exact
         t.seed(ProcessRecord(id: Identity(pid: 1, startTicks: 0), parent: nil, comm: "init"))
         t.seed(ProcessRecord(id: seededParent, parent: Identity(pid: 1, startTicks: 0), comm: "bash"))
-        let kid = id(71, 3)
-        t.apply(fork(kid, of: kernelParent))
-        t.apply(exec(kid, ["/bin/true"], parent: kernelParent, real: kernelParent))
+        let kid = Build.id(71, 3)
+        t.apply(Build.fork(kid, of: kernelParent))
+        t.apply(Build.exec(kid, ["/bin/true"], parent: kernelParent, real: kernelParent))
         #expect(t.ancestry(of: kid).map(\.name) == ["bash", "init"])
         #expect(t[kernelParent]?.seeded == true)
         #expect(t[seededParent]?.id == kernelParent)
@@ -212,44 +196,44 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
 
     @Test func retentionEvictsOldestExitedButKeepsLiveChains() {
         var t = ProcessTable(exitedRetention: 3)
-        let keeper = id(10, 1), live = id(11, 2)
-        t.apply(fork(keeper, of: initP)); t.apply(fork(live, of: keeper))
-        t.apply(exit(keeper, parent: initP, real: initP))
+        let keeper = Build.id(10, 1), live = Build.id(11, 2)
+        t.apply(Build.fork(keeper, of: initP)); t.apply(Build.fork(live, of: keeper))
+        t.apply(Build.exit(keeper, parent: initP, real: initP))
         for i in 0..<10 {
-            let p = id(Int32(100 + i), UInt64(10 + i))
-            t.apply(fork(p, of: initP)); t.apply(exit(p, parent: initP, real: initP))
+            let p = Build.id(Int32(100 + i), UInt64(10 + i))
+            t.apply(Build.fork(p, of: initP)); t.apply(Build.exit(p, parent: initP, real: initP))
         }
         // The exited parent of a live process stays; only 3 other exited ones remain.
         #expect(t[keeper] != nil)
         #expect(t.ancestry(of: live).first?.id == keeper)
         #expect(t.all.filter { $0.exited && $0.id != keeper }.count == 3)
         #expect(t.evicted == 7)
-        #expect(t[id(109, 19)] != nil)
-        #expect(t[id(100, 10)] == nil)
+        #expect(t[Build.id(109, 19)] != nil)
+        #expect(t[Build.id(100, 10)] == nil)
         // Once the child exits, the parent becomes evictable too.
-        t.apply(exit(live, parent: keeper, real: initP))
+        t.apply(Build.exit(live, parent: keeper, real: initP))
         #expect(t.all.filter(\.exited).count == 3)
     }
 
     @Test func seededLineageAboveUnknownIsMarked() {
         var t = ProcessTable()
-        var orphan = ProcessRecord(id: id(50, 1), parent: nil, comm: "worker")
+        var orphan = ProcessRecord(id: Build.id(50, 1), parent: nil, comm: "worker")
         orphan.parentIsCurrentOnly = true
         t.seed(orphan)
-        let kid = id(51, 2)
-        t.apply(fork(kid, of: orphan.id))
+        let kid = Build.id(51, 2)
+        t.apply(Build.fork(kid, of: orphan.id))
         #expect(t[orphan.id]!.seeded)
         #expect(Lineage.chain(t, of: kid) == "worker(50) ← ?")
-        let gone = id(52, 3)
-        t.apply(fork(gone, of: id(49, 0)))
+        let gone = Build.id(52, 3)
+        t.apply(Build.fork(gone, of: Build.id(49, 0)))
         #expect(Lineage.chain(t, of: gone) == "?(49)")
     }
 
     @Test func imagesAreBounded() {
         var t = ProcessTable()
-        let p = id(60, 1)
+        let p = Build.id(60, 1)
         for i in 0..<(ProcessTable.maxImages + 5) {
-            t.apply(exec(p, ["/bin/x\(i)"], parent: nil, real: initP, at: UInt64(i)))
+            t.apply(Build.exec(p, ["/bin/x\(i)"], parent: nil, real: initP, at: UInt64(i)))
         }
         #expect(t[p]!.images.count == ProcessTable.maxImages)
         #expect(t[p]!.images.first?.filename == "/bin/x0")
@@ -281,33 +265,33 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
 
     /// Parking short-lived processes changes how the table gets there, never what the store gets.
     @Test func parkedProcessesBecomeTheLeavesAndRowsApplyWouldMake() {
-        let sh = id(100, 1), quick = id(101, 2), forker = id(102, 3), kid = id(103, 4), runs = id(104, 5)
-        let twice = id(105, 6), orphaned = id(106, 7), orphan = id(107, 8), leftKids = id(108, 9)
+        let sh = Build.id(100, 1), quick = Build.id(101, 2), forker = Build.id(102, 3), kid = Build.id(103, 4), runs = Build.id(104, 5)
+        let twice = Build.id(105, 6), orphaned = Build.id(106, 7), orphan = Build.id(107, 8), leftKids = Build.id(108, 9)
         let oldSeeded = ProcessRecord(id: Identity(pid: 90, startTicks: 50), parent: initP, comm: "cron")
         let cronExact = Identity(pid: 90, startNs: 50 * Identity.nsPerTick + 3)
-        let underCron = id(109, 10)
+        let underCron = Build.id(109, 10)
         let events: [Event] = [
-            fork(sh, of: initP), exec(sh, ["/bin/sh"], parent: initP, real: initP),
+            Build.fork(sh, of: initP), Build.exec(sh, ["/bin/sh"], parent: initP, real: initP),
             // exec'd and ended, forking nothing: a leaf
-            exec(quick, ["/bin/true"], parent: sh, real: sh), exit(quick, parent: sh, real: sh),
+            Build.exec(quick, ["/bin/true"], parent: sh, real: sh), Build.exit(quick, parent: sh, real: sh),
             // named as a parent by its child's records: filed
-            exec(forker, ["/bin/sh", "-c", "x"], parent: sh, real: sh),
-            exec(kid, ["/bin/true"], parent: forker, real: forker), exit(kid, parent: forker, real: forker),
-            exit(forker, parent: sh, real: sh),
+            Build.exec(forker, ["/bin/sh", "-c", "x"], parent: sh, real: sh),
+            Build.exec(kid, ["/bin/true"], parent: forker, real: forker), Build.exit(kid, parent: forker, real: forker),
+            Build.exit(forker, parent: sh, real: sh),
             // still running at the batch
-            exec(runs, ["/usr/bin/sleep", "9"], parent: sh, real: sh),
+            Build.exec(runs, ["/usr/bin/sleep", "9"], parent: sh, real: sh),
             // two images
-            exec(twice, ["/bin/sh", "-c", "exec true"], parent: sh, real: sh),
-            exec(twice, ["/bin/true"], parent: sh, real: sh, at: 10), exit(twice, parent: sh, real: sh),
+            Build.exec(twice, ["/bin/sh", "-c", "exec true"], parent: sh, real: sh),
+            Build.exec(twice, ["/bin/true"], parent: sh, real: sh, at: 10), Build.exit(twice, parent: sh, real: sh),
             // its parent ended first: adopted by init at its exit
-            exec(orphaned, ["/bin/sh"], parent: sh, real: sh),
-            exec(orphan, ["/opt/worker"], parent: orphaned, real: orphaned),
-            exit(orphaned, parent: sh, real: sh), exit(orphan, parent: orphaned, real: initP, at: 5_000),
+            Build.exec(orphaned, ["/bin/sh"], parent: sh, real: sh),
+            Build.exec(orphan, ["/opt/worker"], parent: orphaned, real: orphaned),
+            Build.exit(orphaned, parent: sh, real: sh), Build.exit(orphan, parent: orphaned, real: initP, at: 5_000),
             // children left behind: a row, never a leaf
-            exec(leftKids, ["/bin/sh"], parent: sh, real: sh),
+            Build.exec(leftKids, ["/bin/sh"], parent: sh, real: sh),
             .exit(ExitEvent(time: leftKids.startNs + 1, process: leftKids, parent: sh, realParent: sh, status: .exited(0), leftChildren: true)),
             // a parent seeded from /proc at tick precision: a row, as `changes` decides
-            exec(underCron, ["/bin/true"], parent: cronExact, real: cronExact), exit(underCron, parent: cronExact, real: cronExact),
+            Build.exec(underCron, ["/bin/true"], parent: cronExact, real: cronExact), Build.exit(underCron, parent: cronExact, real: cronExact),
         ]
         let seed = [ProcessRecord(id: initP, parent: nil, comm: "systemd"), oldSeeded]
         let plain = window(events, parking: false, seed: seed)
@@ -327,8 +311,8 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
     /// Filed on demand (a policy reload reads the whole table): then found, and reported as new.
     @Test func parkedProcessesAreFiledOnDemand() {
         var t = ProcessTable()
-        let p = id(310, 2)
-        guard case .exec(let x) = exec(p, ["/usr/bin/sleep", "60"], parent: initP, real: initP) else { return }
+        let p = Build.id(310, 2)
+        guard case .exec(let x) = Build.exec(p, ["/usr/bin/sleep", "60"], parent: initP, real: initP) else { return }
         let parked = t.park(x)
         #expect(parked && t[p] == nil)
         t.unparkAll()
@@ -340,10 +324,10 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
     /// A leaf handed out at its exit still retires a live process the table had under its PID.
     @Test func aParkedLeafClosesAMissedExitOnItsPid() {
         var t = ProcessTable()
-        let old = id(300, 1), reuse = id(300, 9)
-        t.apply(fork(old, of: initP))
-        guard case .exec(let x) = exec(reuse, ["/bin/true"], parent: initP, real: initP),
-              case .exit(let e) = exit(reuse, parent: initP, real: initP) else { return }
+        let old = Build.id(300, 1), reuse = Build.id(300, 9)
+        t.apply(Build.fork(old, of: initP))
+        guard case .exec(let x) = Build.exec(reuse, ["/bin/true"], parent: initP, real: initP),
+              case .exit(let e) = Build.exit(reuse, parent: initP, real: initP) else { return }
         let parked = t.park(x)
         var handed: [Identity] = []
         let asLeaf = t.leaf(exiting: e) { handed.append($0.pointee.exit.process) }
@@ -351,7 +335,7 @@ private func exit(_ p: Identity, parent: Identity?, real: Identity, code: Int32 
         #expect(handed == [reuse])
         #expect(t[old]!.exited)
         // A process the table knows is not parked.
-        guard case .exec(let again) = exec(old, ["/bin/sh"], parent: initP, real: initP) else { return }
+        guard case .exec(let again) = Build.exec(old, ["/bin/sh"], parent: initP, real: initP) else { return }
         let parkedAgain = t.park(again)
         #expect(!parkedAgain)
     }

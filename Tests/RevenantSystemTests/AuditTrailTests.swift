@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RevenantCore
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// Every OCSF Process Activity record carries the fields class 1007 requires.
@@ -29,7 +30,7 @@ func auditRecords(_ path: String) throws -> [[String: Any]] {
 func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] ?? [:] }
 
 @Suite(.serialized) struct AuditTrailTests {
-    @Test func matchedExitsAFindingAndNoSecret() async throws {
+    @Test(.kernel) func matchedExitsAFindingAndNoSecret() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -73,7 +74,7 @@ func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] 
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
     }
 
-    @Test func auditAllRecordsEveryExecAndExit() async throws {
+    @Test(.kernel) func auditAllRecordsEveryExecAndExit() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "trail-all")
         try await d.start(["--audit", "all"])
@@ -92,7 +93,7 @@ func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] 
 
     /// A full disk under the audit log: enforcement holds, the failure is loud, nothing half-written,
     /// and once there is room again a gap record says how many records were lost.
-    @Test func fullDiskIsLoudAndEnforcementHolds() async throws {
+    @Test(.kernel) func fullDiskIsLoudAndEnforcementHolds() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }

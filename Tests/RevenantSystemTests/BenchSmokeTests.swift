@@ -1,19 +1,20 @@
 import Foundation
+import RevenantTestSupport
 import Testing
 
 /// `make bench` at a tiny size, so the benchmark code cannot rot. No figure is asserted:
 /// only that every row is produced (a contender that fails to start fails the script).
 @Suite struct BenchSmokeTests {
-    @Test(.timeLimit(.minutes(4))) func everyBenchmarkRowAtATinySize() throws {
+    @Test(.kernel, .timeLimit(.minutes(4))) func everyBenchmarkRowAtATinySize() throws {
         try Kernel.check()
         for t in ["/usr/sbin/auditd", "/usr/bin/forkstat"] {
-            try #require(FileManager.default.isExecutableFile(atPath: t), "\(t) is not installed: run scripts/install-deps.sh")
+            try #require(FileManager.default.isExecutableFile(atPath: t), "\(t) is not installed: run scripts/install-deps.sh bench")
         }
         let env = ["N=200", "ROUNDS=1", "RATES=100", "RATE_SECS=1", "CPU_ROUNDS=2", "STORM_SECS=1", "KILL_N=10", "PKILL_N=2",
                    "STORE_PROCESSES=700", "RSS_N=200", "DOCS=no"]
         // Signals unblocked (the test runner blocks some) and output to files: the script's own
         // background daemons must neither ignore SIGTERM nor hold a pipe open.
-        let dir = NSTemporaryDirectory() + "rvbench-\(getpid())"
+        let dir = uniqueTempPath("bench")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = spawn(["/usr/bin/env"] + env + [packageRoot + "/scripts/bench/run.sh", revenantBinary],
@@ -32,9 +33,9 @@ import Testing
     }
 
     /// The paired A/B script at a tiny size: one build against itself, both orders.
-    @Test(.timeLimit(.minutes(2))) func abComparesTwoBuildsOnTheSameWork() throws {
+    @Test(.kernel, .timeLimit(.minutes(2))) func abComparesTwoBuildsOnTheSameWork() throws {
         try Kernel.check()
-        let dir = NSTemporaryDirectory() + "rvab-\(getpid())"
+        let dir = uniqueTempPath("ab")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = spawn(["/usr/bin/env", "N=300", "ROUNDS=2", packageRoot + "/scripts/bench/ab.sh", revenantBinary, revenantBinary],

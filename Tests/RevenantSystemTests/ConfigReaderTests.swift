@@ -1,11 +1,12 @@
 import Foundation
 import RevenantCore
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// Configuration readers over fixture trees (no root, no kernel).
 struct Fixture {
-    let root = NSTemporaryDirectory() + "rvfix-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let root = uniqueTempPath("fix")
     func write(_ path: String, _ text: String) throws {
         let full = root + path
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

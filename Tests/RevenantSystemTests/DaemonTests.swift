@@ -3,11 +3,12 @@ import GRDB
 import Glibc
 import RevenantCore
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// The daemon with its real store, and `who-spawned` reading that store.
 @Suite(.serialized) struct DaemonTests {
-    @Test func whoSpawnedSeesBothIncarnationsOfAReusedPid() async throws {
+    @Test(.kernel) func whoSpawnedSeesBothIncarnationsOfAReusedPid() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "reuse")
         try await d.start()
@@ -75,7 +76,7 @@ import Testing
         d.stop()
     }
 
-    @Test func doubleForkedProcessPointsAtItsRealSpawner() async throws {
+    @Test(.kernel) func doubleForkedProcessPointsAtItsRealSpawner() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "dfork")
         try await d.start()
@@ -98,7 +99,7 @@ import Testing
         d.stop()
     }
 
-    @Test func seededProcessIsMarked() async throws {
+    @Test(.kernel) func seededProcessIsMarked() async throws {
         try Kernel.check()
         let early = spawn(["/bin/sleep", "30"], wait: false)
         defer { kill(early.pid, SIGKILL); var s: Int32 = 0; waitpid(early.pid, &s, 0) }
@@ -116,13 +117,13 @@ import Testing
         d.stop()
     }
 
-    @Test func killDashNineLeavesAConsistentStore() async throws {
+    @Test(.kernel) func killDashNineLeavesAConsistentStore() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "crash")
         try await d.start()
         let burst = spawn(["/bin/sh", "-c", "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done"], wait: false)
         // Past the first flush: the crash must find flushed batches to keep consistent.
-        try await Task.sleep(for: .milliseconds(Daemon.storeLagMs + 600))
+        try await Task.sleep(for: .milliseconds(FlushRequest.storeLagMs + 600))
         d.kill9()
         var st: Int32 = 0
         waitpid(burst.pid, &st, 0)
@@ -145,7 +146,7 @@ import Testing
     /// A restart (systemd's Restart=on-failure) on the same boot and store: processes the first
     /// run saw start are found again in /proc by the second, which must keep their one exact row
     /// and fork-time parent — whether they exit under the second run or outlive it.
-    @Test func restartOnTheSameStoreKeepsOneRowPerProcess() async throws {
+    @Test(.kernel) func restartOnTheSameStoreKeepsOneRowPerProcess() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "restart")
         try await d.start()
@@ -197,7 +198,7 @@ import Testing
     /// The daemon loads the tracer with lazy forks: a process that only forked is announced by
     /// the kernel just before a descendant's exec names it, and one with no such descendant is
     /// read from the kernel map when who-spawned asks for a flush.
-    @Test func processesThatOnlyForkedKeepTheirPlaceInTheLineage() async throws {
+    @Test(.kernel) func processesThatOnlyForkedKeepTheirPlaceInTheLineage() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "lazy-fork")
         try await d.start()
@@ -257,7 +258,7 @@ import Testing
     /// A bare fork that exits leaving a child behind is that child's parent even when the child
     /// is first seen long after (lazy forks): it is stored as a row, not a leaf, so the
     /// child's chain goes through it.
-    @Test func aParentThatExitedBeforeItsChildWasSeenStaysInTheChain() async throws {
+    @Test(.kernel) func aParentThatExitedBeforeItsChildWasSeenStaysInTheChain() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "orphaner")
         try await d.start()
@@ -295,7 +296,7 @@ import Testing
         d.stop()
     }
 
-    @Test func whoSpawnedAsksTheDaemonToFlush() async throws {
+    @Test(.kernel) func whoSpawnedAsksTheDaemonToFlush() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "flush-now")
         try await d.start()
@@ -320,7 +321,7 @@ import Testing
 
     /// A stop that lands while the daemon is still loading (BPF, seeding, the policy) is a clean
     /// stop: exit 0 and a "stopped" line, not a failure on maps closed under the policy loader.
-    @Test func signalDuringStartUpStopsCleanly() async throws {
+    @Test(.kernel) func signalDuringStartUpStopsCleanly() async throws {
         try Kernel.check()
         for delayMs in [150, 400, 700, 1000] {
             let d = try DaemonUnderTest(name: "early-\(delayMs)")
@@ -342,7 +343,7 @@ import Testing
         }
     }
 
-    @Test func unknownPidAndBadStoreSaySo() async throws {
+    @Test(.kernel) func unknownPidAndBadStoreSaySo() async throws {
         try Kernel.check()
         let d = try DaemonUnderTest(name: "unknown")
         try await d.start()
@@ -391,7 +392,7 @@ final class DaemonUnderTestReuse {
 /// a row an earlier boot left without an exit must not pass for the process running now.
 @Suite struct WhoSpawnedAcrossBootsTests {
     @Test func aRowFromAnEarlierBootIsNotTheRunningProcess() throws {
-        let dir = NSTemporaryDirectory() + "rvboots-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let dir = uniqueTempPath("boots")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let me = try #require(ProcReader().identity(getpid()))

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import RevenantCore
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// A worker whose very first act is to create `<its own path>.marker`.
@@ -10,7 +11,7 @@ struct MarkerWorker {
     let dir: String
 
     init() throws {
-        dir = NSTemporaryDirectory() + "rvworker-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dir = uniqueTempPath("worker")
         for v in ["v1", "v2"] {
             try FileManager.default.createDirectory(atPath: "\(dir)/\(v)", withIntermediateDirectories: true)
         }
@@ -52,7 +53,7 @@ struct MarkerWorker {
 func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
 
 @Suite(.serialized) struct EnforcementTests {
-    @Test func killAtExecStopsV1BeforeItsFirstInstructionAndSparesV2() async throws {
+    @Test(.kernel) func killAtExecStopsV1BeforeItsFirstInstructionAndSparesV2() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -97,7 +98,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         d.stop()
     }
 
-    @Test func denyFallsBackToKillAtExecWhereLSMIsAbsent() async throws {
+    @Test(.kernel) func denyFallsBackToKillAtExecWhereLSMIsAbsent() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -117,7 +118,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         d.stop()
     }
 
-    @Test func everyRespawnOfAShellLoopIsKilled() async throws {
+    @Test(.kernel) func everyRespawnOfAShellLoopIsKilled() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -134,10 +135,10 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         d.stop()
     }
 
-    @Test func everyRespawnUnderSupervisordIsKilled() async throws {
+    @Test(.kernel) func everyRespawnUnderSupervisordIsKilled() async throws {
         try Kernel.check()
         let supervisord = "/usr/bin/supervisord"
-        try #require(FileManager.default.isExecutableFile(atPath: supervisord), "supervisor is not installed: run scripts/install-deps.sh")
+        try #require(FileManager.default.isExecutableFile(atPath: supervisord), "supervisor is not installed: run scripts/install-deps.sh test")
         let w = try MarkerWorker()
         defer { w.cleanup() }
         let policy = try w.policy("rules:\n  - name: block-v1\n    match: { exe: \(w.path("v1")) }\n    action: kill\n")
@@ -173,7 +174,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         d.stop()
     }
 
-    @Test func killExistingAndReloadKeepThePolicyInForce() async throws {
+    @Test(.kernel) func killExistingAndReloadKeepThePolicyInForce() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -245,7 +246,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
 
 /// Attribution against real respawners, through the real daemon and store.
 @Suite(.serialized) struct AttributionE2ETests {
-    @Test func supervisordRespawnsAreAttributedToTheProgramSection() async throws {
+    @Test(.kernel) func supervisordRespawnsAreAttributedToTheProgramSection() async throws {
         try Kernel.check()
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/supervisord"), "supervisor is not installed")
         let w = try MarkerWorker()
@@ -278,7 +279,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         d.stop()
     }
 
-    @Test func aShellLoopScriptIsNamedWithItsLine() async throws {
+    @Test(.kernel) func aShellLoopScriptIsNamedWithItsLine() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -312,10 +313,10 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
 /// The deny tier needs BPF LSM, which this machine's kernel refuses: boot Debian's own kernel
 /// under qemu with `lsm=…,bpf`, this host's root shared read-only, and run the daemon there.
 @Suite struct DenyOnStockKernelTests {
-    @Test(.timeLimit(.minutes(10))) func execveFailsWithEPERMAndNothingRuns() async throws {
+    @Test(.kernel, .timeLimit(.minutes(10))) func execveFailsWithEPERMAndNothingRuns() async throws {
         try Kernel.check()
-        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"), "qemu-system-x86 is not installed: run scripts/install-deps.sh")
-        let dir = NSTemporaryDirectory() + "rvqemu-\(getpid())"
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"), "qemu-system-x86 is not installed: run scripts/install-deps.sh test")
+        let dir = uniqueTempPath("qemu")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let guest = dir + "/guest.sh"
@@ -381,9 +382,9 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
 /// Real cron: a /etc/cron.d job in the double-fork form operators write. Cron's granularity is
 /// one minute, so this waits for two ticks (up to about two and a half minutes).
 @Suite struct CronAttributionTests {
-    @Test(.timeLimit(.minutes(5))) func cronDNohupJobAndAUserCrontabAreAttributedToTheirLines() async throws {
+    @Test(.kernel, .timeLimit(.minutes(5))) func cronDNohupJobAndAUserCrontabAreAttributedToTheirLines() async throws {
         try Kernel.check()
-        try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/cron"), "cron is not installed: run scripts/install-deps.sh")
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/cron"), "cron is not installed: run scripts/install-deps.sh test")
         let w = try MarkerWorker()
         defer { w.cleanup() }
         let worker = w.dir + "/v2/cron_worker.py"
@@ -446,7 +447,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
 }
 
 @Suite(.serialized) struct AuditLogTests {
-    @Test func blockedRespawnIsAnOCSFRecordInAnIntactChain() async throws {
+    @Test(.kernel) func blockedRespawnIsAnOCSFRecordInAnIntactChain() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -487,7 +488,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
     }
 
     @Test func rotationKeepsTheChain() throws {
-        let dir = NSTemporaryDirectory() + "rvaudit-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let dir = uniqueTempPath("audit")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/audit.jsonl"
         let log = try AuditLog(path: path, maxBytes: 2_000, keep: 3)

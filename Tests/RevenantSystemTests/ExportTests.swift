@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import RevenantCore
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// RFC 4180 rows, enough to read back what export wrote.
@@ -24,7 +25,7 @@ func parseCSV(_ text: String) -> [[String]] {
 }
 
 @Suite(.serialized) struct ExportTests {
-    @Test func roundTripInEveryFormat() async throws {
+    @Test(.kernel) func roundTripInEveryFormat() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -103,7 +104,7 @@ let ExportFormat_header = "time,boot,pid,id,parent_pid,parent_id,parent_comm,exe
     }
     func reap(_ pid: pid_t) { kill(pid, SIGKILL); var s: Int32 = 0; waitpid(pid, &s, 0) }
 
-    @Test func throughTheDaemonsStore() async throws {
+    @Test(.kernel) func throughTheDaemonsStore() async throws {
         try Kernel.check()
         let w = try MarkerWorker()
         defer { w.cleanup() }
@@ -135,7 +136,7 @@ let ExportFormat_header = "time,boot,pid,id,parent_pid,parent_id,parent_comm,exe
         d.stop()
     }
 
-    @Test func withItsOwnBPFWhenNoDaemonRuns() async throws {
+    @Test(.kernel) func withItsOwnBPFWhenNoDaemonRuns() async throws {
         try Kernel.check()
         let marker = token("verify-own")
         let l = loop("/bin/sh -c 'exit 0' \(marker)")

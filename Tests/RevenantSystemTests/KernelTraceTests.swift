@@ -2,11 +2,12 @@ import Foundation
 import Glibc
 import RevenantCore
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// The real BPF program in the real kernel, driven by real processes.
 @Suite(.serialized) struct KernelTraceTests {
-    @Test func chainHasForkTimeParents() async throws {
+    @Test(.kernel) func chainHasForkTimeParents() async throws {
         try Kernel.check()
         let rec = try Recorder()
         let tok = token("chain")
@@ -39,7 +40,7 @@ import Testing
     /// Two live processes whose tgids share a kernel slot: the later fork moves the earlier
     /// one to the overflow map, and its exec and exit records still carry its fork-time parent,
     /// as its child's records carry it.
-    @Test func aProcessMovedOutOfItsSlotKeepsItsParent() async throws {
+    @Test(.kernel) func aProcessMovedOutOfItsSlotKeepsItsParent() async throws {
         try Kernel.check()
         let slots = Int32(Tracer.processSlots)
         let pidMaxPath = "/proc/sys/kernel/pid_max", lastPidPath = "/proc/sys/kernel/ns_last_pid"
@@ -49,7 +50,7 @@ import Testing
             try "4194304".write(toFile: pidMaxPath, atomically: false, encoding: .utf8)
         }
         defer { try? pidMax.write(toFile: pidMaxPath, atomically: false, encoding: .utf8) }
-        let fifo = NSTemporaryDirectory() + "rvslot-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fifo = uniqueTempPath("slot")
         try #require(mkfifo(fifo, 0o600) == 0)
         defer { unlink(fifo) }
         let rec = try Recorder()
@@ -83,9 +84,9 @@ import Testing
     /// The cwd walk: inside a mount (plain loads), across a mount point into the filesystem
     /// above (probe reads), at a mount's own root, and deeper than RV_CWD_DEPTH (marked cut).
     /// In a chroot, the path the process sees: the one its absolute argv paths resolve against.
-    @Test func cwdAcrossMountsAndTooDeep() async throws {
+    @Test(.kernel) func cwdAcrossMountsAndTooDeep() async throws {
         try Kernel.check()
-        let base = NSTemporaryDirectory() + "rvcwd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let base = uniqueTempPath("cwd")
         let deep = base + "/d/" + (1...20).map(String.init).joined(separator: "/")
         try FileManager.default.createDirectory(atPath: base + "/m", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
@@ -122,7 +123,7 @@ import Testing
         #expect(d.cwd.map { deep.hasSuffix(String($0.dropFirst())) } == true)
     }
 
-    @Test func doubleForkKeepsTheRealSpawner() async throws {
+    @Test(.kernel) func doubleForkKeepsTheRealSpawner() async throws {
         try Kernel.check()
         let rec = try Recorder()
         let tok = token("dfork")
@@ -157,7 +158,7 @@ import Testing
         #expect(table.ancestry(of: g.process).first?.id.pid == a.pid)
     }
 
-    @Test func execChainIsOneProcessWithSeveralImages() async throws {
+    @Test(.kernel) func execChainIsOneProcessWithSeveralImages() async throws {
         try Kernel.check()
         let rec = try Recorder()
         let tok = token("images")
@@ -180,7 +181,7 @@ import Testing
         #expect(ids.count == 1)
     }
 
-    @Test func pidReuseGivesDistinctIdentities() async throws {
+    @Test(.kernel) func pidReuseGivesDistinctIdentities() async throws {
         try Kernel.check()
         let rec = try Recorder()
         let first = token("reuse1"), second = token("reuse2")
@@ -210,7 +211,7 @@ import Testing
         #expect(table.latest(pid: old.pid)?.id == b.process)
     }
 
-    @Test func fullRingBufferIsCounted() async throws {
+    @Test(.kernel) func fullRingBufferIsCounted() async throws {
         try Kernel.check()
         var options = Tracer.Options()
         options.ringbufBytes = 16 << 10   // holds about a dozen exec records
@@ -227,7 +228,7 @@ import Testing
     /// The kernel wakes a waiting reader once the ring holds wakeup_bytes (read every
     /// query_every_bytes a CPU writes, not at every record): without that wake-up each drain
     /// here would wait out its 120 s.
-    @Test func aFillingRingWakesItsWaitingReader() throws {
+    @Test(.kernel) func aFillingRingWakesItsWaitingReader() throws {
         try Kernel.check()
         var options = Tracer.Options()
         options.manual = true
@@ -249,7 +250,7 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(100))
     }
 
-    @Test func countersAreZeroUnderNormalLoad() async throws {
+    @Test(.kernel) func countersAreZeroUnderNormalLoad() async throws {
         try Kernel.check()
         let rec = try Recorder()
         spawn(["/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"])
@@ -261,7 +262,7 @@ import Testing
         #expect(counters.events >= 900)
     }
 
-    @Test func execFromANonLeaderThreadKeepsTheProcess() async throws {
+    @Test(.kernel) func execFromANonLeaderThreadKeepsTheProcess() async throws {
         try Kernel.check()
         let rec = try Recorder()
         let tok = token("thread")
@@ -284,7 +285,7 @@ import Testing
         #expect(!rec.events.contains { if case .fork(let f) = $0 { return f.process.pid == e.oldPid }; return false })
     }
 
-    @Test func execRecordsTheLeafCgroup() async throws {
+    @Test(.kernel) func execRecordsTheLeafCgroup() async throws {
         try Kernel.check()
         // The cgroup-v2 hierarchy: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid).
         let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].first { access($0 + "/cgroup.procs", W_OK) == 0 && access($0 + "/cgroup.controllers", F_OK) == 0 }

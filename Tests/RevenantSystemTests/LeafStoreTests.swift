@@ -2,24 +2,21 @@ import Foundation
 import GRDB
 @testable import RevenantCore
 @testable import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// Leaves stored many to a row: every read of the store sees them as it sees rows.
 @Suite struct LeafStoreTests {
-    let dir = NSTemporaryDirectory() + "rvleaf-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let dir = uniqueTempPath("leaf")
     let boot = "leaf-boot"
     let epoch: Int64 = 1_700_000_000_000_000_000
 
     func image(_ t: UInt64, _ argv: [String], exe: String = "/usr/bin/python3") -> Image {
-        Image(time: t, filename: exe, argv: argv, comm: (exe as NSString).lastPathComponent, uid: 1000, euid: 1000, gid: 1000,
-              cgroup: "/system.slice/w.service", cwd: "/opt")
+        Build.image(t, argv, exe: exe)
     }
 
     func process(_ pid: Int32, start: UInt64, parent: Identity?, exitAt: UInt64?, images: [Image]) -> ProcessRecord {
-        var r = ProcessRecord(id: Identity(pid: pid, startNs: start), parent: parent, comm: "fork-comm")
-        r.images = images
-        if let exitAt { r.exitTime = exitAt; r.exitStatus = .exited(3) }
-        return r
+        Build.process(pid, start: start, parent: parent, exitAt: exitAt, images: images, comm: "fork-comm")
     }
 
     /// A shell (a row) that started two workers, one still a row and one a leaf, plus a leaf

@@ -2,16 +2,15 @@ import Foundation
 import GRDB
 import RevenantCore
 @testable import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// The store on its own, with synthetic processes: no kernel needed.
 @Suite struct StoreTests {
-    let dir = NSTemporaryDirectory() + "rvstore-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let dir = uniqueTempPath("store")
 
     func proc(_ pid: Int32, start: UInt64, parent: Identity?, exitAt: UInt64? = nil) -> ProcessRecord {
-        var r = ProcessRecord(id: Identity(pid: pid, startNs: start), parent: parent, comm: "p\(pid)")
-        if let exitAt { r.exitTime = exitAt; r.exitStatus = .exited(0) }
-        return r
+        Build.process(pid, start: start, parent: parent, exitAt: exitAt, exitCode: 0)
     }
 
     @Test func migratesAnEmptyStore() throws {

@@ -1,23 +1,36 @@
+import Foundation
 import Glibc
 import RevenantCore
 import RevenantSystem
 import Synchronization
+import RevenantTestSupport
 import Testing
 
 /// End-to-end tests load the real BPF program: they need root and a BTF kernel.
 enum Kernel {
     static let canTrace: Bool = geteuid() == 0 && access("/sys/kernel/btf/vmlinux", F_OK) == 0
-    static let why = "needs root and a kernel with BTF (/sys/kernel/btf/vmlinux): SKIPPED, the kernel path is NOT tested"
-    /// In CI a missing capability is a failure, never a silent skip.
+    static let why = "needs root and a kernel with BTF (/sys/kernel/btf/vmlinux)"
+    /// In CI a missing capability is a failure, never a skip.
     static let required: Bool = getenv("CI").map { String(cString: $0) == "true" } ?? false
 
-    static func check() throws {
-        if !canTrace {
-            if required { Issue.record("CI=true but \(why)") }
-            print("revenant-e2e: \(why)")
-        }
-        try #require(canTrace || required == false)
+    /// Skips (loudly) where the kernel path cannot run; under CI=true runs and fails instead.
+    static var runnable: Bool {
+        if canTrace || required { return true }
+        FileHandle.standardError.write(Data("revenant-e2e: SKIPPED, \(why): the kernel path is NOT tested\n".utf8))
+        return false
     }
+
+    /// The first line of every end-to-end test: fails under CI=true where tracing is impossible.
+    static func check() throws {
+        guard !canTrace else { return }
+        Issue.record("CI=true but this test \(why)")
+        throw TestSupportError("cannot trace here")
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// The suite loads the real BPF programs: skipped without root and BTF, a failure under CI=true.
+    static var kernel: Self { .enabled(if: Kernel.runnable, Comment(rawValue: Kernel.why)) }
 }
 
 /// Collects every event the real tracer delivers.
@@ -83,40 +96,3 @@ final class Recorder: Sendable {
     }
 }
 
-/// posix_spawn + waitpid: the child is exactly the spawned PID, no helper process between.
-@discardableResult
-func spawn(_ argv: [String], wait: Bool = true, stdout: String? = nil, stderr: String? = nil) -> (pid: pid_t, status: Int32) {
-    var pid: pid_t = 0
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    if let stdout { posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
-    if let stderr { posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
-    let cargs = argv.map { strdup($0) } + [nil]
-    defer { cargs.forEach { free($0) } }
-    // Test runner threads may block signals; children must start with none blocked.
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    var empty = sigset_t(), defaults = sigset_t()
-    sigemptyset(&empty)
-    sigemptyset(&defaults)
-    for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, s) }
-    posix_spawnattr_setsigmask(&attr, &empty)
-    posix_spawnattr_setsigdefault(&attr, &defaults)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let rc = posix_spawnp(&pid, argv[0], &actions, &attr, cargs, environ)
-    precondition(rc == 0, "posix_spawn \(argv[0]) failed: \(rc)")
-    var status: Int32 = 0
-    if wait { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-    return (pid, status)
-}
-
-func token(_ name: String) -> String { "rvtest-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
-
-/// The package root, to find the built `revenant` binary.
-let packageRoot: String = {
-    var parts = #filePath.split(separator: "/").map(String.init)
-    parts.removeLast(3)
-    return "/" + parts.joined(separator: "/")
-}()

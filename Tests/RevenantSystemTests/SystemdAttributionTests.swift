@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import RevenantSystem
+import RevenantTestSupport
 import Testing
 
 /// A real systemd 252 as PID 1 of its own PID+mount namespace, on an overlay of / (see
@@ -66,10 +67,10 @@ import Testing
     static let rcLocal = "#!/bin/sh -e\n# started at boot\n/opt/rvtest/loop.sh &\nexit 0\n"
     static let loop = "#!/bin/sh\nwhile true; do\n    /usr/bin/python3 /opt/rvtest/rc_worker.py\n    sleep 1\ndone\n"
 
-    @Test(.timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
+    @Test(.kernel, .timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
         try Kernel.check()
         try #require(FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd"), "systemd is not installed")
-        let dir = NSTemporaryDirectory() + "rvsdns-\(getpid())"
+        let dir = uniqueTempPath("sdns")
         let etc = dir + "/upper/etc/systemd/system"
         try FileManager.default.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
@@ -171,9 +172,9 @@ import Testing
 /// The hardened unit in packaging/ under a real systemd (in its namespace): it starts with the
 /// capabilities it lists, enforces, writes its audit log with the modes it promises, reloads.
 @Suite(.serialized) struct ServiceUnitTests {
-    @Test(.timeLimit(.minutes(2))) func hardenedUnitStartsEnforcesAndReloads() async throws {
+    @Test(.kernel, .timeLimit(.minutes(2))) func hardenedUnitStartsEnforcesAndReloads() async throws {
         try Kernel.check()
-        let dir = NSTemporaryDirectory() + "rvunit-\(getpid())"
+        let dir = uniqueTempPath("unit")
         let etc = dir + "/upper/etc/systemd/system"
         let fm = FileManager.default
         try fm.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
@@ -231,19 +232,4 @@ import Testing
         #expect(fm.fileExists(atPath: root + "/var/lib/revenant/revenant.db"))
         #expect(try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.hasPrefix("active"))
     }
-}
-
-/// Runs a command to completion: (status, stdout, stderr).
-func sh(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: argv[0])
-    p.arguments = Array(argv.dropFirst())
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }

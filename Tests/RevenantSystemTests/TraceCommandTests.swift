@@ -1,11 +1,12 @@
 import Foundation
+import RevenantTestSupport
 import Testing
 
 /// `revenant trace` as an operator runs it.
 @Suite(.serialized) struct TraceCommandTests {
     let binary = packageRoot + "/.build/debug/revenant"
 
-    @Test func jsonLinesCarryLineage() async throws {
+    @Test(.kernel) func jsonLinesCarryLineage() async throws {
         try Kernel.check()
         let tok = token("cli")
         let p = Process()
@@ -39,7 +40,7 @@ import Testing
         #expect(exec["parent_pid"] as? Int == ancestry.first?["pid"] as? Int)
     }
 
-    @Test func withoutRootItSaysWhatIsMissing() throws {
+    @Test(.kernel) func withoutRootItSaysWhatIsMissing() throws {
         try Kernel.check()
         // setpriv drops to nobody: the same binary, without privileges.
         let p = Process()

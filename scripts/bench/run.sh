@@ -25,7 +25,7 @@ rm -f "$OUT"/*.db* "$OUT"/*.log
 cc -O2 -o "$OUT/spawner" "$HERE/spawner.c"
 cc -O2 -o "$OUT/killlat" "$HERE/killlat.c"
 for t in auditd auditctl forkstat python3; do
-  command -v "$t" >/dev/null || { echo "bench: $t is missing: run scripts/install-deps.sh" >&2; exit 2; }
+  command -v "$t" >/dev/null || { echo "bench: $t is missing: run scripts/install-deps.sh bench" >&2; exit 2; }
 done
 
 ROWS=$OUT/rows.md
