@@ -4,7 +4,7 @@
 #define REVENANT_COMMON_BPF_H
 
 /* Wake the reader only when this much is pending; it polls on a timer otherwise.
- * A wake-up per event is an IPI, which costs ~20% of an exec loop in a VM. 0 = every event. */
+ * A wake-up per event is an IPI, dear in a VM. 0 = every event. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
 struct {
@@ -93,7 +93,7 @@ static __always_inline void count(__u32 idx)
 }
 
 /* The ring's fill is read once per this many bytes a CPU writes, not at every record: the read
- * misses the cache (the reader moves the consumer position), ~8 % of the exec program. The loader
+ * misses the cache (the reader moves the consumer position). The loader
  * sets it so that all CPUs together overshoot wakeup_bytes by at most half of it; 0 with a
  * wakeup_bytes of 0 (every record wakes the reader). */
 const volatile __u32 query_every_bytes = 64 << 10;

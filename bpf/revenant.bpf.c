@@ -18,7 +18,7 @@ char LICENSE[] SEC("license") = "GPL";
  * record that needs it: its exit, a denied exec, or a descendant's exec or exit. A third of the
  * records a fork+exec+exit costs. handle_fork_all writes a fork record at every fork (`revenant
  * trace`). The loader loads one of the two: a setting in .rodata, read at each fork, missed the
- * cache (~20 % of this program's samples). */
+ * cache. */
 static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, bool lazy)
 {
 	struct rv_fork_event e = {};

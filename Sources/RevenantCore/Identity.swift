@@ -40,7 +40,7 @@ public struct Identity: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 
     /// What Dictionary and Set call: a seeded splitmix64 finalizer instead of SipHash, which
-    /// was ~6 % of the daemon's CPU. Keys come from the kernel (a start time in ns is not
+    /// showed in the daemon's profile. Keys come from the kernel (a start time in ns is not
     /// chosen by a process), so a fast mix is safe against collision flooding here.
     public func _rawHashValue(seed: Int) -> Int {
         var x = startNs ^ (UInt64(UInt32(bitPattern: pid)) << 32) ^ UInt64(bitPattern: Int64(seed))

@@ -15,8 +15,8 @@ public struct Image: Hashable, Sendable {
     public var cgroupId: UInt64
     public var cgroup: String
     public var cwd: String?
-    /// What enforcement did to this image, e.g. `killed at exec (rule "block-v1")`.
-    public var enforcement: String?
+    /// What enforcement did to this image.
+    public var enforcement: Enforcement?
 
     public init(time: UInt64, filename: String, interpreter: String? = nil, exeDevice: UInt64 = 0,
                 exeInode: UInt64 = 0, argv: [String], argvTruncated: Bool = false, comm: String,
@@ -511,8 +511,7 @@ public struct ProcessTable: Sendable {
         slot(id).map { slab[$0].id } ?? id
     }
 
-    /// Takes the record by move: a copy retained each of its strings and arrays (8 % of the
-    /// daemon at 3,200 exec/s).
+    /// Takes the record by move: a copy retained each of its strings and arrays.
     private mutating func insert(_ r: consuming ProcessRecord) {
         let id = r.id, ended = r.exited, parent = r.parent
         let newest = retirePid(for: id)

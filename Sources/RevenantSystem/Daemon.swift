@@ -11,10 +11,9 @@ public final class Daemon: Sendable {
         public var retentionSeconds: Int64 = 7 * 24 * 3600
         /// Store row bound; beyond it the oldest exited processes go first.
         public var maxProcesses = 2_000_000
-        /// A batch is written when this many changes are pending or `flushMs` has passed. Each
-        /// flush has a fixed cost (a transaction, a WAL append of the pages it touched, ~0.6 ms
-        /// here): at 100 exec/s a 1 s interval cost the daemon 0.21 % of a core, 2 s 0.18 %.
-        /// Larger batches did not help at high rates (8,192 changes measured 6 % worse at 1,600/s).
+        /// A batch is written when this many changes are pending or `flushMs` has passed: each
+        /// flush has a fixed cost (a transaction, a WAL append), and larger batches did not help
+        /// at high rates (docs/benchmarks.md).
         public var flushChanges = 2048
         public var flushMs = FlushRequest.intervalMs
         public var retentionEverySeconds = 60
@@ -159,7 +158,7 @@ public final class Daemon: Sendable {
 
         // Seed after attaching, so nothing starts in a gap between the two.
         // In a class: nested functions reading a captured struct variable copied it whole, every
-        // field retained and released, on each call (5 % of the daemon at 1,600 exec/s).
+        // field retained and released, on each call.
         let held = Held(ProcessTable())
         var batch = StoreBatch(boot: boot, bootEpochNs: clock.bootEpochNs)
         let found = ProcReader().all()
@@ -246,8 +245,7 @@ public final class Daemon: Sendable {
 
         /// One record from the kernel: redact, enforce, audit, apply to the table, batch for the store.
         /// Execs and exits are decoded straight into their handlers: moved through `Event` and
-        /// `TraceItem`, opened by accessors and patterns, each was copied whole (168 bytes) ~15
-        /// times, 17 % of the daemon.
+        /// `TraceItem`, opened by accessors and patterns, each was copied whole many times.
         @inline(__always) func handle(_ raw: UnsafeRawBufferPointer, _ memo: inout EventDecoder.Memo) throws {
             switch EventDecoder.kind(raw) {
             case .exec:
@@ -329,11 +327,10 @@ public final class Daemon: Sendable {
             if added { dirty[id] = true; born = true } else { born = Daemon.touch(&dirty[id, default: false]) }
             if let matched, !born || matched != 0 || config.auditAll,
                case (let seq, var img)? = held.value.latestImage(of: id) {
-                if let x = real, let policy,
-                   let (text, rules) = enforce(x, policy: policy, table: held.value, bootEpochNs: clock.bootEpochNs).map({ ($0.0, $0.1) }) {
-                    img.enforcement = text
+                if let x = real, let policy, let done = enforce(x, policy: policy, table: held.value, bootEpochNs: clock.bootEpochNs) {
+                    img.enforcement = done
                     held.value.replaceLatestImage(of: id, with: img)
-                    audited[id] = rules
+                    audited[id] = done.rules
                 } else if config.auditAll, let r = held.value[id] {
                     record(.launch(r, ancestry: held.value.ancestry(of: id), bootEpochNs: clock.bootEpochNs, timeMs: WallClock.nowMs(),
                                    rules: [], tier: nil, blocked: false, message: "exec \(img.argv.joined(separator: " "))"))
@@ -504,7 +501,7 @@ public final class Daemon: Sendable {
 
     /// Logs and audits an enforcement with its lineage; kills from userspace when the kernel could not.
     /// `e` carries the raw command line (argv globs match it); logs show the redacted one.
-    private func enforce(_ e: ExecEvent, policy: CompiledPolicy, table: ProcessTable, bootEpochNs: Int64) -> (String, [String])? {
+    private func enforce(_ e: ExecEvent, policy: CompiledPolicy, table: ProcessTable, bootEpochNs: Int64) -> Enforcement? {
         // argv globs refine what the kernel matched.
         var mask = e.matched
         for (i, r) in policy.rules.enumerated() where r.match.argv != nil && mask & policy.bitFor(i) != 0 {
@@ -512,7 +509,7 @@ public final class Daemon: Sendable {
         }
         let rules = policy.rules(in: mask)
         guard !rules.isEmpty else { return nil }
-        let names = rules.map { "\"\($0.name)\"" }.joined(separator: ", ")
+        let names = Enforcement.ruleList(rules.map(\.name))
         let text: String
         var tier: EnforcementTier?
         var blocked = false
@@ -548,14 +545,14 @@ public final class Daemon: Sendable {
             "pid": "\(e.process.pid)", "id": "\(e.process)", "exe": "\(e.filename)",
             "argv": "\((table[id]?.image?.argv ?? []).joined(separator: " "))", "tier": "\(tier?.rawValue ?? "none")",
             "ancestry": "\(Lineage.chain(table, of: id))"])
-        return (text, rules.map(\.name))
+        return Enforcement(rules: rules.map(\.name), tier: tier, blocked: blocked, message: text)
     }
 
 }
 
 /// A value kept by reference, for state that nested functions share.
 final class Held<Value> {
-    /// Used by the serve loop's thread alone: the runtime check on each access was ~4 % of the daemon.
+    /// Used by the serve loop's thread alone: the runtime check on each access showed in profiles.
     @exclusivity(unchecked) var value: Value
     init(_ value: Value) { self.value = value }
     /// In place: a non-mutating call on `value` from a nested function copied the whole value

@@ -3,13 +3,6 @@ import CRevenantBPF
 import Glibc
 import RevenantCore
 
-/// The enforcement tier actually in force, strongest first.
-public enum EnforcementTier: String, Sendable, Codable {
-    case deny = "deny (BPF LSM)"
-    case killAtExec = "kill at exec (bpf_send_signal)"
-    case userspaceKill = "userspace kill (pidfd)"
-}
-
 /// Writes compiled policies into the kernel maps without a gap in enforcement.
 ///
 /// Each load uses the half of the 64-bit rule mask the running policy does not: new keys are

@@ -158,7 +158,7 @@ enum LeafCodec {
                           dev: i.pointee.exeDevice, ino: i.pointee.exeInode, argv: i.pointee.argv, truncated: i.pointee.argvTruncated,
                           comm: i.pointee.comm, uid: i.pointee.uid, euid: i.pointee.euid, gid: i.pointee.gid,
                           loginuid: i.pointee.loginuid, cgroupId: i.pointee.cgroupId, cgroup: i.pointee.cgroup,
-                          cwd: i.pointee.cwd, enforcement: i.pointee.enforcement)
+                          cwd: i.pointee.cwd, enforcement: i.pointee.enforcement?.encoded)
                 }
             }
         }
@@ -316,7 +316,7 @@ enum LeafCodec {
                                 argv: argv, argvTruncated: truncated, comm: comm, uid: uid, euid: euid, gid: gid,
                                 loginuid: login == 0 ? nil : UInt32(truncatingIfNeeded: login - 1),
                                 cgroupId: try delta(&c.cgroupId), cgroup: try text(&c.cgroup), cwd: try text(&c.cwd))
-                img.enforcement = try text(&c.enforcement)
+                img.enforcement = try text(&c.enforcement).map(Enforcement.init(stored:))
                 r.images.append(img)
             }
             return r
@@ -353,7 +353,7 @@ enum LeafCodec {
                                 argv: argv, argvTruncated: truncated, comm: comm, uid: uid, euid: euid, gid: gid,
                                 loginuid: login == 0 ? nil : UInt32(truncatingIfNeeded: login - 1),
                                 cgroupId: try uint(), cgroup: try string(), cwd: try optional())
-                img.enforcement = try optional()
+                img.enforcement = try optional().map(Enforcement.init(stored:))
                 r.images.append(img)
             }
             return r
@@ -435,7 +435,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
         last = max(last, end)
     }
 
-    /// The digits of a PID, written in place: `String(pid)` was ~2 % of the daemon.
+    /// The digits of a PID, written in place: `String(pid)` allocated once per leaf.
     static func decimal(_ v: Int32, to out: inout [UInt8]) {
         var m = v.magnitude
         if v < 0 { out.append(UInt8(ascii: "-")) }

@@ -271,6 +271,21 @@ public final class Store: Sendable {
                 CREATE INDEX leaf_batch_by_last ON leaf_batch (last_wall_ns);
                 """)
         }
+        // What enforcement did, as fields: `enforcement` keeps the sentence for people.
+        m.registerMigration("v9-enforcement-fields") { db in
+            try db.execute(sql: """
+                ALTER TABLE image ADD COLUMN enforcement_rules TEXT;      -- JSON array of rule names
+                ALTER TABLE image ADD COLUMN enforcement_tier TEXT;
+                ALTER TABLE image ADD COLUMN enforcement_blocked INTEGER;
+                """)
+            let old = try Row.fetchAll(db, sql: "SELECT process, seq, enforcement FROM image WHERE enforcement IS NOT NULL")
+            for row in old {
+                let e = Enforcement(legacy: row["enforcement"])
+                try db.execute(sql: """
+                    UPDATE image SET enforcement_rules = ?, enforcement_tier = ?, enforcement_blocked = ? WHERE process = ? AND seq = ?
+                    """, arguments: [Store.rulesJSON(e.rules), e.tier?.rawValue, e.blocked, row["process"] as Int64, row["seq"] as Int64])
+            }
+        }
         return m
     }()
 
@@ -318,8 +333,7 @@ public final class Store: Sendable {
                 try db.cachedStatement(sql: "UPDATE process SET parent_start_ns = ? WHERE boot = ? AND parent_pid = ? AND parent_start_ns = ? AND parent_start_ns % \(Identity.nsPerTick) = 0")
                     .execute(arguments: [Int64(to.startNs), boot, from.pid, Int64(from.startNs)])
             }
-            // Bound straight to SQLite: GRDB's StatementArguments box every value, which was most
-            // of the daemon's CPU at 1,600 exec/s.
+            // Bound straight to SQLite: GRDB's StatementArguments box every value.
             let upsert = try RawStatement(db.cachedStatement(sql: """
                 INSERT INTO process (boot, pid, start_ns, precise, start_wall_ns, parent_pid, parent_start_ns,
                     parent_current_only, adopted_pid, adopted_start_ns, comm, exit_ns, exit_wall_ns, exit_code,
@@ -355,13 +369,15 @@ public final class Store: Sendable {
             // A process inserted by this batch has no images yet: no conflict to look for.
             let byRowid = try RawStatement(db.cachedStatement(sql: """
                 INSERT INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
-                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement,
+                    enforcement_rules, enforcement_tier, enforcement_blocked)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """), db)
             let byKey = try RawStatement(db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
-                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement)
-                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                    uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement,
+                    enforcement_rules, enforcement_tier, enforcement_blocked)
+                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
                 FROM process WHERE boot = ? AND pid = ? AND start_ns = ?
                 """), db)
             for (p, seq, i) in batch.images {
@@ -373,7 +389,8 @@ public final class Store: Sendable {
                 b.int(i.argvTruncated ? 1 : 0); b.text(i.comm)
                 b.int(Int64(i.uid)); b.int(Int64(i.euid)); b.int(Int64(i.gid)); b.int(i.loginuid.map { Int64($0) }); b.text(i.cgroup)
                 b.int(Int64(bitPattern: i.cgroupId)); b.text(i.cwd); b.int(Int64(bitPattern: i.exeDevice)); b.int(Int64(bitPattern: i.exeInode))
-                b.text(i.enforcement)
+                b.text(i.enforcement?.message); b.text(i.enforcement.map { Store.rulesJSON($0.rules) })
+                b.text(i.enforcement?.tier?.rawValue); b.int(i.enforcement.map { $0.blocked ? 1 : 0 })
                 if rowid == nil { b.int(boot); b.int(Int64(p.pid)); b.int(Int64(p.startNs)) }
                 try st.run()
             }
@@ -641,7 +658,7 @@ public final class Store: Sendable {
                          uid: UInt32(i["uid"] as Int64), euid: UInt32(i["euid"] as Int64), gid: UInt32(i["gid"] as Int64),
                          loginuid: (i["loginuid"] as Int64?).map { UInt32($0) }, cgroupId: UInt64(bitPattern: i["cgroup_id"]),
                          cgroup: i["cgroup"], cwd: i["cwd"])
-            img.enforcement = i["enforcement"]
+            img.enforcement = Store.enforcement(i)
             return img
         }
         return StoredProcess(boot: row["boot_id"], record: r, startWallNs: row["start_wall_ns"], exitWallNs: row["exit_wall_ns"],
@@ -755,5 +772,19 @@ struct RawStatement {
             throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: message)
         }
         sqlite3_reset(handle)
+    }
+}
+
+extension Store {
+    static func rulesJSON(_ rules: [String]) -> String {
+        (try? JSONEncoder().encode(rules)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
+    /// The enforcement fields of an image row (nil when no rule matched it).
+    static func enforcement(_ row: Row) -> Enforcement? {
+        guard let message: String = row["enforcement"] else { return nil }
+        let rules = (row["enforcement_rules"] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+        let tier = (row["enforcement_tier"] as String?).flatMap(EnforcementTier.init(rawValue:))
+        return Enforcement(rules: rules, tier: tier, blocked: (row["enforcement_blocked"] as Bool?) ?? false, message: message)
     }
 }

@@ -24,7 +24,7 @@ public struct ExportRow: Sendable {
     public var comm: String
     public var wallNs: Int64
     public var image: Image
-    public var enforcement: String?
+    public var enforcement: Enforcement?
     public var seeded: Bool
     /// True for the process's latest image: its exit, if any, follows it.
     public var isLast: Bool
@@ -42,7 +42,7 @@ extension Store {
         if let s = f.sinceWallNs { conds.append("b.epoch_ns + i.time_ns >= ?"); args.append(s) }
         if let u = f.untilWallNs { conds.append("b.epoch_ns + i.time_ns < ?"); args.append(u) }
         if let p = f.pid { conds.append("p.pid = ?"); args.append(p) }
-        if let r = f.rule { conds.append("instr(i.enforcement, ?) > 0"); args.append("\"\(r)\"") }
+        if let r = f.rule { conds.append("EXISTS (SELECT 1 FROM json_each(i.enforcement_rules) WHERE value = ?)"); args.append(r) }
         if let m = f.match { conds.append("(instr(i.argv, ?) > 0 OR instr(i.exe, ?) > 0)"); args.append(Data(m.utf8)); args.append(m) }
         let sql = """
             SELECT b.id AS boot_id, p.pid, p.start_ns, p.precise, p.parent_pid, p.parent_start_ns, p.comm AS pcomm, p.seeded,
@@ -86,7 +86,7 @@ extension Store {
         if let s: Int32 = row["exit_signal"] { status = .signaled(s, coreDumped: false) }
         return ExportRow(boot: row["boot_id"], id: id, parent: parent, parentComm: row["parent_comm"],
                          parentArgv: (row["parent_argv"] as Data?).map { Store.splitArgv([UInt8]($0)) },
-                         comm: row["pcomm"], wallNs: row["wall_ns"], image: img, enforcement: row["enforcement"],
+                         comm: row["pcomm"], wallNs: row["wall_ns"], image: img, enforcement: Store.enforcement(row),
                          seeded: row["seeded"], isLast: row["is_last"], exitWallNs: row["exit_wall_ns"], exitStatus: status)
     }
 }
@@ -150,14 +150,13 @@ private struct LeafExport {
 
     private mutating func load(_ b: Batch) throws {
         let needle = filter.match.map { Array($0.utf8) }
-        let rule = filter.rule.map { "\"\($0)\"" }
         for r in try LeafCodec.decode(b.records) {
             if let p = filter.pid, r.id.pid != p { continue }
             for (k, img) in r.images.enumerated() {
                 let wall = b.epoch + Int64(img.time)
                 if let s = filter.sinceWallNs, wall < s { continue }
                 if let u = filter.untilWallNs, wall >= u { continue }
-                if let rule, !(img.enforcement?.contains(rule) ?? false) { continue }
+                if let rule = filter.rule, !(img.enforcement?.rules.contains(rule) ?? false) { continue }
                 if let needle, !Store.imageContains(img, needle) { continue }
                 let parent = try r.parent.flatMap { try parentOf($0, boot: b.boot) }
                 pending.append(ExportRow(boot: b.bootID, id: r.id, parent: r.parent, parentComm: parent?.comm, parentArgv: parent?.argv,

@@ -132,7 +132,7 @@ enum ExportFormat {
         }
         return Flat(time: Fmt.iso(r.wallNs), boot: r.boot, pid: r.id.pid, id: r.id.description, parent_pid: r.parent?.pid,
                     parent_id: r.parent?.description, parent_comm: r.parentComm, exe: r.image.filename, argv: r.image.argv,
-                    cwd: r.image.cwd, uid: r.image.uid, cgroup: r.image.cgroup, seeded: r.seeded, enforcement: r.enforcement,
+                    cwd: r.image.cwd, uid: r.image.uid, cgroup: r.image.cgroup, seeded: r.seeded, enforcement: r.enforcement?.message,
                     exit_time: r.exitWallNs.map(Fmt.iso), exit_code: code, signal: sig)
     }
 
@@ -152,12 +152,6 @@ enum ExportFormat {
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    /// Rule names out of the recorded enforcement text: `… (rule "a", "b")`.
-    static func rules(_ enforcement: String?) -> [String] {
-        guard let e = enforcement, let r = e.range(of: "(rule ") else { return [] }
-        return e[r.upperBound...].split(separator: "\"", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
-    }
-
     static func ocsf(_ r: ExportRow) -> [AuditEvent] {
         var p = ProcessRecord(id: r.id, parent: r.parent, comm: r.comm)
         p.images = [r.image]
@@ -169,13 +163,12 @@ enum ExportFormat {
             ancestry = [pr]
         }
         let bootEpochNs = r.wallNs - Int64(r.image.time)
-        let enf = r.enforcement ?? ""
-        let blocked = (enf.hasPrefix("killed") || enf.hasPrefix("denied"))
+        let e = r.enforcement
         var out = [AuditEvent.launch(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: r.wallNs / 1_000_000,
-                                     rules: rules(r.enforcement), tier: nil, blocked: blocked,
-                                     message: r.enforcement ?? "exec \(r.image.argv.joined(separator: " "))")]
+                                     rules: e?.rules ?? [], tier: e?.tier?.rawValue, blocked: e?.blocked ?? false,
+                                     message: e?.message ?? "exec \(r.image.argv.joined(separator: " "))")]
         if r.isLast, let x = r.exitWallNs {
-            out.append(.terminate(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: x / 1_000_000, rules: rules(r.enforcement)))
+            out.append(.terminate(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: x / 1_000_000, rules: e?.rules ?? []))
         }
         return out
     }

@@ -1,4 +1,6 @@
 import Foundation
+import RevenantCore
+import RevenantSystem
 import Synchronization
 
 /// Whole lines to stdout from any task, never interleaved.
@@ -42,4 +44,67 @@ struct Failure: Error, CustomStringConvertible {
     let description: String
     let status: Int32
     init(_ message: String, status: Int32 = 1) { description = message; self.status = status }
+}
+
+enum TimeArgument {
+    static func parse(_ s: String) -> Date? {
+        if let secs = Double(s) { return Date(timeIntervalSince1970: secs) }
+        let iso = ISO8601DateFormatter()
+        for opts: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
+            iso.formatOptions = opts
+            if let d = iso.date(from: s) { return d }
+        }
+        let parts = s.split(separator: ":").compactMap { Int($0) }
+        guard (2...3).contains(parts.count), parts.count == s.split(separator: ":").count else { return nil }
+        var c = Calendar.current.dateComponents([.year, .month, .day], from: Date())
+        c.hour = parts[0]; c.minute = parts[1]; c.second = parts.count == 3 ? parts[2] : 0
+        return Calendar.current.date(from: c)
+    }
+}
+
+enum RespawnText {
+    static func print(_ r: RespawnReport, to out: LineWriter) {
+        out.line("")
+        var head = "Respawned by  \(r.mechanism)"
+        if let u = r.unit { head += " \(u)" }
+        if let s = r.spawner { head += "  — \(s.argv.first.map { ($0 as NSString).lastPathComponent } ?? "?")(\(s.pid))" }
+        let settings = r.settings.filter { $0.key != "program" && $0.key != "user" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        if !settings.isEmpty { head += "   (\(settings.joined(separator: ", ")))" }
+        out.line(head + "   [confidence \(r.confidence)]")
+        if let src = r.source {
+            out.line("  source      \(src.file):\(src.line)  \(src.text)")
+            if let p = r.settings["program"] { out.line("  program     [program:\(p)]") }
+            if let u = r.settings["user"] { out.line("  user        \(u)") }
+            for n in src.notes { out.line("  note        \(n)") }
+        } else if r.mechanism != "unknown" {
+            out.line("  source      not found (looked under \(r.config_root ?? "the spawner's root or --root"))")
+        }
+        if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }
+        if let c = r.command { out.line("  command     \(c)") }
+        var ev = r.evidence
+        if r.gap_seconds.count > 0 {
+            let g = r.gap_seconds
+            ev.append(String(format: "restart gap mean %.1fs (min %.1fs, max %.1fs)", g.reduce(0, +) / Double(g.count), g.min()!, g.max()!))
+        }
+        for (i, e) in ev.enumerated() { out.line((i == 0 ? "  evidence    " : "              ") + e) }
+        for (i, c) in r.remediation.enumerated() { out.line((i == 0 ? "  stop it     " : "              ") + c) }
+    }
+}
+
+enum Fmt {
+    static func time(_ wallNs: Int64, short: Bool = false) -> String {
+        let d = Date(timeIntervalSince1970: Double(wallNs) / 1e9)
+        let f = DateFormatter()
+        f.dateFormat = short ? "HH:mm:ss.SS" : "yyyy-MM-dd HH:mm:ss.SSS"
+        return f.string(from: d)
+    }
+
+    static func iso(_ wallNs: Int64) -> String {
+        Clock.iso.string(from: Date(timeIntervalSince1970: Double(wallNs) / 1e9))
+    }
+
+    static func user(_ uid: UInt32) -> String {
+        guard let pw = getpwuid(uid) else { return String(uid) }
+        return String(cString: pw.pointee.pw_name)
+    }
 }

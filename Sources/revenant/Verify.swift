@@ -133,14 +133,12 @@ struct Verify: AsyncParsableCommand {
 
     static func isProgram(_ r: ProcessRecord, match: String, ownExe: String?) -> Bool {
         guard let img = r.image, img.filename != ownExe else { return false }
-        if img.filename.contains(match) { return true }
-        return img.argv.dropFirst().contains { $0.contains(match) && !$0.contains(where: \.isWhitespace) }
-            || (img.argv.first.map { $0.contains(match) } ?? false)
+        return img.runsProgram(matching: match)
     }
 
     static func blocked(_ r: ProcessRecord) -> String? {
-        guard let e = r.image?.enforcement, e.hasPrefix("killed") || e.hasPrefix("denied") else { return nil }
-        return e
+        guard let e = r.image?.enforcement, e.blocked else { return nil }
+        return e.message
     }
 
     /// `\rwatching "X" via …: 4m12s left` for the terminal line.

@@ -112,7 +112,8 @@ func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] 
         #expect(d.logText.contains("AUDIT LOG WRITE FAILED"), "\(d.logText.suffix(800))")
         #expect(d.logText.contains("No space left on device"))
         let stored = try #require(try Store(path: d.db, readOnly: true).incarnations(pid: first.pid).first)
-        #expect(stored.record.image?.enforcement?.contains("killed at exec") == true, "the store still records it")
+        #expect(stored.record.image?.enforcement?.tier == .killAtExec, "the store still records it")
+        #expect(stored.record.image?.enforcement?.blocked == true)
 
         unlink(mnt + "/fill")
         let second = spawn([w.path("v1")])

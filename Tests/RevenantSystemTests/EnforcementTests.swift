@@ -92,7 +92,8 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         let v1Pid = spawn([w.path("v1")]).pid
         try await d.settle()
         let inc = try #require(try store.incarnations(pid: v1Pid).first)
-        #expect(inc.record.image?.enforcement?.contains("killed at exec") == true)
+        #expect(inc.record.image?.enforcement?.tier == .killAtExec)
+        #expect(inc.record.image?.enforcement?.blocked == true)
         #expect(inc.record.exitStatus == .signaled(9, coreDumped: false))
         #expect(try store.ancestry(of: inc).first?.record.id.pid == getpid())
         d.stop()

@@ -36,7 +36,8 @@ import Testing
         odd.images[1].cwd = nil
         odd.images[1].exeDevice = 0xfd01; odd.images[1].exeInode = 1 << 40; odd.images[1].cgroupId = 77
         odd.images[1].argvTruncated = true
-        odd.images[1].enforcement = "killed at exec (rule \"block-w\")"
+        odd.images[1].enforcement = Enforcement(rules: ["block-w"], tier: .killAtExec, blocked: true,
+                                                message: "killed at exec (rule \"block-w\")")
         var b = StoreBatch(boot: boot, bootEpochNs: epoch)
         b.processes = [shell, row]
         b.images = [(shell.id, 0, shell.images[0]), (row.id, 0, row.images[0])]
@@ -99,7 +100,7 @@ import Testing
         #expect(last.isLast && !rows[3].isLast)
         #expect(last.parentComm == "sh" && last.parentArgv == ["sh", "loop.sh"])
         #expect(last.exitWallNs == epoch + 4_900 && last.exitStatus == .signaled(9, coreDumped: true))
-        #expect(last.enforcement == "killed at exec (rule \"block-w\")")
+        #expect(last.enforcement == odd.images[1].enforcement)
 
         var f = ExportFilter()
         f.sinceWallNs = epoch + 3_100; f.untilWallNs = epoch + 4_200
@@ -330,7 +331,7 @@ enum Form1 {
             w.uint(i.argvTruncated ? 1 : 0); w.string(i.comm)
             w.uint(UInt64(i.uid)); w.uint(UInt64(i.euid)); w.uint(UInt64(i.gid))
             w.uint(i.loginuid.map { UInt64($0) + 1 } ?? 0)
-            w.uint(i.cgroupId); w.string(i.cgroup); optional(i.cwd); optional(i.enforcement)
+            w.uint(i.cgroupId); w.string(i.cgroup); optional(i.cwd); optional(i.enforcement?.message)
         }
     }
 }

@@ -1,0 +1,78 @@
+import Foundation
+import RevenantCore
+
+/// `timeline`: every start and end of one program, who spawned each, and what respawns it.
+public struct TimelineQuery {
+    public enum Program: Sendable {
+        /// The program a PID's newest incarnation ran (its command line selects the instances).
+        case pid(Int32)
+        /// Processes whose exe path or arguments contain this text (`Image.runsProgram(matching:)`).
+        case matching(String)
+    }
+
+    public struct Row: Sendable {
+        public var process: ProcessRecord
+        public var startWallNs: Int64
+        public var exitWallNs: Int64?
+        /// The exit status, or running / gone / gone with its exit not seen.
+        public var how: String
+        /// The fork-time parent, `name(pid)`, or `?`.
+        public var spawnedBy: String
+        /// Seconds since the previous instance started.
+        public var gapSeconds: Double?
+    }
+
+    public struct Answer: Sendable {
+        public var rows: [Row]
+        public var respawn: RespawnReport
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case storeUnreadable(String)
+        case unknown(String)
+        public var description: String {
+            switch self { case .storeUnreadable(let s), .unknown(let s): s }
+        }
+    }
+
+    public var program: Program
+    public var db: String
+    public var root = "/"
+
+    public init(program: Program, db: String) { self.program = program; self.db = db }
+
+    public func run() throws -> Answer {
+        let store: Store
+        do { store = try Store(path: db, readOnly: true) } catch { throw Failure.storeUnreadable("cannot read \(error.description)") }
+        var stored: [StoredProcess]
+        switch program {
+        case .pid(let pid):
+            guard let latest = try store.incarnations(pid: pid).first else { throw Failure.unknown("no process with PID \(pid) on record in \(db)") }
+            stored = try latest.record.image.map { try store.instances(argv: $0.argv) } ?? [latest]
+        case .matching(let text):
+            stored = try store.matching(text).filter { s in s.record.images.contains { $0.runsProgram(matching: text) } }
+            // One program: the command line that ran most often among the matches.
+            let groups = Dictionary(grouping: stored) { $0.record.image?.argv ?? [] }
+            if let top = groups.max(by: { $0.value.count < $1.value.count }) { stored = top.value }
+            guard !stored.isEmpty else { throw Failure.unknown("no process matching \(text) on record in \(db)") }
+        }
+        stored.sort { $0.startWallNs < $1.startWallNs }
+        let instances = try stored.map { s in
+            Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record), startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
+        }
+        let reader = ProcReader()
+        let boots = Dictionary(stored.map { ($0.record.id, $0.boot) }, uniquingKeysWith: { a, _ in a })
+        let report = Attributor.report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
+        var rows: [Row] = []
+        var prev: Int64?
+        for i in instances {
+            let how = i.process.exitStatus?.description
+                ?? (i.process.exited ? "gone" : reader.isRunning(i.process.id, boot: boots[i.process.id] ?? "") ? "running" : "gone, exit not seen")
+            rows.append(Row(process: i.process, startWallNs: i.startWallNs, exitWallNs: i.exitWallNs, how: how,
+                            spawnedBy: i.ancestry.first.map { "\($0.name)(\($0.id.pid))" } ?? "?",
+                            gapSeconds: prev.map { Double(i.startWallNs - $0) / 1e9 }))
+            prev = i.startWallNs
+        }
+        return Answer(rows: rows, respawn: report)
+    }
+}
