@@ -136,13 +136,8 @@ public struct ProcessTable: Sendable {
     private var evictable: [Identity] = []
     private var evictHead = 0
     public private(set) var evicted = 0
-    /// Short-lived processes (`park`): first seen at their exec, held here until their exit makes
-    /// them leaves, or until anything names them (`unpark`), which files them as `apply` would.
-    private var parked: [Identity: ExecEvent] = [:]
-    /// Filed from `parked` since the last `changes`: rows to write, as if forked since.
-    private var unparked: [Identity] = []
-    /// Parents of the leaves `leaf(exiting:_:)` handed out since the last `changes`: never leaves.
-    private var leafParents: Set<Identity> = []
+    /// The short-lived fast path's state (ProcessTable+ShortLived.swift).
+    var shortLived = ShortLivedHold()
 
     public init(exitedRetention: Int = 50_000) {
         precondition(exitedRetention >= 0)
@@ -164,7 +159,7 @@ public struct ProcessTable: Sendable {
     /// Returns true when the event added a record (the process was not in the table).
     @discardableResult
     public mutating func apply(_ event: Event) -> Bool {
-        if !parked.isEmpty { unpark(namedBy: event) }
+        if !shortLived.parked.isEmpty { unpark(namedBy: event) }
         join(event.process)
         switch event {
         case .fork(let e):
@@ -224,97 +219,6 @@ public struct ProcessTable: Sendable {
         return false
     }
 
-    /// Holds back the exec of a process the table does not know yet: most such processes end
-    /// within the same store batch having forked nothing, and `leaf(exiting:_:)` then hands
-    /// them out whole without the table's bookkeeping (about 25 dictionary operations each).
-    /// Returns false, and files nothing, when the process is known: `apply` it instead.
-    public mutating func park(_ e: ExecEvent) -> Bool {
-        guard parkable(e) else { return false }
-        hold(e)
-        return true
-    }
-
-    /// `park` in two steps, so a caller can move the record in: whether it would be held
-    /// (filing first what it names), then holding it.
-    public mutating func parkable(_ e: borrowing ExecEvent) -> Bool {
-        if !parked.isEmpty {
-            unpark(e.process)
-            if let p = e.parent { unpark(p) }
-            unpark(e.realParent)
-        }
-        return e.process.precise && slot(e.process) == nil
-    }
-
-    /// Holds an exec `parkable` accepted, moved in.
-    public mutating func hold(_ e: consuming ExecEvent) {
-        let id = e.process
-        parked[id] = consume e
-    }
-
-    /// The exit of a parked process that left no children: hands it to `leaf` (valid for the
-    /// call) and files nothing; `ProcessRecord(_:)` of it is the leaf `changes` would have
-    /// handed out. Returns false when `apply` must take the exit instead (the process is filed
-    /// by then if it was parked).
-    public mutating func leaf(exiting e: ExitEvent, _ leaf: (UnsafePointer<ShortLived>) -> Void) -> Bool {
-        // Moved out (no copy): put back on the rare way out below.
-        guard !parked.isEmpty, let x = parked.removeValue(forKey: e.process) else { return false }
-        // Lineage worked out as `apply` would from the exec and then the exit.
-        var parent = x.parent, currentOnly = false
-        if parent == nil, x.realParent.pid != 0 { parent = x.realParent; currentOnly = true }
-        var adopted = adoption(parent: x.parent, realParent: x.realParent)
-        if parent == nil { parent = e.parent }
-        if let a = adoption(parent: parent ?? e.parent, realParent: e.realParent) { adopted = a }
-        parent = parent.map(canon)
-        adopted = adopted.map(canon)
-        // Only what the store keeps as a leaf (see `changes`): an exact parent, no children left.
-        guard !e.leftChildren, parent?.precise ?? true else {
-            parked[e.process] = x
-            unpark(e.process)
-            return false
-        }
-        retirePid(for: e.process)
-        if let parent { leafParents.insert(parent) }
-        var s = ShortLived(exec: consume x, exit: e, parent: parent, parentIsCurrentOnly: currentOnly, adoptedBy: adopted)
-        withUnsafePointer(to: &s) { leaf($0) }
-        return true
-    }
-
-    /// Processes held back by `park`.
-    public var parkedCount: Int { parked.count }
-
-    /// Processes filed from `parked` since the last call: no store row holds them yet, so a
-    /// caller batching a process's later images one by one must treat them as forked since.
-    public mutating func drainUnparked() -> [Identity] {
-        defer { unparked.removeAll(keepingCapacity: true) }
-        return unparked
-    }
-    public var hasUnparked: Bool { !unparked.isEmpty }
-
-    /// Files a parked process, because a record names it (as itself, parent or adopter).
-    /// `apply` does this itself; a caller reading the table about a record before applying it calls it first.
-    public mutating func unpark(namedBy event: Event) {
-        unpark(event.process)
-        switch event {
-        case .fork(let e): unpark(e.parent)
-        case .exec(let e): if let p = e.parent { unpark(p) }; unpark(e.realParent)
-        case .exit(let e): if let p = e.parent { unpark(p) }; unpark(e.realParent)
-        case .deny(let e): if let p = e.parent { unpark(p) }
-        }
-    }
-
-    private mutating func unpark(_ id: Identity) {
-        guard let x = parked.removeValue(forKey: id) else { return }
-        apply(.exec(x))
-        unparked.append(id)
-    }
-
-    /// Files every parked process (they are live, or their exit is still to come): before a
-    /// reader that looks at the whole table, and at every batch.
-    public mutating func unparkAll() {
-        guard !parked.isEmpty else { return }
-        // Oldest first, as they came: filing order decides which identity holds a reused PID.
-        for id in parked.keys.sorted() { unpark(id) }
-    }
 
     /// A process first seen at its exec or exit whose fork the kernel did not see (it predates
     /// tracing, and exited or was missed before /proc was read): its parent at that moment, marked
@@ -348,7 +252,7 @@ public struct ProcessTable: Sendable {
     }
 
     /// The parent a process was reparented to, when it differs from its fork-time parent.
-    private func adoption(parent: Identity?, realParent: Identity) -> Identity? {
+    func adoption(parent: Identity?, realParent: Identity) -> Identity? {
         // The same identity needs no lookups (the common case: the spawner is still the parent).
         guard realParent.pid != 0, let p = parent, p != realParent, canon(p) != canon(realParent) else { return nil }
         return realParent
@@ -437,7 +341,7 @@ public struct ProcessTable: Sendable {
     /// Where `self[id]` lives in the slab, without copying the record.
     /// The one place that resolves an identity: its own record, the precise record a seeded one
     /// became, or the seeded record a precise one names.
-    private func slot(_ id: Identity) -> Int? {
+    func slot(_ id: Identity) -> Int? {
         if let i = slots[id] { return i }
         if let a = aliases[id] { return slots[a] }
         if id.precise, let s = seededByPid[id.pid], s.sameTick(id) { return slots[s] }
@@ -456,20 +360,24 @@ public struct ProcessTable: Sendable {
         return (leaves, rows)
     }
 
-    /// As `changes(_:)`, handing each leaf to `leaf` where the table holds it, valid for the call
-    /// only: copied out (even to a closure taking it `borrowing`), a record retained and released
+    /// As `changes(_:)`, encoding each leaf into `batch` where the table holds it. Handed on by
+    /// pointer inside this module: copied out (even to a closure taking it `borrowing`), a record retained and released
     /// each of its strings and arrays, and most leaves are encoded and never looked at again.
-    public mutating func changes(_ changed: [Identity: Bool], leaf: (UnsafePointer<ProcessRecord>) -> Void) -> [(record: ProcessRecord, born: Bool)] {
+    public mutating func changes(_ changed: [Identity: Bool], leavesInto batch: inout LeafBatch) -> [(record: ProcessRecord, born: Bool)] {
+        changes(changed) { batch.append($0) }
+    }
+
+    mutating func changes(_ changed: [Identity: Bool], leaf: (UnsafePointer<ProcessRecord>) -> Void) -> [(record: ProcessRecord, born: Bool)] {
         // Fields are read through the slab's storage: `slab[i].field` copied the record out
         // (every string retained) for most reads here.
         unparkAll()
         var found: [(id: Identity, slot: Int, born: Bool)] = []
-        found.reserveCapacity(changed.count + unparked.count)
-        var parents = leafParents
-        parents.reserveCapacity(changed.count + unparked.count + leafParents.count)
-        leafParents.removeAll(keepingCapacity: true)
-        // Filed from `parked` since the last batch: forked since, whatever `changed` says.
-        let unparkedSet = Set(unparked)
+        found.reserveCapacity(changed.count + shortLived.unparked.count)
+        var parents = shortLived.leafParents
+        parents.reserveCapacity(changed.count + shortLived.unparked.count + shortLived.leafParents.count)
+        shortLived.leafParents.removeAll(keepingCapacity: true)
+        // Filed from `shortLived.parked` since the last batch: forked since, whatever `changed` says.
+        let unparkedSet = Set(shortLived.unparked)
         func take(_ id: Identity, born: Bool) {
             guard let i = slot(id) else { return }
             found.append((id, i, born))
@@ -482,7 +390,7 @@ public struct ProcessTable: Sendable {
         }
         for (id, born) in changed { take(id, born: born || (!unparkedSet.isEmpty && unparkedSet.contains(id))) }
         for id in unparkedSet where changed[id] == nil { take(id, born: true) }
-        unparked.removeAll(keepingCapacity: true)
+        shortLived.unparked.removeAll(keepingCapacity: true)
         var rows: [(record: ProcessRecord, born: Bool)] = []
         slab.withUnsafeBufferPointer { slab in
             for (id, i, born) in found {
@@ -507,7 +415,7 @@ public struct ProcessTable: Sendable {
     }
 
     /// As `self[id]?.id ?? id`, without copying the record (this runs several times per event).
-    private func canon(_ id: Identity) -> Identity {
+    func canon(_ id: Identity) -> Identity {
         slot(id).map { slab[$0].id } ?? id
     }
 
@@ -535,7 +443,7 @@ public struct ProcessTable: Sendable {
     /// A PID now held by `id`: a live holder the table still has must have exited unseen.
     /// Returns the newest identity filed for the PID after that.
     @discardableResult
-    private mutating func retirePid(for id: Identity) -> Identity? {
+    mutating func retirePid(for id: Identity) -> Identity? {
         guard let old = byPid[id.pid] else { return nil }
         if old != id, let oi = slots[old], !slab[oi].exited {
             slab[oi].exitTime = id.startNs

@@ -217,7 +217,7 @@ public final class Daemon: Sendable {
                 lost = counters
             }
             batch.rekeys = held.value.drainRekeys()
-            let rows = held.value.changes(dirty) { batch.leaves.append($0) }
+            let rows = held.value.changes(dirty, leavesInto: &batch.leaves)
             for (r, born) in rows {
                 // Born since the last flush: no image of it is stored yet, and its execs were
                 // not batched one by one. More than the table keeps (`maxImages`) in one
@@ -291,7 +291,7 @@ public final class Daemon: Sendable {
         /// An exit.
         @inline(__always) func takeExit(_ x: ExitEvent) throws {
             ingested += 1
-            if !config.auditAll, held.value.leaf(exiting: x, { batch.leaves.append($0) }) {
+            if !config.auditAll, held.value.leaf(exiting: x, into: &batch.leaves) {
                 noteUnparked()
                 if pending >= config.flushChanges { try flush() }
                 return

@@ -665,19 +665,9 @@ public final class Store: Sendable {
                              goneByWallNs: row["gone_by_wall_ns"])
     }
 
-    static func joinArgv(_ argv: [String]) -> [UInt8] {
-        var out: [UInt8] = []
-        for (i, a) in argv.enumerated() {
-            if i > 0 { out.append(0) }
-            out.append(contentsOf: a.utf8)
-        }
-        return out
-    }
+    static func joinArgv(_ argv: [String]) -> [UInt8] { ArgvBytes.join(argv) }
 
-    static func splitArgv(_ b: [UInt8]) -> [String] {
-        guard !b.isEmpty else { return [] }
-        return b.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-    }
+    static func splitArgv(_ b: [UInt8]) -> [String] { ArgvBytes.split(b) }
 
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do { return try db.read(body) } catch { throw StoreError(path: path, reason: Store.explain(error)) }

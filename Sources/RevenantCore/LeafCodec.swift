@@ -1,5 +1,4 @@
 import Glibc
-import RevenantCore
 
 /// The byte form of leaves in a `leaf_batch` row: processes born and ended between two flushes
 /// that forked nothing. Stored many to a row, they cost the store one row per flush instead of
@@ -11,9 +10,9 @@ import RevenantCore
 /// inode, ids and cgroup from the previous image's), and each text is 0 when it repeats the
 /// previous record's text in that place. A leaf of a respawn loop takes ~33 bytes, not ~110:
 /// a third of the bytes the store writes (twice, with its log) and keeps.
-enum LeafCodec {
-    struct Malformed: Error, CustomStringConvertible {
-        var description: String { "a leaf batch's records are truncated or malformed" }
+package enum LeafCodec {
+    package struct Malformed: Error, CustomStringConvertible {
+        package var description: String { "a leaf batch's records are truncated or malformed" }
     }
 
     static let form2: [UInt8] = [0, 2]
@@ -28,8 +27,8 @@ enum LeafCodec {
         var cgroup = "", cwd: String? = nil, enforcement: String? = nil
     }
 
-    struct Writer {
-        var bytes: [UInt8] = []
+    package struct Writer {
+        package var bytes: [UInt8] = []
         var context = Context()
         /// The exec texts box whose texts the context's text places hold: set by the leaf
         /// `shortLived` wrote last, cleared by `record`.
@@ -206,13 +205,13 @@ enum LeafCodec {
         }
     }
 
-    struct Reader {
+    package struct Reader {
         let bytes: [UInt8]
         var at = 0
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        package init(_ bytes: [UInt8]) { self.bytes = bytes }
         var atEnd: Bool { at >= bytes.count }
 
-        mutating func uint() throws(Malformed) -> UInt64 {
+        package mutating func uint() throws(Malformed) -> UInt64 {
             var v: UInt64 = 0, shift: UInt64 = 0
             while true {
                 guard at < bytes.count, shift < 64 else { throw Malformed() }
@@ -238,7 +237,7 @@ enum LeafCodec {
             return String(decoding: bytes[at..<at + n], as: UTF8.self)
         }
         mutating func string() throws(Malformed) -> String { try text(Int(try u32())) }
-        mutating func blob() throws(Malformed) -> ArraySlice<UInt8> {
+        package mutating func blob() throws(Malformed) -> ArraySlice<UInt8> {
             let n = Int(try u32())
             guard n <= bytes.count - at else { throw Malformed() }
             defer { at += n }
@@ -361,7 +360,7 @@ enum LeafCodec {
     }
 
     /// Every record in a batch's blob.
-    static func decode(_ bytes: [UInt8]) throws(Malformed) -> [ProcessRecord] {
+    package static func decode(_ bytes: [UInt8]) throws(Malformed) -> [ProcessRecord] {
         var r = Reader(bytes)
         var out: [ProcessRecord] = []
         guard bytes.first == 0 else {
@@ -378,9 +377,9 @@ enum LeafCodec {
 
 /// Leaves for one `leaf_batch` row, encoded as they are added (see `StoreBatch.leaves`).
 public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
-    var records = LeafCodec.Writer()
+    package var records = LeafCodec.Writer()
     /// ",pid,pid,": what `instr` finds a PID in.
-    var pids: [UInt8] = [UInt8(ascii: ",")]
+    package var pids: [UInt8] = [UInt8(ascii: ",")]
     /// Distinct command lines with how many leaves ran each, then distinct exe paths; by their
     /// bytes (String keys would merge canonically equal texts that the store searches byte for byte).
     var argvs: [[UInt8]: Int] = [:]
@@ -389,7 +388,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     private var lastExe = ""
     /// The texts box of the last leaf `append(_: UnsafePointer<ShortLived>)` counted, if that was the last one counted.
     private var lastBox: ExecTexts?
-    var first = UInt64.max, last: UInt64 = 0
+    package var first = UInt64.max, last: UInt64 = 0
     public private(set) var count = 0
 
     public init() {}
@@ -403,7 +402,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     }
 
     /// Reads the record where it lies (the process table's slab at a flush).
-    public mutating func append(_ r: UnsafePointer<ProcessRecord>) {
+    mutating func append(_ r: UnsafePointer<ProcessRecord>) {
         if count == 0 { records.bytes.reserveCapacity(256 * 192) }
         records.record(r)
         lastBox = nil
@@ -417,7 +416,7 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
 
     /// A process the table never filed (`ProcessTable.leaf(exiting:_:)`): the same bytes as
     /// `append(ProcessRecord(s))`, encoded from the exec and exit themselves.
-    public mutating func append(_ s: UnsafePointer<ShortLived>) {
+    mutating func append(_ s: UnsafePointer<ShortLived>) {
         if count == 0 { records.bytes.reserveCapacity(256 * 192) }
         records.shortLived(s)
         added(s.pointee.exit.process, end: s.pointee.exit.time)
@@ -452,20 +451,37 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
         if let l = lastArgv, LeafCodec.Writer.same(l, argv) {
             lastCount += 1
         } else {
-            if let l = lastArgv { argvs[Store.joinArgv(l), default: 0] += lastCount }
+            if let l = lastArgv { argvs[ArgvBytes.join(l), default: 0] += lastCount }
             lastArgv = argv; lastCount = 1
         }
         if !LeafCodec.Writer.same(filename, lastExe) { lastExe = filename; exes.insert(Array(filename.utf8)) }
     }
 
     /// The batch's search keys: each distinct command line with its count, a 0, then each exe.
-    func keys() -> [UInt8] {
+    package func keys() -> [UInt8] {
         var argvs = argvs
-        if let l = lastArgv { argvs[Store.joinArgv(l), default: 0] += lastCount }
+        if let l = lastArgv { argvs[ArgvBytes.join(l), default: 0] += lastCount }
         var keys = LeafCodec.Writer()
         for (argv, n) in argvs { keys.uint(UInt64(n)); keys.blob(argv) }
         keys.uint(0)
         for e in exes { keys.blob(e) }
         return keys.bytes
+    }
+}
+
+/// A command line as the store keeps it: arguments joined by NUL bytes.
+package enum ArgvBytes {
+    package static func join(_ argv: [String]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (i, a) in argv.enumerated() {
+            if i > 0 { out.append(0) }
+            out.append(contentsOf: a.utf8)
+        }
+        return out
+    }
+
+    package static func split(_ b: [UInt8]) -> [String] {
+        guard !b.isEmpty else { return [] }
+        return b.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 }
