@@ -42,7 +42,7 @@ extension ProcessTable {
     /// The exit of a parked process that left no children: encodes it into `batch` and files
     /// nothing; `ProcessRecord(_:)` of it is the leaf `changes` would have
     /// handed out. Returns false when `apply` must take the exit instead (the process is filed
-    /// by then if it was shortLived.parked).
+    /// by then if it was parked).
     public mutating func leaf(exiting e: ExitEvent, into batch: inout LeafBatch) -> Bool {
         leaf(exiting: e) { batch.append($0) }
     }
@@ -75,7 +75,7 @@ extension ProcessTable {
     /// Processes held back by `park`.
     public var parkedCount: Int { shortLived.parked.count }
 
-    /// Processes filed from `shortLived.parked` since the last call: no store row holds them yet, so a
+    /// Processes filed from `parked` since the last call: no store row holds them yet, so a
     /// caller batching a process's later images one by one must treat them as forked since.
     public mutating func drainUnparked() -> [Identity] {
         defer { shortLived.unparked.removeAll(keepingCapacity: true) }

@@ -376,7 +376,7 @@ public struct ProcessTable: Sendable {
         var parents = shortLived.leafParents
         parents.reserveCapacity(changed.count + shortLived.unparked.count + shortLived.leafParents.count)
         shortLived.leafParents.removeAll(keepingCapacity: true)
-        // Filed from `shortLived.parked` since the last batch: forked since, whatever `changed` says.
+        // Filed from `parked` since the last batch: forked since, whatever `changed` says.
         let unparkedSet = Set(shortLived.unparked)
         func take(_ id: Identity, born: Bool) {
             guard let i = slot(id) else { return }
