@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RevenantCore
 import RevenantSystem
+import Synchronization
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,6 +37,9 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         try Preflight.requireTracing()
+        let stopper = DaemonStopper()
+        let signals = SignalWatcher([SIGINT, SIGTERM]) { stopper.stop() }
+        defer { _ = signals }
         LoggingSystem.bootstrap { label in
             var h = JournalLogHandler(label: label)
             h.logLevel = .info
@@ -58,10 +62,7 @@ struct Run: AsyncParsableCommand {
             config.policyPath = PolicyLoader.defaultPath
         }
         let daemon = Daemon(config: config, logger: log)
-        let signals = SignalWatcher([SIGINT, SIGTERM]) { daemon.stop(reason: "signal") }
-        let hup = SignalWatcher([SIGHUP]) { daemon.reload() }
-        let usr1 = SignalWatcher([SIGUSR1]) { daemon.flushSoon() }
-        defer { _ = signals; _ = hup; _ = usr1 }
+        stopper.set(daemon)
         do {
             try await daemon.run()
         } catch let e as BPFError {
@@ -71,5 +72,16 @@ struct Run: AsyncParsableCommand {
         } catch let e as PolicyError {
             throw Failure(e.description, status: 2)
         }
+    }
+}
+
+/// Holds a signal that came before the daemon existed, and passes it on once it does.
+final class DaemonStopper: Sendable {
+    private let state = Mutex<(daemon: Daemon?, asked: Bool)>((nil, false))
+    func stop() {
+        state.withLock { s in s.asked = true; return s.daemon }?.stop()
+    }
+    func set(_ d: Daemon) {
+        if state.withLock({ s in s.daemon = d; return s.asked }) { d.stop() }
     }
 }

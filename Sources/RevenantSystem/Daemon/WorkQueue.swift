@@ -1,0 +1,44 @@
+import Foundation
+import Dispatch
+import Synchronization
+
+/// A first-in first-out hand-over between two threads: `put` never blocks unless `capacity`
+/// items wait (then it waits for room), `take` blocks until an item comes.
+final class WorkQueue<Item: Sendable>: Sendable {
+    private let items = Mutex<[Item]>([])
+    private let ready = DispatchSemaphore(value: 0)
+    private let room: DispatchSemaphore
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        room = DispatchSemaphore(value: capacity)
+    }
+
+    func put(_ item: Item) {
+        room.wait()
+        items.withLock { $0.append(item) }
+        ready.signal()
+    }
+
+    func take() -> Item {
+        ready.wait()
+        let item = items.withLock { $0.removeFirst() }
+        room.signal()
+        return item
+    }
+
+    var count: Int { items.withLock { $0.count } }
+}
+
+/// Runs `body` on a thread of its own and waits for it without holding a cooperative thread.
+func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (k: CheckedContinuation<T, any Error>) in
+        let t = Thread {
+            do { k.resume(returning: try body()) } catch { k.resume(throwing: error) }
+        }
+        t.name = name
+        t.stackSize = 8 << 20
+        t.start()
+    }
+}
