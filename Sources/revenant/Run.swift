@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import RevenantCore
 import RevenantSystem
-import Synchronization
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +36,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         try Preflight.requireTracing()
-        let stopper = DaemonStopper()
+        let stopper = PendingStop<Daemon> { $0.stop() }
         let signals = SignalWatcher([SIGINT, SIGTERM]) { stopper.stop() }
         defer { _ = signals }
         LoggingSystem.bootstrap { label in
@@ -75,13 +74,3 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// Holds a signal that came before the daemon existed, and passes it on once it does.
-final class DaemonStopper: Sendable {
-    private let state = Mutex<(daemon: Daemon?, asked: Bool)>((nil, false))
-    func stop() {
-        state.withLock { s in s.asked = true; return s.daemon }?.stop()
-    }
-    func set(_ d: Daemon) {
-        if state.withLock({ s in s.daemon = d; return s.asked }) { d.stop() }
-    }
-}

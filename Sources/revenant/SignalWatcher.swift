@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Runs a handler on the first of the given signals.
 final class SignalWatcher: @unchecked Sendable {  // sources are immutable after init
@@ -12,5 +13,21 @@ final class SignalWatcher: @unchecked Sendable {  // sources are immutable after
             s.resume()
             return s
         }
+    }
+}
+
+/// A stop asked for (by a signal) before its target exists, passed on once it does.
+final class PendingStop<Target: Sendable>: Sendable {
+    private let state = Mutex<(target: Target?, asked: Bool)>((nil, false))
+    private let action: @Sendable (Target) -> Void
+
+    init(_ action: @escaping @Sendable (Target) -> Void) { self.action = action }
+
+    func stop() {
+        if let t = state.withLock({ s in s.asked = true; return s.target }) { action(t) }
+    }
+
+    func set(_ t: Target) {
+        if state.withLock({ s in s.target = t; return s.asked }) { action(t) }
     }
 }
