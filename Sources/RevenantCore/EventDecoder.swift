@@ -30,7 +30,7 @@ public enum EventDecoder {
     public static let execFixedSize = MemoryLayout<rv_exec_event>.offset(of: \rv_exec_event.data)!
     public static let execMaxSize = MemoryLayout<rv_exec_event>.size
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> Event {
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> Event {
         var memo = Memo()
         return try decode(bytes, memo: &memo)
     }
@@ -77,7 +77,7 @@ public enum EventDecoder {
     /// is a 168-byte copy).
     public enum Kind: Sendable { case exec, exit, other }
 
-    public static func kind(_ bytes: UnsafeRawBufferPointer) -> Kind {
+    package static func kind(_ bytes: UnsafeRawBufferPointer) -> Kind {
         guard bytes.count >= headerSize else { return .other }
         switch bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self) {
         case UInt32(RV_EVENT_EXEC.rawValue): return .exec
@@ -96,14 +96,14 @@ public enum EventDecoder {
     }
 
     /// An exec record (`kind` said so); throws as `decode` would.
-    public static func exec(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> ExecEvent {
+    package static func exec(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> ExecEvent {
         let (type, declared) = try header(bytes)
         guard type == UInt32(RV_EVENT_EXEC.rawValue) else { throw .unknownType(type) }
         return try exec(bytes, declared: declared, memo: &memo)
     }
 
     /// An exit record (`kind` said so); throws as `decode` would.
-    public static func exit(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> ExitEvent {
+    package static func exit(_ bytes: UnsafeRawBufferPointer) throws(DecodeError) -> ExitEvent {
         let (type, declared) = try header(bytes)
         guard type == UInt32(RV_EVENT_EXIT.rawValue) else { throw .unknownType(type) }
         return try exit(bytes, declared: declared)
@@ -118,7 +118,7 @@ public enum EventDecoder {
             leftChildren: e.flags & RV_F_LEFT_CHILDREN.rawValue != 0)
     }
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> Event {
+    package static func decode(_ bytes: UnsafeRawBufferPointer, memo: inout Memo) throws(DecodeError) -> Event {
         let (type, declared) = try header(bytes)
         switch type {
         case UInt32(RV_EVENT_FORK.rawValue):
@@ -262,7 +262,7 @@ public enum EventDecoder {
     }
 
     /// NUL-separated arguments; a cut last argument is kept and marked with "…".
-    public static func splitArgv(_ raw: UnsafeRawBufferPointer, truncated: Bool) -> [String] {
+    package static func splitArgv(_ raw: UnsafeRawBufferPointer, truncated: Bool) -> [String] {
         var out: [String] = []
         var start = 0
         for i in 0..<raw.count where raw[i] == 0 {
@@ -279,14 +279,14 @@ public enum EventDecoder {
     /// cwd arrives leaf first as NUL-terminated components; an empty list is "/".
     /// Cut short (deeper than RV_CWD_DEPTH, or unreadable above some component), what was read
     /// follows "…": it must not read as a path from the root. Nothing read at all is "…".
-    public static func cwdPath(_ raw: UnsafeRawBufferPointer, truncated: Bool) -> String? {
+    package static func cwdPath(_ raw: UnsafeRawBufferPointer, truncated: Bool) -> String? {
         guard truncated else { return cwdPath(raw) }
         let read = cwdPath(raw) ?? "/"
         return read == "/" ? "…" : "…" + read
     }
 
     /// The components as read, root first.
-    public static func cwdPath(_ raw: UnsafeRawBufferPointer) -> String? {
+    package static func cwdPath(_ raw: UnsafeRawBufferPointer) -> String? {
         // Component ranges, then one string built root first: no string per component.
         var ends: [Range<Int>] = []
         var start = 0

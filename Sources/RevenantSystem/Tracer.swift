@@ -179,7 +179,7 @@ public final class Tracer: @unchecked Sendable {
 
     /// `drain(timeoutMs:_:)` with each record undecoded: its bytes (valid for the call) and the
     /// tracer's decoder memo, for `EventDecoder.kind`, `exec(_:memo:)`, `exit(_:)` or `decode`.
-    public func drainRecords(timeoutMs: Int32, _ body: (UnsafeRawBufferPointer, inout EventDecoder.Memo) throws -> Void) throws -> Bool {
+    package func drainRecords(timeoutMs: Int32, _ body: (UnsafeRawBufferPointer, inout EventDecoder.Memo) throws -> Void) throws -> Bool {
         precondition(options.manual, "drain(timeoutMs:_:) and drainRecords are for manual mode")
         guard let h = handle else { return false }
         let last = stopping.load(ordering: .acquiring)

@@ -21,7 +21,7 @@ struct Export: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case ocsf, jsonl, csv }
 
-    @Option(help: "SQLite store.") var db: String = Store.defaultPath
+    @OptionGroup var storeOptions: StoreOptions
     @Option(help: "ocsf, jsonl or csv.") var format: Format = .jsonl
     @Option(help: "Execs at or after this time (ISO 8601, HH:MM[:SS] today, Unix seconds, or an age such as 90m, 2h, 7d).") var since: String?
     @Option(help: "Execs before this time (same forms as --since).") var until: String?
@@ -37,7 +37,7 @@ struct Export: ParsableCommand {
         f.untilWallNs = try until.map { try TimeArgument.wallNs($0, flag: "--until") }
         f.pid = pid; f.rule = rule; f.match = match
         let store: Store
-        do { store = try Store(path: db, readOnly: true) } catch { throw Failure(error.description, status: 2) }
+        do { store = try Store(path: storeOptions.db, readOnly: true) } catch { throw Failure(error.description, status: 2) }
         let sink: BufferedOutput
         if let out {
             guard FileManager.default.createFile(atPath: out, contents: nil), let h = FileHandle(forWritingAtPath: out) else {

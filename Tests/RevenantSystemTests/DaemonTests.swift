@@ -370,17 +370,8 @@ final class DaemonUnderTestReuse {
     let base: DaemonUnderTest
     init(_ d: DaemonUnderTest) { base = d }
     func start() async throws {
-        process.executableURL = URL(fileURLWithPath: revenantBinary)
-        process.arguments = ["run", "--db", base.db, "--audit-log", base.audit]
-        let log = base.dir + "/daemon2.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: log)
-        try process.run()
-        for _ in 0..<200 {
-            if ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("seeded from /proc") { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("second daemon did not start")
+        try await DaemonUnderTest.launch(process, arguments: ["run", "--db", base.db, "--audit-log", base.audit],
+                                         log: base.dir + "/daemon2.log", ready: "seeded from /proc")
     }
     func stop() {
         process.terminate()

@@ -116,6 +116,8 @@ final class Ingest: @unchecked Sendable {
         do {
             try seed()
             enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
+            // Said once the programs are attached: readers take it (or "policy loaded") as ready.
+            if config.policyPath == nil { log.notice("no policy: tracing only") }
             try loop()
             try announceLive()
             try flush()

@@ -15,7 +15,6 @@ struct PolicyService: Service {
 
     func run() async throws {
         guard let path else {
-            log.notice("no policy: tracing only")
             for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
                 log.warning("SIGHUP: no policy file to reload (start with --policy)")
             }
