@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include "revenant_bpf.h"
@@ -327,6 +328,23 @@ int rv_pidfd_open(int pid)
 int rv_pidfd_send_signal(int pidfd, int sig)
 {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int rv_open_in_root(int dirfd, const char *path)
+{
+#ifdef SYS_openat2
+    /* struct open_how, spelled out: linux/openat2.h is not on every build machine. */
+    struct { uint64_t flags, mode, resolve; } how = {
+        .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+        .mode = 0,
+        .resolve = 0x10 /* RESOLVE_IN_ROOT */ | 0x02 /* RESOLVE_NO_MAGICLINKS */,
+    };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+#else
+    (void)dirfd; (void)path;
+    errno = ENOSYS;
+    return -1;
+#endif
 }
 
 void rv_bpf_stop(struct rv_bpf *b)

@@ -95,17 +95,27 @@ public enum Attributor {
             source = SupervisorReader(root: cfgRoot).find(supervisordArgv: f.spawner?.image?.argv ?? [],
                                                             cwd: f.spawner?.image?.cwd, workerArgv: workerArgv)
         case .shellLoop, .rcLocal:
-            // The loop's own script, if it runs one; else rc.local.
-            let script = f.spawner?.image?.argv.dropFirst().first { !$0.hasPrefix("-") }
-            if let script, script.hasPrefix("/") { source = ScriptReader(root: cfgRoot).find(in: script, command: workerArgv) }
+            // The script file the loop's shell reads, if it reads one (not a -c string, not stdin):
+            // named on the spawner's command line, so read only as its user could.
+            let img = f.spawner?.image
+            if var script = ShellInvocation.scriptFile(img?.argv ?? []) {
+                if !script.hasPrefix("/"), let cwd = img?.cwd, cwd.hasPrefix("/") { script = cwd + "/" + script }
+                if script.hasPrefix("/") {
+                    switch ScriptReader(root: cfgRoot).lookup(in: script, command: workerArgv, user: img.map { ($0.uid, $0.gid) }) {
+                    case .success(let s?): source = s
+                    case .success(nil): f.evidence.append("no line of \(script) runs the program")
+                    case .failure(let why): f.evidence.append("source not readable: \(script): \(why)")
+                    }
+                }
+            }
             if source == nil, f.launcherMechanism == .rcLocal || f.mechanism == .rcLocal {
-                source = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: f.spawner?.image?.argv ?? workerArgv)
+                source = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: workerArgv)
             }
             if let s = f.spawner {
                 remediation = ["kill \(s.id.pid)   # the loop shell \(s.id) first, or it starts the worker again",
-                               "pkill -f '\(workerArgv.joined(separator: " "))'"]
+                               "pkill -f -- \(shellQuote("^" + regexEscape(workerArgv.joined(separator: " "))))"]
             }
-            if let src = source { remediation.append("# then remove or comment out \(src.file):\(src.line)") }
+            if let src = source { remediation.append("# then remove or comment out \(commentSafe(src.file)):\(src.line)") }
         case .container:
             if let u = f.unit {
                 let parts = u.split(separator: " ")
@@ -118,7 +128,7 @@ public enum Attributor {
             break
         }
         if f.launcherMechanism == .rcLocal, let l = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: f.spawner?.image?.argv ?? []) {
-            remediation.append("# started at boot by \(l.file):\(l.line): \(l.text)")
+            remediation.append("# started at boot by \(l.file):\(l.line): \(commentSafe(l.text))")
         }
         if let s = source { remediation = s.remediation + remediation }
         var settings = source?.settings ?? [:]

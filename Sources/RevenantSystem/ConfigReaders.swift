@@ -15,9 +15,10 @@ public struct ConfigSource: Sendable, Encodable, Equatable {
 struct RootFS {
     let root: String
     func path(_ p: String) -> String { root == "/" ? p : root + p }
-    func lines(_ p: String) -> [String]? {
-        guard let d = FileManager.default.contents(atPath: path(p)) else { return nil }
-        return String(decoding: d, as: UTF8.self).components(separatedBy: "\n")
+    /// The file's lines, read safely under the root (see `SafeRead`); nil when refused.
+    func lines(_ p: String) -> [String]? { try? read(p).get() }
+    func read(_ p: String, user: (uid: UInt32, gid: UInt32)? = nil) -> Result<[String], SafeRead.Refusal> {
+        SafeRead.lines(p, root: root, user: user)
     }
     func list(_ dir: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path(dir))) ?? []).sorted()
@@ -285,19 +286,40 @@ public struct ScriptReader: Sendable {
     let fs: RootFS
     public init(root: String) { fs = RootFS(root: root) }
 
-    public func find(in file: String, command: [String]) -> ConfigSource? {
-        guard let lines = fs.lines(file) else { return nil }
-        let words = command.map { String($0.split(separator: "/").last ?? "") }.filter { $0.count > 2 }
-        let full = command.joined(separator: " ")
-        var best: (Int, Int)?
-        for (i, l) in lines.enumerated() where !l.trimmingCharacters(in: .whitespaces).hasPrefix("#") {
-            let score = (l.contains(full) ? 100 : 0) + words.filter { l.contains($0) }.count
-            if score > 0, score > (best?.1 ?? 0) { best = (i, score) }
+    /// The line of `file` that runs `command`, or nil. `user`: the file was named on that
+    /// user's command line, so it is read only if that user could read it.
+    public func find(in file: String, command: [String], user: (uid: UInt32, gid: UInt32)? = nil) -> ConfigSource? {
+        try? lookup(in: file, command: command, user: user).get()
+    }
+
+    /// As `find`, saying why the file was not read. Success with nil: read, and no line holds the command.
+    public func lookup(in file: String, command: [String], user: (uid: UInt32, gid: UInt32)? = nil) -> Result<ConfigSource?, SafeRead.Refusal> {
+        fs.read(file, user: user).map { lines in
+            let hit = lines.indices.first { ScriptLine.runs(lines[$0], command) }
+            return hit.map { ConfigSource(file: file, line: $0 + 1, text: lines[$0].trimmingCharacters(in: .whitespaces)) }
         }
-        guard let (i, _) = best else { return nil }
-        return ConfigSource(file: file, line: i + 1, text: lines[i].trimmingCharacters(in: .whitespaces))
     }
 }
 
 /// One shell word, single-quoted.
 func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+/// A literal string as an extended regular expression (pkill -f, grep -E).
+func regexEscape(_ s: String) -> String {
+    var out = ""
+    for c in s {
+        if "\\.^$|?*+()[]{}".contains(c) { out.append("\\") }
+        out.append(c)
+    }
+    return out
+}
+
+/// Text for a `# comment` in a suggested command list: a line break would end the comment
+/// and start a command, so control characters are shown escaped.
+func commentSafe(_ s: String) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        if u.value < 0x20 || u.value == 0x7f { out += u == "\n" ? "\\n" : String(format: "\\x%02x", u.value) } else { out.unicodeScalars.append(u) }
+    }
+    return out
+}

@@ -72,6 +72,11 @@ int rv_map_delete(int fd, const void *key);
 int rv_pidfd_open(int pid);
 int rv_pidfd_send_signal(int pidfd, int sig);
 
+/* openat2(2) for reading a file under a root as that root sees it: RESOLVE_IN_ROOT and
+ * RESOLVE_NO_MAGICLINKS, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC. -1 with errno on
+ * failure; errno ENOSYS where the kernel has no openat2 (before 5.6). */
+int rv_open_in_root(int dirfd, const char *path);
+
 void rv_bpf_stop(struct rv_bpf *b);
 
 #endif
