@@ -9,6 +9,10 @@ public struct RespawnReport: Sendable, Encodable {
         public var id: String
         public var exe: String?
         public var argv: [String]
+        /// The kernel's name for it: known even when no exec of it is (a forked subshell).
+        public var comm: String
+        /// How people see it named: its program, else its comm.
+        public var name: String { argv.first.map { ($0 as NSString).lastPathComponent } ?? comm }
     }
     public var mechanism: String
     public var unit: String?
@@ -51,7 +55,7 @@ public enum Attributor {
 
     public static func report(_ f: Finding, instances: [Instance], root: String, reader: ProcReader) -> RespawnReport {
         func proc(_ r: ProcessRecord?) -> RespawnReport.Proc? {
-            r.map { RespawnReport.Proc(pid: $0.id.pid, id: $0.id.description, exe: $0.image?.filename, argv: $0.image?.argv ?? []) }
+            r.map { RespawnReport.Proc(pid: $0.id.pid, id: $0.id.description, exe: $0.image?.filename, argv: $0.image?.argv ?? [], comm: $0.name) }
         }
         // Read configuration as the spawner sees it while it lives.
         var cfgRoot = root

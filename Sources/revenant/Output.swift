@@ -67,7 +67,7 @@ enum RespawnText {
         out.line("")
         var head = "Respawned by  \(r.mechanism)"
         if let u = r.unit { head += " \(u)" }
-        if let s = r.spawner { head += "  — \(s.argv.first.map { ($0 as NSString).lastPathComponent } ?? "?")(\(s.pid))" }
+        if let s = r.spawner { head += "  — \(s.name)(\(s.pid))" }
         let settings = r.settings.filter { $0.key != "program" && $0.key != "user" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         if !settings.isEmpty { head += "   (\(settings.joined(separator: ", ")))" }
         out.line(head + "   [confidence \(r.confidence)]")
@@ -79,7 +79,7 @@ enum RespawnText {
         } else if r.mechanism != "unknown" {
             out.line("  source      not found (looked under \(r.config_root ?? "the spawner's root or --root"))")
         }
-        if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }
+        if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.isEmpty ? $0.name : $0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }
         if let c = r.command { out.line("  command     \(c)") }
         var ev = r.evidence
         if r.gap_seconds.count > 0 {
