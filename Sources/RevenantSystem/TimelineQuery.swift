@@ -27,14 +27,6 @@ public struct TimelineQuery {
         public var respawn: RespawnReport
     }
 
-    public enum Failure: Error, CustomStringConvertible {
-        case storeUnreadable(String)
-        case unknown(String)
-        public var description: String {
-            switch self { case .storeUnreadable(let s), .unknown(let s): s }
-        }
-    }
-
     public var program: Program
     public var db: String
     public var root = "/"
@@ -43,18 +35,18 @@ public struct TimelineQuery {
 
     public func run() throws -> Answer {
         let store: Store
-        do { store = try Store(path: db, readOnly: true) } catch { throw Failure.storeUnreadable("cannot read \(error.description)") }
+        do { store = try Store(path: db, readOnly: true) } catch { throw QueryError.storeUnreadable("cannot read \(error.description)") }
         var stored: [StoredProcess]
         switch program {
         case .pid(let pid):
-            guard let latest = try store.incarnations(pid: pid).first else { throw Failure.unknown("no process with PID \(pid) on record in \(db)") }
+            guard let latest = try store.incarnations(pid: pid).first else { throw QueryError.unknown("no process with PID \(pid) on record in \(db)") }
             stored = try latest.record.image.map { try store.instances(argv: $0.argv) } ?? [latest]
         case .matching(let text):
             stored = try store.matching(text).filter { s in s.record.images.contains { $0.runsProgram(matching: text) } }
             // One program: the command line that ran most often among the matches.
             let groups = Dictionary(grouping: stored) { $0.record.image?.argv ?? [] }
             if let top = groups.max(by: { $0.value.count < $1.value.count }) { stored = top.value }
-            guard !stored.isEmpty else { throw Failure.unknown("no process matching \(text) on record in \(db)") }
+            guard !stored.isEmpty else { throw QueryError.unknown("no process matching \(text) on record in \(db)") }
         }
         stored.sort { $0.startWallNs < $1.startWallNs }
         let instances = try stored.map { s in

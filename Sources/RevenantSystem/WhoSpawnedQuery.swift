@@ -1,6 +1,16 @@
 import Foundation
 import RevenantCore
 
+/// Why a query has no answer: the store cannot be read (exit 2), or it holds nothing of what
+/// was asked (exit 1).
+public enum QueryError: Error, CustomStringConvertible {
+    case storeUnreadable(String)
+    case unknown(String)
+    public var description: String {
+        switch self { case .storeUnreadable(let s), .unknown(let s): s }
+    }
+}
+
 /// One incarnation of a PID: from the store, or read live from /proc.
 public struct Incarnation: Sendable {
     public var record: ProcessRecord
@@ -73,14 +83,6 @@ public struct WhoSpawnedQuery {
 
     public init(pid: Int32, db: String) { self.pid = pid; self.db = db }
 
-    public enum Failure: Error, CustomStringConvertible {
-        case storeUnreadable(String)
-        case unknown(String)
-        public var description: String {
-            switch self { case .storeUnreadable(let s), .unknown(let s): s }
-        }
-    }
-
     public func run() throws -> WhoSpawnedAnswer {
         var note: String?
         let store: Store?
@@ -111,8 +113,8 @@ public struct WhoSpawnedQuery {
                 .compactMap { $0 }.joined(separator: "; ")
         }
         guard !incs.isEmpty else {
-            if let note, store == nil { throw Failure.storeUnreadable(note) }
-            throw Failure.unknown("no process with PID \(pid) on record in \(db), and none running")
+            if let note, store == nil { throw QueryError.storeUnreadable(note) }
+            throw QueryError.unknown("no process with PID \(pid) on record in \(db), and none running")
         }
         let chosen = try select(incs)
         let chain = try ancestry(of: chosen, store: store, reader: procs)
@@ -134,11 +136,11 @@ public struct WhoSpawnedQuery {
             return incs[0]
         case .identity(let want):
             guard let hit = incs.first(where: { $0.record.id == want || (!want.precise || !$0.record.id.precise) && $0.record.id.sameTick(want) })
-            else { throw Failure.unknown("no incarnation of PID \(pid) has identity \(want)") }
+            else { throw QueryError.unknown("no incarnation of PID \(pid) has identity \(want)") }
             return hit
         case .aliveAt(let ns, let shown):
             guard let hit = incs.first(where: { $0.startWallNs <= ns && ($0.exitWallNs ?? Int64.max) >= ns })
-            else { throw Failure.unknown("no incarnation of PID \(pid) was alive at \(shown)") }
+            else { throw QueryError.unknown("no incarnation of PID \(pid) was alive at \(shown)") }
             return hit
         }
     }

@@ -44,6 +44,17 @@ struct Failure: Error, CustomStringConvertible {
     let description: String
     let status: Int32
     init(_ message: String, status: Int32 = 1) { description = message; self.status = status }
+
+    /// A query's answer; its failure as an exit: 2 when the store is unreadable, 1 when it holds nothing.
+    static func answering<T>(_ query: () throws -> T) throws -> T {
+        do {
+            return try query()
+        } catch QueryError.storeUnreadable(let why) {
+            throw Failure(why, status: 2)
+        } catch QueryError.unknown(let why) {
+            throw Failure(why)
+        }
+    }
 }
 
 enum TimeArgument {

@@ -23,14 +23,7 @@ struct Timeline: ParsableCommand {
         guard (pid == nil) != (match == nil) else { throw Failure("give a PID or --match TEXT", status: 2) }
         var q = TimelineQuery(program: pid.map { .pid($0) } ?? .matching(match!), db: store.db)
         q.root = config.root
-        let answer: TimelineQuery.Answer
-        do {
-            answer = try q.run()
-        } catch TimelineQuery.Failure.storeUnreadable(let why) {
-            throw Failure(why, status: 2)
-        } catch TimelineQuery.Failure.unknown(let why) {
-            throw Failure(why)
-        }
+        let answer = try Failure.answering { try q.run() }
         if output.json {
             struct Row: Encodable {
                 let pid: Int32; let id: String; let start: String; let end: String?; let how: String; let spawned_by: String

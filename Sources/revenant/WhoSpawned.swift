@@ -36,14 +36,7 @@ struct WhoSpawned: ParsableCommand {
             guard let t = TimeArgument.parse(at) else { throw Failure("--at \(at): expected ISO 8601, HH:MM[:SS] or Unix seconds") }
             q.choice = .aliveAt(Int64(t.timeIntervalSince1970 * 1e9), shown: at)
         }
-        let answer: WhoSpawnedAnswer
-        do {
-            answer = try q.run()
-        } catch WhoSpawnedQuery.Failure.storeUnreadable(let why) {
-            throw Failure(why, status: 2)
-        } catch WhoSpawnedQuery.Failure.unknown(let why) {
-            throw Failure(why)
-        }
+        let answer = try Failure.answering { try q.run() }
         if output.json {
             LineWriter.stdout.json(WhoSpawnedText.json(answer))
         } else {
