@@ -55,6 +55,41 @@ public enum Attribution {
         return nil
     }
 
+    /// An instance's respawner: the nearest of its fork-time ancestors that is an ancestor of
+    /// another instance too. nil when it shares none.
+    public static func respawner(of o: Instance, among all: [Instance]) -> ProcessRecord? {
+        o.ancestry.first { a in all.contains { $0.process.id != o.process.id && $0.ancestry.contains { $0.id == a.id } } }
+    }
+
+    /// The instances grouped by respawner: `target`'s group first (the newest instance's when
+    /// nil), then the others, most recent first. A host's history holds several respawners of
+    /// one program, over a day or at once: each group is answered on its own.
+    public static func respawnGroups(_ instances: [Instance], target: Identity? = nil) -> [[Instance]] {
+        let sorted = instances.sorted { $0.startWallNs < $1.startWallNs }
+        guard let first = sorted.last(where: { target == nil || $0.process.id == target }) ?? sorted.last else { return [] }
+        // The respawner, and what it started on the way to the instance: PID 1 forks a unit's
+        // workers itself but only sshd on the way to a run by hand, two different respawns.
+        struct Key: Hashable { var respawner: Identity; var via: String }
+        func key(_ o: Instance) -> Key {
+            guard let r = respawner(of: o, among: sorted), let at = o.ancestry.firstIndex(where: { $0.id == r.id }) else {
+                return Key(respawner: o.process.id, via: "")   // shares no ancestor: a group of its own
+            }
+            return Key(respawner: r.id, via: at == 0 ? "" : o.ancestry[at - 1].name)
+        }
+        var groups: [Key: [Instance]] = [:]
+        var order: [Key] = []
+        for o in sorted {
+            let k = key(o)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(o)
+        }
+        let mine = key(first)
+        let rest = order.filter { $0 != mine }.sorted {
+            (groups[$0]?.last?.startWallNs ?? 0) > (groups[$1]?.last?.startWallNs ?? 0)
+        }
+        return ([mine] + rest).compactMap { groups[$0] }
+    }
+
     public static func analyze(_ instances: [Instance]) -> Finding {
         var evidence: [String] = []
         let sorted = instances.sorted { $0.startWallNs < $1.startWallNs }

@@ -28,6 +28,18 @@ public struct RespawnReport: Sendable, Encodable {
     public var evidence: [String]
     public var instances: Int
     public var gap_seconds: [Double]
+    /// Other respawners of the same program, active in the window: most recent first.
+    public var also_respawned_by: [Also] = []
+
+    public struct Also: Sendable, Encodable {
+        public var mechanism: String
+        public var unit: String?
+        public var spawner: Proc?
+        /// `file:line` of its configuration, when found.
+        public var source: String?
+        public var instances: Int
+        public var last_start_wall_ns: Int64
+    }
 }
 
 public enum Attributor {
@@ -43,8 +55,9 @@ public enum Attributor {
             Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),
                      startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
         }
-        var rep = report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
-        if stored.count >= Attributor.instanceLimit, !argv.isEmpty, let total = try? store.instanceCount(argv: argv), total > rep.instances {
+        var rep = report(grouping: instances, target: target.record.id, root: root, reader: reader)
+        if rep.also_respawned_by.isEmpty, stored.count >= Attributor.instanceLimit, !argv.isEmpty,
+           let total = try? store.instanceCount(argv: argv), total > rep.instances {
             rep.evidence.append("\(total) instances on record; the newest \(rep.instances) were analysed")
             rep.instances = total
         }
@@ -52,6 +65,21 @@ public enum Attributor {
     }
 
     static let instanceLimit = 16
+
+    /// What respawns `target` (the newest instance when nil), from the instances that share
+    /// its respawner, and the other respawners of the program after it (at most 4).
+    public static func report(grouping instances: [Instance], target: Identity?, root: String, reader: ProcReader) -> RespawnReport {
+        let groups = Attribution.respawnGroups(instances, target: target)
+        guard let mine = groups.first else { return report(Attribution.analyze(instances), instances: instances, root: root, reader: reader) }
+        var rep = report(Attribution.analyze(mine), instances: mine, root: root, reader: reader)
+        rep.also_respawned_by = groups.dropFirst().prefix(4).map { g in
+            let r = report(Attribution.analyze(g), instances: g, root: root, reader: reader)
+            return RespawnReport.Also(mechanism: r.mechanism, unit: r.unit, spawner: r.spawner,
+                                      source: r.source.map { "\($0.file):\($0.line)" }, instances: g.count,
+                                      last_start_wall_ns: g.map(\.startWallNs).max() ?? 0)
+        }
+        return rep
+    }
 
     public static func report(_ f: Finding, instances: [Instance], root: String, reader: ProcReader) -> RespawnReport {
         func proc(_ r: ProcessRecord?) -> RespawnReport.Proc? {

@@ -54,7 +54,7 @@ public struct TimelineQuery {
         }
         let reader = ProcReader()
         let boots = Dictionary(stored.map { ($0.record.id, $0.boot) }, uniquingKeysWith: { a, _ in a })
-        let report = Attributor.report(Attribution.analyze(instances), instances: instances, root: root, reader: reader)
+        let report = Attributor.report(grouping: instances, target: nil, root: root, reader: reader)
         var rows: [Row] = []
         var prev: Int64?
         for i in instances {

@@ -94,7 +94,7 @@ public struct VerifyWatch {
         let instances = table.instances(ids, bootEpochNs: clock.bootEpochNs)
         if let latest = instances.last {
             let same = instances.filter { $0.process.image?.argv == latest.process.image?.argv }
-            respawn = Attributor.report(Attribution.analyze(same), instances: same, root: "/", reader: ProcReader())
+            respawn = Attributor.report(grouping: same, target: latest.process.id, root: "/", reader: ProcReader())
         }
         // Kill at exec shows as a SIGKILL exit at once: it never ran.
         for i in starts.indices {

@@ -99,6 +99,11 @@ enum RespawnText {
         }
         for (i, e) in ev.enumerated() { out.line((i == 0 ? "  evidence    " : "              ") + e) }
         for (i, c) in r.remediation.enumerated() { out.line((i == 0 ? "  stop it     " : "              ") + c) }
+        for a in r.also_respawned_by {
+            let who = a.spawner.map { " — \($0.name)(\($0.pid))" } ?? ""
+            out.line("  also respawned by  \(a.mechanism)\(a.unit.map { " \($0)" } ?? "")\(who)\(a.source.map { " \($0)" } ?? "")"
+                     + " (\(a.instances) instance\(a.instances == 1 ? "" : "s"), last \(Fmt.time(a.last_start_wall_ns, short: true)))")
+        }
     }
 }
 

@@ -409,6 +409,9 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         defer { kill(cron.pid, SIGTERM); var s: Int32 = 0; waitpid(cron.pid, &s, 0) }
         try await Task.sleep(for: .seconds(1))
         try #require(kill(cron.pid, 0) == 0, "cron did not stay up (another cron running?)")
+        // The user's worker is respawned by a shell loop at the same time: two respawners at once.
+        let loop = spawn(["/bin/sh", "-c", "while true; do /usr/bin/python3 \(userWorker); sleep 20; done"], wait: false)
+        defer { kill(loop.pid, SIGKILL); var s: Int32 = 0; waitpid(loop.pid, &s, 0) }
         let argv = ["/usr/bin/python3", worker]
         var found: [StoredProcess] = []
         for _ in 0..<160 where found.count < 2 {
@@ -432,8 +435,19 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         #expect((r["remediation"] as? [String])?.first == "sed -i '2s/^/# /' \(cronFile)   # cron re-reads it within a minute")
 
         let users = try Store(path: d.db, readOnly: true).instances(argv: ["/usr/bin/python3", userWorker])
-        try #require(users.count >= 2, "the user crontab ran \(users.count) times")
-        let u = try #require(try whoSpawnedJSON(users[0].record.id.pid, db: d.db, extra: ["--id", users[0].record.id.description])["respawned_by"] as? [String: Any])
+        let byCron = users.filter { $0.record.parent.map { $0.pid != loop.pid } ?? false }
+        let byLoop = users.filter { $0.record.parent?.pid == loop.pid }
+        try #require(byCron.count >= 2, "the user crontab ran \(byCron.count) times")
+        try #require(byLoop.count >= 2, "the loop ran \(byLoop.count) times")
+        let u = try #require(try whoSpawnedJSON(byCron[0].record.id.pid, db: d.db, extra: ["--id", byCron[0].record.id.description])["respawned_by"] as? [String: Any])
+        #expect((u["evidence"] as? [String])?.first?.contains("forked under cron(\(cron.pid))") == true, "header and evidence name one spawner: \(u)")
+        let alsoLoop = try #require((u["also_respawned_by"] as? [[String: Any]])?.first, "the loop is listed after cron: \(u)")
+        #expect(alsoLoop["mechanism"] as? String == "shell loop")
+        #expect((alsoLoop["spawner"] as? [String: Any])?["pid"] as? Int == Int(loop.pid))
+        let l = try #require(try whoSpawnedJSON(byLoop[0].record.id.pid, db: d.db, extra: ["--id", byLoop[0].record.id.description])["respawned_by"] as? [String: Any])
+        #expect(l["mechanism"] as? String == "shell loop", "this instance's own respawner: \(l)")
+        #expect((l["spawner"] as? [String: Any])?["pid"] as? Int == Int(loop.pid))
+        #expect((l["also_respawned_by"] as? [[String: Any]])?.contains { $0["mechanism"] as? String == "cron" } == true, "\(l)")
         #expect(u["mechanism"] as? String == "cron")
         #expect((u["spawner"] as? [String: Any])?["pid"] as? Int == Int(cron.pid))
         let spool = "/var/spool/cron/crontabs/daemon"

@@ -78,7 +78,7 @@ final class AttributionWorker: Service, @unchecked Sendable {
     }
 
     private func analyze(_ r: Request) -> Answer {
-        let rep = Attributor.report(Attribution.analyze(r.instances), instances: r.instances, root: "/", reader: ProcReader())
+        let rep = Attributor.report(grouping: r.instances, target: r.process.id, root: "/", reader: ProcReader())
         let summary = AuditEvent.Respawn(
             mechanism: rep.mechanism, unit: rep.unit, spawner_pid: rep.spawner?.pid, spawner_uid: rep.spawner?.id,
             file: rep.source?.file, line: rep.source?.line, text: rep.source?.text, instances: rep.instances,
