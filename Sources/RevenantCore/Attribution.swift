@@ -44,7 +44,7 @@ public struct Finding: Sendable {
 }
 
 public enum Attribution {
-    static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"]
+    static var shells: Set<String> { ShellInvocation.shells }
 
     /// The nearest ancestor that is the same process in every instance's chain.
     public static func persistentSpawner(_ instances: [Instance]) -> ProcessRecord? {

@@ -32,7 +32,7 @@ public struct SafetyContext: Sendable {
         self.pid1Exe = pid1Exe; self.selfExe = selfExe; self.resolve = resolve
     }
 
-    static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh", "busybox", "ash"]
+    static var shells: Set<String> { ShellInvocation.shells }
     static let interpreterPrefixes = ["python", "perl", "ruby", "node", "php", "java", "lua", "Rscript", "tclsh", "pypy", "bun", "deno"]
     static let critical: Set<String> = ["sshd", "systemd", "init", "revenant", "sudo", "login", "dbus-daemon", "containerd", "dockerd"]
 

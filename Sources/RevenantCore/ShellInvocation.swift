@@ -1,6 +1,7 @@
 /// What a shell's command line says it runs.
 public enum ShellInvocation {
-    static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "mksh"]
+    /// Shell names, as argv[0] or comm: the one list attribution and the policy rails use.
+    static let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh", "busybox", "ash"]
 
     public static func isShell(_ argv0: String) -> Bool {
         shells.contains(String(argv0.split(separator: "/").last ?? ""))

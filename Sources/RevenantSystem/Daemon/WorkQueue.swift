@@ -27,8 +27,6 @@ final class WorkQueue<Item: Sendable>: Sendable {
         room.signal()
         return item
     }
-
-    var count: Int { items.withLock { $0.count } }
 }
 
 /// Runs `body` on a thread of its own and waits for it without holding a cooperative thread.
