@@ -69,12 +69,14 @@ public enum Attribution {
         guard let first = sorted.last(where: { target == nil || $0.process.id == target }) ?? sorted.last else { return [] }
         // The respawner, and what it started on the way to the instance: PID 1 forks a unit's
         // workers itself but only sshd on the way to a run by hand, two different respawns.
-        struct Key: Hashable { var respawner: Identity; var via: String }
+        struct Key: Hashable { var respawner: String; var via: String }
         func key(_ o: Instance) -> Key {
+            // A container's restarts each come through a new monitor: the container is the respawner.
+            if let c = containerID(o.process.image?.cgroup ?? "") { return Key(respawner: c, via: "container") }
             guard let r = respawner(of: o, among: sorted), let at = o.ancestry.firstIndex(where: { $0.id == r.id }) else {
-                return Key(respawner: o.process.id, via: "")   // shares no ancestor: a group of its own
+                return Key(respawner: o.process.id.description, via: "")   // shares no ancestor: a group of its own
             }
-            return Key(respawner: r.id, via: at == 0 ? "" : o.ancestry[at - 1].name)
+            return Key(respawner: r.id.description, via: at == 0 ? "" : o.ancestry[at - 1].name)
         }
         var groups: [Key: [Instance]] = [:]
         var order: [Key] = []
@@ -102,6 +104,9 @@ public enum Attribution {
             evidence.append("\(sorted.count) instances, each forked under \(s.name)(\(s.id.pid)) \(s.id)")
         } else if !several {
             evidence.append("a single instance: the spawner is its parent, not yet confirmed by a respawn")
+        } else if let c = containerID(latest.process.image?.cgroup ?? ""),
+                  sorted.allSatisfy({ containerID($0.process.image?.cgroup ?? "") == c }) {
+            evidence.append("\(sorted.count) instances, all in container \(c): each restart comes through a new monitor process")
         } else {
             evidence.append("\(sorted.count) instances share no ancestor on record")
         }
@@ -115,9 +120,21 @@ public enum Attribution {
             return out
         }
 
-        // Lineage markers, nearest first: the first manager found is the direct respawner.
+        // Lineage markers, nearest first: the first manager found is the direct respawner,
+        // unless a shell below it forked every instance: a loop the manager only launched.
+        let spawnerAt = several ? spawner.flatMap { s in chain.firstIndex { $0.id == s.id } } : nil
         for (i, r) in chain.enumerated() {
             let n = names(r)
+            if let si = spawnerAt, si < i, isShell(chain[si]), let m = managerMechanism(n) {
+                let s = chain[si]
+                f.mechanism = .shellLoop
+                f.spawner = s
+                f.launcher = si + 1 < chain.count ? chain[si + 1] : nil
+                f.launcherMechanism = m
+                f.evidence.append("\(s.name)(\(s.id.pid)) forked every instance: a shell loop launched under \(r.name)(\(r.id.pid)) (\(m.rawValue))")
+                if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
+                break
+            }
             if n.contains("supervisord") {
                 f.mechanism = .supervisord
                 f.spawner = r
@@ -189,7 +206,7 @@ public enum Attribution {
                 f.launcher = above.first
                 f.launcherMechanism = .rcLocal
                 f.evidence.append("the spawner was started by rc.local")
-            } else if f.mechanism == .shellLoop, scg.hasSuffix(".service") {
+            } else if f.mechanism == .shellLoop, f.launcherMechanism == nil, scg.hasSuffix(".service") {
                 f.launcherMechanism = .systemdService
                 f.launcher = above.first
                 f.unit = scg
@@ -204,6 +221,16 @@ public enum Attribution {
             f.confidence = .low
         }
         return f
+    }
+
+    /// The mechanism a process's names mark it as, when it is a respawning manager.
+    public static func managerMechanism(_ n: [String]) -> Mechanism? {
+        if n.contains("supervisord") { return .supervisord }
+        if n.contains(where: { $0 == "cron" || $0 == "crond" || $0 == "CRON" }) { return .cron }
+        if n.contains(where: { $0.hasPrefix("containerd-shim") || $0 == "conmon" || $0 == "dockerd" }) { return .container }
+        if n.contains(where: { $0.hasPrefix("PM2") || $0 == "pm2" }) { return .pm2 }
+        if n.contains(where: { $0 == "runsv" || $0 == "s6-supervise" }) { return .runit }
+        return nil
     }
 
     /// The container id in a cgroup leaf: docker-ID.scope, libpod-ID.scope, cri-containerd-ID.scope,

@@ -11,8 +11,8 @@ public struct RespawnReport: Sendable, Encodable {
         public var argv: [String]
         /// The kernel's name for it: known even when no exec of it is (a forked subshell).
         public var comm: String
-        /// How people see it named: its program, else its comm.
-        public var name: String { argv.first.map { ($0 as NSString).lastPathComponent } ?? comm }
+        /// The kernel's name (the one lineage shows), else its program's.
+        public var name: String { comm.isEmpty ? argv.first.map { ($0 as NSString).lastPathComponent } ?? "?" : comm }
     }
     public var mechanism: String
     public var unit: String?
@@ -28,6 +28,10 @@ public struct RespawnReport: Sendable, Encodable {
     public var evidence: [String]
     public var instances: Int
     public var gap_seconds: [Double]
+    /// Executable + script: what the instances have in common, whatever their arguments.
+    public var program: String?
+    /// The distinct command lines of the instances answered, newest first (at most 5).
+    public var command_lines: [String] = []
     /// Other respawners of the same program, active in the window: most recent first.
     public var also_respawned_by: [Also] = []
 
@@ -46,39 +50,78 @@ public enum Attributor {
     /// `root`: where to read configuration when the spawner is gone (fixture trees in tests).
     public static func report(for target: StoredProcess, store: Store, root: String = "/",
                               reader: ProcReader = ProcReader()) throws(StoreError) -> RespawnReport {
-        let argv = target.record.image?.argv ?? []
-        // The 16 newest instances settle the spawner and the recent gaps; older ones only cost
-        // queries (a program respawned every minute for a day has 1,440).
-        var stored = argv.isEmpty ? [target] : try store.instances(argv: argv, limit: Attributor.instanceLimit)
+        let program = target.record.image?.program
+        // The newest instances settle this one's respawner and the recent gaps; a spread of older
+        // ones finds the program's other respawners over the day. Each costs an ancestry query.
+        var stored = try program.map { p throws(StoreError) in try store.instances(program: p, limit: Attributor.scanLimit) } ?? [target]
+        let total = stored.count
+        stored = Attributor.sample(stored, newest: Attributor.instanceLimit, spread: Attributor.instanceLimit)
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         let instances = try stored.map { s throws(StoreError) in
             Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),
                      startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
         }
         var rep = report(grouping: instances, target: target.record.id, root: root, reader: reader)
-        if rep.also_respawned_by.isEmpty, stored.count >= Attributor.instanceLimit, !argv.isEmpty,
-           let total = try? store.instanceCount(argv: argv), total > rep.instances {
-            rep.evidence.append("\(total) instances on record; the newest \(rep.instances) were analysed")
-            rep.instances = total
+        rep.program = program?.key
+        if total > stored.count {
+            let all = total < Attributor.scanLimit ? total : ((try? store.instanceCount(program: program!)) ?? total)
+            rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")
         }
         return rep
     }
 
     static let instanceLimit = 16
+    static let scanLimit = 512
+
+    /// The `newest` first entries of a newest-first list, and `spread` more evenly spaced over the rest.
+    static func sample<T>(_ all: [T], newest: Int, spread: Int) -> [T] {
+        guard all.count > newest + spread else { return all }
+        let rest = all[newest...]
+        let step = Double(rest.count) / Double(spread)
+        return Array(all.prefix(newest)) + (0..<spread).map { rest[rest.startIndex + Int(Double($0) * step)] }
+    }
 
     /// What respawns `target` (the newest instance when nil), from the instances that share
     /// its respawner, and the other respawners of the program after it (at most 4).
     public static func report(grouping instances: [Instance], target: Identity?, root: String, reader: ProcReader) -> RespawnReport {
         let groups = Attribution.respawnGroups(instances, target: target)
         guard let mine = groups.first else { return report(Attribution.analyze(instances), instances: instances, root: root, reader: reader) }
-        var rep = report(Attribution.analyze(mine), instances: mine, root: root, reader: reader)
-        rep.also_respawned_by = groups.dropFirst().prefix(4).map { g in
+        // Groups answered by the same configuration are one respawner: a unit or a cron line
+        // forks through a new PID 1 or cron daemon every boot.
+        var answered: [(key: String?, rep: RespawnReport, group: [Instance])] = []
+        for g in groups.prefix(Attributor.groupLimit) {
             let r = report(Attribution.analyze(g), instances: g, root: root, reader: reader)
-            return RespawnReport.Also(mechanism: r.mechanism, unit: r.unit, spawner: r.spawner,
-                                      source: r.source.map { "\($0.file):\($0.line)" }, instances: g.count,
-                                      last_start_wall_ns: g.map(\.startWallNs).max() ?? 0)
+            let key = sourceKey(r)
+            if let key, let at = answered.firstIndex(where: { $0.key == key }) {
+                answered[at].group += g
+            } else {
+                answered.append((key, r, g))
+            }
+        }
+        var rep = answered[0].rep
+        let mineAll = answered[0].group
+        if mineAll.count > mine.count {
+            let spawners = Set(mineAll.compactMap { Attribution.respawner(of: $0, among: mineAll)?.id })
+            rep.evidence.append("\(mineAll.count) instances under the same configuration, through \(spawners.count) spawner processes (across restarts or boots)")
+            rep.instances = mineAll.count
+            rep.evidence.removeAll { $0.hasPrefix("a single instance") }
+            if rep.confidence == "medium", !mineAll.contains(where: { $0.process.seeded }) { rep.confidence = "high" }
+        }
+        rep.also_respawned_by = answered.dropFirst().prefix(4).map { a in
+            RespawnReport.Also(mechanism: a.rep.mechanism, unit: a.rep.unit, spawner: a.rep.spawner,
+                               source: a.rep.source.map { "\($0.file):\($0.line)" }, instances: a.group.count,
+                               last_start_wall_ns: a.group.map(\.startWallNs).max() ?? 0)
         }
         return rep
+    }
+
+    static let groupLimit = 8
+
+    /// What identifies a respawner across its processes: its configuration line, else its unit.
+    static func sourceKey(_ r: RespawnReport) -> String? {
+        if let s = r.source { return "\(r.mechanism) \(s.file):\(s.line)" }
+        if let u = r.unit, r.mechanism != Mechanism.shellLoop.rawValue { return "\(r.mechanism) \(u)" }
+        return nil
     }
 
     public static func report(_ f: Finding, instances: [Instance], root: String, reader: ProcReader) -> RespawnReport {
@@ -88,7 +131,7 @@ public enum Attributor {
         // Read configuration as the spawner sees it while it lives.
         var cfgRoot = root
         if let s = f.spawner, let now = reader.identity(s.id.pid), now.sameTick(s.id),
-           FileManager.default.fileExists(atPath: "/proc/\(s.id.pid)/root/") {
+           let theirs = fileID("/proc/\(s.id.pid)/root/"), theirs != fileID(root) {
             cfgRoot = "/proc/\(s.id.pid)/root"
         }
         let latest = instances.max { $0.startWallNs < $1.startWallNs }
@@ -103,6 +146,7 @@ public enum Attributor {
         }
         var source: ConfigSource?
         var remediation: [String] = []
+        var containerSettings: [String: String] = [:]
         switch f.mechanism {
         case .systemdService, .systemdUserUnit, .systemdTimer:
             let sd = SystemdReader(root: cfgRoot)
@@ -122,7 +166,7 @@ public enum Attributor {
             }
             if source == nil, let u = f.unit { remediation = ["systemctl disable --now \(u)"] }
         case .cron:
-            if let c = f.command { source = CronReader(root: cfgRoot).find(command: c) }
+            if let c = f.command { source = CronReader(root: cfgRoot).find(command: c, worker: workerArgv) }
         case .supervisord:
             source = SupervisorReader(root: cfgRoot).find(supervisordArgv: f.spawner?.image?.argv ?? [],
                                                             cwd: f.spawner?.image?.cwd, workerArgv: workerArgv)
@@ -143,18 +187,32 @@ public enum Attributor {
             if source == nil, f.launcherMechanism == .rcLocal || f.mechanism == .rcLocal {
                 source = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: workerArgv)
             }
+            // A loop written inline (`sh -c 'while …'`): its text is configured where its
+            // launcher's configuration runs it.
+            if source == nil, let img, let c = img.argv.firstIndex(of: "-c"), c + 1 < img.argv.count {
+                source = inlineLoopSource(f, loop: img.argv[c + 1], root: cfgRoot, worker: workerArgv)
+                if source == nil { f.evidence.append("the loop is inline (sh -c); no configuration file of its launcher holds it") }
+            }
             if let s = f.spawner {
                 remediation = ["kill \(s.id.pid)   # the loop shell \(s.id) first, or it starts the worker again",
                                "pkill -f -- \(shellQuote("^" + regexEscape(workerArgv.joined(separator: " "))))"]
             }
-            if let src = source { remediation.append("# then remove or comment out \(commentSafe(src.file)):\(src.line)") }
+            if let src = source, src.remediation.isEmpty {
+                remediation.append("# then remove or comment out \(commentSafe(RootFS(root: cfgRoot).path(src.file))):\(src.line)")
+            }
         case .container:
             if let u = f.unit {
                 let parts = u.split(separator: " ")
-                let tool = parts.first == "podman" ? "podman" : parts.first == "cri" ? "crictl" : "docker"
-                let id = parts.last.map(String.init) ?? u
-                remediation = tool == "crictl" ? ["crictl stop \(id)   # then fix the pod spec: the kubelet recreates it"]
-                    : ["\(tool) update --restart=no \(id)   # a restart policy brings it back", "\(tool) stop \(id)"]
+                let engine = parts.first == "podman" ? "podman" : parts.first == "cri" ? "cri" : "docker"
+                let short = parts.last.map(String.init) ?? u
+                let monitor = instances.lazy.compactMap { o in o.ancestry.first { Attribution.managerMechanism([$0.name]) == .container } }.first
+                let info = ContainerEngine.inspect(ContainerEngine.fromMonitor(monitor?.image?.argv ?? [], engine: engine, shortID: short))
+                containerSettings = ["engine": info.engine + (info.engineVersion.map { " " + $0 } ?? ""), "container": info.name ?? info.id]
+                containerSettings["image"] = info.image
+                containerSettings["restart_policy"] = info.restartPolicy
+                f.evidence.append("container \(info.name ?? short) (\(info.engine)\(info.engineVersion.map { " " + $0 } ?? "")), image \(info.image ?? "?"), restart policy \(info.restartPolicy ?? "unknown")"
+                                  + (info.restartCount.map { ", restarted \($0) times" } ?? ""))
+                remediation = info.remediation
             }
         default:
             break
@@ -165,11 +223,48 @@ public enum Attributor {
         if let s = source { remediation = s.remediation + remediation }
         var settings = source?.settings ?? [:]
         settings.removeValue(forKey: "section_line")
+        settings.merge(containerSettings) { a, _ in a }
         return RespawnReport(
             mechanism: f.mechanism.rawValue, unit: f.unit, confidence: f.confidence.rawValue,
             spawner: proc(f.spawner), launcher: proc(f.launcher), launcher_mechanism: f.launcherMechanism?.rawValue,
             command: f.command, source: source, config_root: source == nil ? nil : cfgRoot, settings: settings,
             remediation: remediation, evidence: f.evidence, instances: instances.count,
-            gap_seconds: Attribution.gaps(instances))
+            gap_seconds: Array(Attribution.gaps(instances).suffix(8)),
+            command_lines: Attributor.commandLines(instances))
+    }
+
+    /// Where an inline loop's text is configured: the unit's ExecStart=, the cron line, the
+    /// supervisord program, by the launcher that started the loop's shell.
+    static func inlineLoopSource(_ f: Finding, loop: String, root: String, worker: [String]) -> ConfigSource? {
+        switch f.launcherMechanism {
+        case .systemdService?, .systemdUserUnit?:
+            return f.unit.flatMap { SystemdReader(root: root).unit($0, line: "ExecStart") }
+        case .cron?:
+            // The job's own `sh -c`, above the loop's shell, when the loop was started from one.
+            let job = (f.launcher?.image?.argv).flatMap { a in a.firstIndex(of: "-c").flatMap { $0 + 1 < a.count ? a[$0 + 1] : nil } }
+            return CronReader(root: root).find(command: job ?? loop, worker: worker)
+        case .supervisord?:
+            return SupervisorReader(root: root).find(supervisordArgv: f.launcher?.image?.argv ?? [], cwd: f.launcher?.image?.cwd,
+                                                     workerArgv: f.spawner?.image?.argv ?? [])
+        default:
+            return nil
+        }
+    }
+
+    /// Device and inode: two paths to one directory (a root seen through /proc) compare equal.
+    static func fileID(_ path: String) -> [UInt64]? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return [UInt64(st.st_dev), UInt64(st.st_ino)]
+    }
+
+    static func commandLines(_ instances: [Instance]) -> [String] {
+        var seen = Set<[String]>(), out: [String] = []
+        for o in instances.sorted(by: { $0.startWallNs > $1.startWallNs }) {
+            guard let argv = o.process.image?.argv, seen.insert(argv).inserted else { continue }
+            out.append(argv.joined(separator: " "))
+            if out.count == 5 { break }
+        }
+        return out
     }
 }

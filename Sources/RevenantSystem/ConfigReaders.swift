@@ -15,6 +15,8 @@ public struct ConfigSource: Sendable, Encodable, Equatable {
 struct RootFS {
     let root: String
     func path(_ p: String) -> String { root == "/" ? p : root + p }
+    /// A path as the operator types it on this host: under the root, shell-quoted.
+    func shown(_ p: String) -> String { shellQuote(path(p)) }
     /// The file's lines, read safely under the root (see `SafeRead`); nil when refused.
     func lines(_ p: String) -> [String]? { try? read(p).get() }
     func read(_ p: String, user: (uid: UInt32, gid: UInt32)? = nil) -> Result<[String], SafeRead.Refusal> {
@@ -42,7 +44,9 @@ public struct SystemdReader: Sendable {
     let fs: RootFS
     public init(root: String) { fs = RootFS(root: root) }
 
-    public func unit(_ name: String) -> ConfigSource? {
+    /// The unit's configuration; the source line is its effective `key=` line (Restart= says
+    /// why it comes back; ExecStart= holds an inline loop).
+    public func unit(_ name: String, line key: String = "Restart") -> ConfigSource? {
         let template = name.contains("@") ? String(name[..<name.firstIndex(of: "@")!]) + "@" + "." + name.split(separator: ".").last! : nil
         var file: String?
         for dir in SystemdReader.searchPath {
@@ -51,6 +55,7 @@ public struct SystemdReader: Sendable {
         }
         guard let file, let lines = fs.lines(file) else { return nil }
         var src = ConfigSource(file: file, line: 0, text: "")
+        let wanted = key
         var section = ""
         func scan(_ f: String, _ ls: [String]) {
             for (i, raw) in ls.enumerated() {
@@ -59,10 +64,8 @@ public struct SystemdReader: Sendable {
                 guard section == "[Service]", let eq = l.firstIndex(of: "=") else { continue }
                 let key = String(l[..<eq]).trimmingCharacters(in: .whitespaces)
                 let value = String(l[l.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
-                if key == "Restart" || key == "RestartSec" {
-                    src.settings[key] = value
-                    if key == "Restart" { src.file = f; src.line = i + 1; src.text = l }
-                }
+                if key == "Restart" || key == "RestartSec" { src.settings[key] = value }
+                if key == wanted { src.file = f; src.line = i + 1; src.text = l }
             }
         }
         scan(file, lines)
@@ -89,7 +92,7 @@ public struct SystemdReader: Sendable {
         }
         src.remediation.append("systemctl disable --now \(name)")
         if file.hasPrefix("/etc/systemd/system/") {
-            src.remediation.append("# a unit file under /etc/systemd/system cannot be masked: move \(file) away, then systemctl daemon-reload")
+            src.remediation.append("# a unit file under /etc/systemd/system cannot be masked: move \(commentSafe(fs.path(file))) away, then systemctl daemon-reload")
         } else {
             src.remediation.append("systemctl mask \(name)   # so nothing can start it again")
         }
@@ -145,7 +148,9 @@ public struct CronReader: Sendable {
         !n.isEmpty && n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
     }
 
-    public func find(command: String) -> ConfigSource? {
+    /// The cron line whose command is `command`. `worker`: the program the job starts, which
+    /// the remediation stops by its own command line (not by the job's `sh -c` line).
+    public func find(command: String, worker: [String] = []) -> ConfigSource? {
         let want = command.trimmingCharacters(in: .whitespaces)
         var candidates: [(file: String, user: String?, hasUser: Bool)] = [("/etc/crontab", nil, true)]
         var ignored: [String] = []
@@ -171,15 +176,19 @@ public struct CronReader: Sendable {
                 if c.file.hasPrefix("/var/spool/cron") {
                     src.remediation.append("crontab -u \(who) -l | grep -vxF \(shellQuote(raw)) | crontab -u \(who) -   # \(who)'s crontab, not root's")
                 } else {
-                    src.remediation.append("sed -i '\(i + 1)s/^/# /' \(c.file)   # cron re-reads it within a minute")
+                    src.remediation.append("sed -i '\(i + 1)s/^/# /' \(fs.shown(c.file))   # cron re-reads it within a minute")
                 }
-                src.remediation.append("pkill -f \(shellQuote(cmd))   # then stop what it already started")
+                if let pat = programPattern(worker) {
+                    src.remediation.append("pkill -f -- \(shellQuote(pat))   # then stop the instances it already started")
+                } else {
+                    src.remediation.append("pkill -f -- \(shellQuote("^" + regexEscape(cmd)))   # then stop what it already started")
+                }
                 return src
             }
         }
         if let lines = fs.lines("/etc/anacrontab") {
             for (i, l) in lines.enumerated() where !l.hasPrefix("#") && l.contains(want) {
-                return ConfigSource(file: "/etc/anacrontab", line: i + 1, text: l, remediation: ["sed -i '\(i + 1)s/^/# /' /etc/anacrontab"])
+                return ConfigSource(file: "/etc/anacrontab", line: i + 1, text: l, remediation: ["sed -i '\(i + 1)s/^/# /' \(fs.shown("/etc/anacrontab"))"])
             }
         }
         return nil
@@ -237,7 +246,7 @@ public struct SupervisorReader: Sendable {
             for (i, raw) in lines.enumerated() {
                 let l = raw.trimmingCharacters(in: .whitespaces)
                 if l.hasPrefix("[") {
-                    if let found { return finish(found) }
+                    if let found { return finish(found, conf: files.first) }
                     section = l; header = i + 1
                     program = l.hasPrefix("[program:") ? String(l.dropFirst(9).dropLast()) : ""
                     continue
@@ -262,20 +271,22 @@ public struct SupervisorReader: Sendable {
                     found = fd
                 }
             }
-            if let found { return finish(found) }
+            if let found { return finish(found, conf: files.first) }
         }
         return nil
     }
 
-    private func finish(_ s: ConfigSource) -> ConfigSource {
+    private func finish(_ s: ConfigSource, conf: String?) -> ConfigSource {
         var s = s
         let p = s.settings["program"] ?? "?"
         s.settings["autorestart"] = s.settings["autorestart"] ?? "unexpected (default)"
         s.settings["autostart"] = s.settings["autostart"] ?? "true (default)"
+        // supervisorctl finds the server through the same config file supervisord read.
+        let ctl = conf.map { SupervisorReader.defaults.first == $0 ? "supervisorctl" : "supervisorctl -c \(fs.shown($0))" } ?? "supervisorctl"
         s.remediation = [
-            "supervisorctl stop \(p)",
-            "# in \(s.file) [program:\(p)] (line \(s.settings["section_line"] ?? "?")): set autostart=false and autorestart=false",
-            "supervisorctl reread && supervisorctl update",
+            "\(ctl) stop \(shellQuote(p))",
+            "# in \(commentSafe(fs.path(s.file))) [program:\(commentSafe(p))] (line \(s.settings["section_line"] ?? "?")): set autostart=false and autorestart=false",
+            "\(ctl) reread && \(ctl) update",
         ]
         return s
     }
@@ -299,6 +310,19 @@ public struct ScriptReader: Sendable {
             return hit.map { ConfigSource(file: file, line: $0 + 1, text: lines[$0].trimmingCharacters(in: .whitespaces)) }
         }
     }
+}
+
+/// An extended regular expression for `pkill -f` that matches the program's instances, whatever
+/// their arguments: the command line up to its script (or executable), then a blank or the end.
+func programPattern(_ argv: [String]) -> String? {
+    guard let first = argv.first, !first.isEmpty else { return nil }
+    var end = 0
+    if let script = Program(Image(time: 0, filename: first, argv: argv, comm: "")).script {
+        let base = script.split(separator: "/").last.map(String.init) ?? script
+        let at = argv.indices.dropFirst().first { argv[$0] == script || argv[$0] == base || argv[$0].hasSuffix("/" + base) || "-m " + argv[$0] == script }
+        end = at ?? 0
+    }
+    return "^" + regexEscape(argv[...end].joined(separator: " ")) + "( |$)"
 }
 
 /// One shell word, single-quoted.

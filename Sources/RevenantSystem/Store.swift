@@ -286,12 +286,23 @@ public final class Store: Sendable {
                     """, arguments: [Store.rulesJSON(e.rules), e.tier?.rawValue, e.blocked, row["process"] as Int64, row["seq"] as Int64])
             }
         }
+        // Instances are grouped by program (executable + script), whatever their arguments.
+        m.registerMigration("v10-program") { db in
+            try db.execute(sql: "ALTER TABLE image ADD COLUMN program TEXT")
+            let rows = try Row.fetchCursor(db, sql: "SELECT process, seq, exe, argv, cwd FROM image")
+            let st = try db.cachedStatement(sql: "UPDATE image SET program = ? WHERE process = ? AND seq = ?")
+            while let row = try rows.next() {
+                let img = Image(time: 0, filename: row["exe"], argv: Store.splitArgv([UInt8](row["argv"] as Data)), comm: "", cwd: row["cwd"])
+                try st.execute(arguments: [img.program.key, row["process"] as Int64, row["seq"] as Int64])
+            }
+            try db.execute(sql: "CREATE INDEX image_by_program ON image (program)")
+        }
         return m
     }()
 
     /// Applied schema migrations, oldest first.
     public func schemaVersions() throws(StoreError) -> [String] {
-        try read { try Store.migrator.appliedIdentifiers($0).sorted() }
+        try read { db in let applied = try Store.migrator.appliedIdentifiers(db); return Store.migrator.migrations.filter { applied.contains($0) } }
     }
 
     // MARK: - writing
@@ -370,14 +381,14 @@ public final class Store: Sendable {
             let byRowid = try RawStatement(db.cachedStatement(sql: """
                 INSERT INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
                     uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement,
-                    enforcement_rules, enforcement_tier, enforcement_blocked)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    enforcement_rules, enforcement_tier, enforcement_blocked, program)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """), db)
             let byKey = try RawStatement(db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO image (process, seq, time_ns, exe, interpreter, argv, argv_truncated, comm,
                     uid, euid, gid, loginuid, cgroup, cgroup_id, cwd, exe_dev, exe_ino, enforcement,
-                    enforcement_rules, enforcement_tier, enforcement_blocked)
-                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                    enforcement_rules, enforcement_tier, enforcement_blocked, program)
+                SELECT rowid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
                 FROM process WHERE boot = ? AND pid = ? AND start_ns = ?
                 """), db)
             for (p, seq, i) in batch.images {
@@ -391,6 +402,7 @@ public final class Store: Sendable {
                 b.int(Int64(bitPattern: i.cgroupId)); b.text(i.cwd); b.int(Int64(bitPattern: i.exeDevice)); b.int(Int64(bitPattern: i.exeInode))
                 b.text(i.enforcement?.message); b.text(i.enforcement.map { Store.rulesJSON($0.rules) })
                 b.text(i.enforcement?.tier?.rawValue); b.int(i.enforcement.map { $0.blocked ? 1 : 0 })
+                b.text(i.program.key)
                 if rowid == nil { b.int(boot); b.int(Int64(p.pid)); b.int(Int64(p.startNs)) }
                 try st.run()
             }
@@ -523,6 +535,14 @@ public final class Store: Sendable {
                 seen.insert(id)
                 cur = a.record.parent
             }
+            // One that only forked runs its parent's image: the kernel saw its comm, and a
+            // lazily announced fork whose parent had left memory was stored without an image.
+            for i in out.indices.reversed().dropFirst() where out[i].record.images.isEmpty {
+                if let img = out[i + 1].record.image {
+                    out[i].record.images = [img]
+                    out[i].record.imageInherited = true
+                }
+            }
             return out
         }
     }
@@ -548,6 +568,28 @@ public final class Store: Sendable {
             try (Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
                               arguments: [Data(Store.joinArgv(argv))]) ?? 0)
                 + Store.leafCount(db, argv: argv)
+        }
+    }
+
+    /// Processes that ran this program (any arguments), newest first.
+    public func instances(program: Program, limit: Int = 500) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                \(Store.selectProcess) WHERE p.rowid IN (
+                    SELECT process FROM image WHERE program = ? GROUP BY process ORDER BY process DESC LIMIT ?)
+                ORDER BY p.start_wall_ns DESC LIMIT ?
+                """, arguments: [program.key, limit * 2, limit])
+            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
+                                     try Store.leaves(db, program: program, limit: limit), limit: limit)
+        }
+    }
+
+    /// How many processes ran this program.
+    public func instanceCount(program: Program) throws(StoreError) -> Int {
+        try read { db in
+            try (Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE program = ?",
+                              arguments: [program.key]) ?? 0)
+                + Store.leafCount(db, program: program)
         }
     }
 

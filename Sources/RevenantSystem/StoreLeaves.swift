@@ -74,6 +74,27 @@ extension Store {
         return out
     }
 
+    /// Leaves that ran this program, newest batch first, at most `limit`.
+    static func leaves(_ db: Database, program: Program, limit: Int) throws -> [StoredProcess] {
+        var out: [StoredProcess] = []
+        guard limit > 0 else { return out }
+        try forEachLeaf(db, where: "instr(l.keys, ?) > 0", [Data(program.needle.utf8)]) { p in
+            if p.record.images.contains(where: { $0.program == program }) { out.append(p) }
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// How many leaves ran this program (decoding each batch that may hold it).
+    static func leafCount(_ db: Database, program: Program) throws -> Int {
+        var n = 0
+        try forEachLeaf(db, where: "instr(l.keys, ?) > 0", [Data(program.needle.utf8)]) { p in
+            if p.record.images.contains(where: { $0.program == program }) { n += 1 }
+            return true
+        }
+        return n
+    }
+
     /// Leaves whose exe or command line (NUL-separated) contains `text`, byte for byte as SQLite's instr.
     static func leaves(_ db: Database, containing text: String, limit: Int) throws -> [StoredProcess] {
         var out: [StoredProcess] = []

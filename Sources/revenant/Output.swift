@@ -87,11 +87,16 @@ enum RespawnText {
             if let p = r.settings["program"] { out.line("  program     [program:\(p)]") }
             if let u = r.settings["user"] { out.line("  user        \(u)") }
             for n in src.notes { out.line("  note        \(n)") }
+        } else if r.mechanism == "container", let c = r.settings["container"] {
+            out.line("  source      \(r.settings["engine"] ?? "the engine")'s record of container \(c): restart policy \(r.settings["restart_policy"] ?? "unknown")")
         } else if r.mechanism != "unknown" {
             out.line("  source      not found (looked under \(r.config_root ?? "the spawner's root or --root"))")
         }
         if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.isEmpty ? $0.name : $0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }
         if let c = r.command { out.line("  command     \(c)") }
+        if let p = r.program, r.command_lines.count > 1 || r.command_lines.first.map({ $0 != p }) == true {
+            out.line("  program     \(p)   (any arguments; \(r.command_lines.count == 1 ? "command line" : "command lines"): \(r.command_lines.joined(separator: " | ")))")
+        }
         var ev = r.evidence
         if r.gap_seconds.count > 0 {
             let g = r.gap_seconds

@@ -1,6 +1,6 @@
 import Foundation
 import RevenantCore
-import RevenantSystem
+@testable import RevenantSystem
 import RevenantTestSupport
 import Testing
 
@@ -18,6 +18,11 @@ struct Fixture {
         try FileManager.default.createSymbolicLink(atPath: full, withDestinationPath: target)
     }
     func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// Whether `sh -n` accepts the command as printed.
+func shellParses(_ command: String) -> Bool {
+    (try? sh(["/bin/sh", "-n", "-c", command]).status) == 0
 }
 
 @Suite struct ConfigReaderTests {
@@ -115,6 +120,37 @@ struct Fixture {
         try f.write("/srv/sup.conf", "[program:x]\ncommand=/opt/x --fast\n")
         let c = try #require(r.find(supervisordArgv: ["supervisord", "-c", "/srv/sup.conf"], cwd: "/", workerArgv: ["/opt/x", "--fast"]))
         #expect(c.file == "/srv/sup.conf" && c.line == 2)
+        // supervisorctl must talk to the server that read that file, with paths under the root.
+        #expect(c.remediation.first == "supervisorctl -c '\(f.root)/srv/sup.conf' stop 'x'")
+        #expect(c.remediation.last == "supervisorctl -c '\(f.root)/srv/sup.conf' reread && supervisorctl -c '\(f.root)/srv/sup.conf' update")
+        #expect(c.remediation.allSatisfy { shellParses($0) })
+    }
+
+    @Test func cronStopsTheWorkerByItsProgramNotTheJobLine() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/cron.d/worker", "* * * * * root pgrep -f '[w]orker.py' || nohup python3 /opt/w/worker.py --id 3 &\n")
+        let s = try #require(CronReader(root: f.root).find(command: "pgrep -f '[w]orker.py' || nohup python3 /opt/w/worker.py --id 3 &",
+                                                       worker: ["python3", "/opt/w/worker.py", "--id", "3"]))
+        #expect(s.remediation == ["sed -i '1s/^/# /' '\(f.root)/etc/cron.d/worker'   # cron re-reads it within a minute",
+                                  "pkill -f -- '^python3 /opt/w/worker\\.py( |$)'   # then stop the instances it already started"])
+        #expect(s.remediation.allSatisfy { shellParses($0) })
+        // The pattern matches the instances, with any arguments, and not the job's shell.
+        let pattern = try #require(programPattern(["python3", "/opt/w/worker.py", "--id", "3"]))
+        let grep = { (line: String) in (try? sh(["/bin/grep", "-Eq", "--", pattern], input: line + "\n").status) == 0 }
+        #expect(grep("python3 /opt/w/worker.py --id 4"))
+        #expect(grep("python3 /opt/w/worker.py"))
+        #expect(!grep("python3 /opt/w/worker.pyc"))
+        #expect(!grep("/bin/sh -c pgrep -f '[w]orker.py' || nohup python3 /opt/w/worker.py --id 3 &"))
+    }
+
+    @Test func anInlineLoopInAUnitIsItsExecStartLine() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        try f.write("/etc/systemd/system/loop.service", "[Unit]\nDescription=x\n\n[Service]\nExecStart=/bin/sh -c 'while true; do /opt/w; sleep 1; done'\nRestart=always\n")
+        let s = try #require(SystemdReader(root: f.root).unit("loop.service", line: "ExecStart"))
+        #expect(s.line == 5)
+        #expect(s.text.hasPrefix("ExecStart=/bin/sh -c 'while true"))
+        #expect(s.settings["Restart"] == "always")
+        #expect(SystemdReader(root: f.root).unit("loop.service")?.line == 6, "by default the Restart= line")
     }
 
     @Test func rcLocalLine() throws {

@@ -83,6 +83,15 @@ import Testing
         try s.write(b, nowWallNs: 0)
         #expect(try s.instanceCount(argv: ["python3", "w.py"]) == 4)
         #expect(try s.instances(argv: ["python3", "w.py"], limit: 3).map(\.record.id.pid) == [31, 30, 12])
+        // By program: the same script with other arguments, in rows and in leaves alike.
+        var c = StoreBatch(boot: boot, bootEpochNs: epoch)
+        c.leaves = [process(32, start: 7_000, parent: nil, exitAt: 7_500, images: [image(7_100, ["python3", "./w.py", "--id", "4"])])]
+        try s.write(c, nowWallNs: 0)
+        let w = Program(executable: "/usr/bin/python3", script: "/opt/w.py")
+        #expect(try s.instances(program: w).count == 5)
+        #expect(try s.instances(program: w).first?.record.id.pid == 32)
+        #expect(try s.instanceCount(program: w) == 5)
+        #expect(try s.instances(argv: ["python3", "./w.py", "--id", "4"]).count == 1, "command lines stay exact")
     }
 
     @Test func exportMergesLeavesIntoTimeOrder() throws {

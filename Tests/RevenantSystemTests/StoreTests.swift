@@ -15,11 +15,11 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program"])
     }
 
     @Test func refusesWhatIsNotAStore() throws {
@@ -60,7 +60,7 @@ import Testing
             (e as? StoreError)?.reason.contains("older than this revenant") == true
         }
         let s = try Store(path: path)
-        #expect(try s.schemaVersions().last == "v9-enforcement-fields")
+        #expect(try s.schemaVersions().last == "v10-program")
         let byPid = try s.incarnations(pid: 42)
         #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
         let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))
@@ -70,6 +70,8 @@ import Testing
         #expect(worker.record.images.first?.enforcement?.blocked == true, "read once from a store written before the fields")
         #expect(try s.ancestry(of: worker).map(\.record.name) == ["init"])
         #expect(try s.instances(argv: ["python3", "w.py"]).map(\.record.id) == [worker.record.id])
+        #expect(try s.instances(program: Program(executable: "/usr/bin/python3", script: "w.py")).map(\.record.id) == [worker.record.id],
+                "rows written before programs were indexed are found by program")
         var rows: [ExportRow] = []
         try s.export(ExportFilter()) { rows.append($0) }
         #expect(rows.map(\.boot) == ["old-boot"])

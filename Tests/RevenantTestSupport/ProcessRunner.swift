@@ -9,14 +9,20 @@ public struct RunResult: Sendable {
 
 /// Runs a command to completion. Both pipes are read at once, so neither fills (64 KiB) and
 /// blocks the child while the other is being read.
-public func sh(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
+public func sh(_ argv: [String], input: String? = nil) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: argv[0])
     p.arguments = Array(argv.dropFirst())
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
+    let inp = Pipe()
+    p.standardInput = input == nil ? FileHandle.nullDevice : inp
     try p.run()
+    if let input {
+        inp.fileHandleForWriting.write(Data(input.utf8))
+        try? inp.fileHandleForWriting.close()
+    }
     let errData = ErrBox()
     let group = DispatchGroup()
     DispatchQueue.global().async(group: group) { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
