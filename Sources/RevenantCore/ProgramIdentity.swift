@@ -8,7 +8,8 @@ public struct Program: Hashable, Sendable, CustomStringConvertible {
     public var script: String?
 
     public init(executable: String, script: String? = nil) {
-        self.executable = executable; self.script = script
+        // A `#!` script exec'd directly is both: once is enough.
+        self.executable = executable; self.script = script == executable ? nil : script
     }
 
     /// One string: what the store indexes and groups by.

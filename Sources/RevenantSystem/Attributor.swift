@@ -76,9 +76,10 @@ public enum Attributor {
     /// The `newest` first entries of a newest-first list, and `spread` more evenly spaced over the rest.
     static func sample<T>(_ all: [T], newest: Int, spread: Int) -> [T] {
         guard all.count > newest + spread else { return all }
+        // From the oldest on: the morning's respawner is as likely to matter as the last hour's.
         let rest = all[newest...]
         let step = Double(rest.count) / Double(spread)
-        return Array(all.prefix(newest)) + (0..<spread).map { rest[rest.startIndex + Int(Double($0) * step)] }
+        return Array(all.prefix(newest)) + (0..<spread).map { rest[rest.endIndex - 1 - Int(Double($0) * step)] }
     }
 
     /// What respawns `target` (the newest instance when nil), from the instances that share
