@@ -28,13 +28,25 @@ public struct SafetyContext: Sendable {
     /// Paths equal to a given one once symlinks are resolved (e.g. /usr/bin/python3 → python3.11).
     public var resolve: @Sendable (String) -> String
 
+    /// The kernel matches executables by device and inode: the host's protected programs by
+    /// file identity, so a hard link or a bind mount under another name is still refused.
+    public var protectedFiles: [FileKey: String] = [:]
+    public var fileKey: @Sendable (String) -> FileKey? = { _ in nil }
+
+    public struct FileKey: Hashable, Sendable {
+        public var device: UInt64, inode: UInt64
+        public init(device: UInt64, inode: UInt64) { self.device = device; self.inode = inode }
+    }
+
     public init(pid1Exe: String?, selfExe: String?, resolve: @escaping @Sendable (String) -> String = { $0 }) {
         self.pid1Exe = pid1Exe; self.selfExe = selfExe; self.resolve = resolve
     }
 
     static var shells: Set<String> { ShellInvocation.shells }
     static let interpreterPrefixes = ["python", "perl", "ruby", "node", "php", "java", "lua", "Rscript", "tclsh", "pypy", "bun", "deno"]
-    static let critical: Set<String> = ["sshd", "systemd", "init", "revenant", "sudo", "login", "dbus-daemon", "containerd", "dockerd"]
+    public static let critical: Set<String> = ["sshd", "sshd-session", "systemd", "init", "revenant", "sudo", "su", "login", "agetty",
+                                               "systemd-logind", "systemd-journald", "dbus-daemon", "dbus-broker", "kubelet",
+                                               "containerd", "containerd-shim-runc-v2", "dockerd", "runc", "conmon"]
 
     static func isShell(_ name: String) -> Bool { shells.contains(name) }
     static func isInterpreter(_ name: String) -> Bool {
@@ -52,6 +64,9 @@ public enum PolicyCompiler {
             if let p1 = context.pid1Exe, real == context.resolve(p1) { return "exe \(exe) is PID 1's executable" }
             if let me = context.selfExe, real == context.resolve(me) { return "exe \(exe) is revenant itself" }
             if SafetyContext.critical.contains(base) || SafetyContext.critical.contains(given) { return "exe \(exe) is \(base), which the host needs" }
+            if let k = context.fileKey(exe), let same = context.protectedFiles[k] {
+                return "exe \(exe) is the same file as \(same) (a hard link or bind mount), which the host needs"
+            }
             if m.script == nil && m.argv == nil {
                 if SafetyContext.isShell(base) || SafetyContext.isShell(given) { return "exe \(exe) is a shell: without a script it would match every \(given) script" }
                 if SafetyContext.isInterpreter(base) || SafetyContext.isInterpreter(given) { return "exe \(exe) is an interpreter: add `script:` to match one program" }
@@ -60,6 +75,9 @@ public enum PolicyCompiler {
         if let comm = m.comm, m.script == nil, m.exe == nil || m.exe.map({ SafetyContext.isShell(basename($0)) || SafetyContext.isInterpreter(basename($0)) }) == true {
             if SafetyContext.critical.contains(comm) { return "comm \(comm) is a process the host needs" }
             if SafetyContext.isShell(comm) || SafetyContext.isInterpreter(comm) { return "comm \(comm) is a shell or interpreter: add `script:`" }
+        }
+        if let s = m.script, s.hasPrefix("-") || s.isEmpty {
+            return "script \"\(s)\" is an option, not a script: it would match every command line that passes it (every `sh -c`)"
         }
         if let s = m.script, SafetyContext.isShell(basename(s)) || SafetyContext.critical.contains(basename(s)) {
             return "script \(s) names a shell or a host process"

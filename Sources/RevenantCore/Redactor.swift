@@ -1,13 +1,17 @@
+import Foundation
+
 /// Removes secrets from command lines before anything is stored, logged or audited.
 /// A pattern is a glob over one argv element: `--password=*` hides what follows the first `=`
 /// of a matching element; a pattern without `=` (`--password`) hides the element after it.
 /// Words inside a command string (`sh -c "app --token=x"`) are treated the same way.
 public struct Redactor: Sendable, Equatable {
     public static let mask = "[REDACTED]"
+    /// `KEY=value` patterns match case-insensitively anywhere in the word (`--db-password=…`,
+    /// `PGPASSWORD=…`, `jdbc:…?user=u&password=…`); flag patterns hide the next word.
     public static let defaults = [
-        "--password=*", "--passwd=*", "--pass=*", "--token=*", "--secret=*", "--api-key=*", "--apikey=*",
-        "--access-key=*", "--secret-key=*", "--client-secret=*", "--auth=*",
-        "*PASSWORD=*", "*PASSWD=*", "*TOKEN=*", "*SECRET=*", "*API_KEY=*",
+        "--pass=*", "--auth=*", "*password=*", "*passwd=*", "*token=*", "*secret=*", "*secret_access_key=*",
+        "*secret-key=*", "*secret_key=*", "*api_key=*", "*api-key=*", "*apikey=*", "*access_key=*", "*access-key=*",
+        "*private_key=*", "*credentials=*",
         "--password", "--passwd", "--token", "--secret", "--api-key", "--client-secret",
     ]
     public let patterns: [String]
@@ -23,7 +27,7 @@ public struct Redactor: Sendable, Equatable {
 
     public init(patterns: [String] = Redactor.defaults) {
         self.patterns = patterns
-        valuePatterns = patterns.filter { $0.contains("=") }
+        valuePatterns = patterns.filter { $0.contains("=") }.map { $0.lowercased() }
         let flags = patterns.filter { !$0.contains("=") }
         let wild: (String) -> Bool = { $0.contains { "*?[".contains($0) } }
         flagLiterals = Set(flags.filter { !wild($0) })
@@ -86,7 +90,8 @@ public struct Redactor: Sendable, Equatable {
                     out![i] = words.joined(separator: " ")
                 }
             } else if s.equals {
-                if valuePatterns.contains(where: { Glob.match($0, a) }), let eq = a.firstIndex(of: "=") {
+                let lower = a.lowercased()
+                if valuePatterns.contains(where: { Glob.match($0, lower) }), let eq = a.firstIndex(of: "=") {
                     if out == nil { out = argv }
                     out![i] = String(a[...eq]) + Redactor.mask
                 }
@@ -97,6 +102,50 @@ public struct Redactor: Sendable, Equatable {
             }
             i += 1
         }
+        // Forms no word pattern catches: URL credentials, bearer tokens, PEM keys, mysql's -pSECRET.
+        let mysql = Redactor.mysqlClients.contains(String((argv.first ?? "").split(separator: "/").last ?? ""))
+        for (k, a) in (out ?? argv).enumerated() {
+            if let m = Redactor.maskForms(a, mysqlClient: mysql && k > 0) {
+                if out == nil { out = argv }
+                out![k] = m
+            }
+        }
         return out
+    }
+
+    static let mysqlClients: Set<String> = ["mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump", "mariadb-admin"]
+
+    /// The word with credentials in the forms above hidden, or nil when it holds none.
+    static func maskForms(_ a: String, mysqlClient: Bool) -> String? {
+        if mysqlClient, a.hasPrefix("-p"), a.utf8.count > 2, !a.hasPrefix("--") { return "-p" + mask }
+        // Every form below holds a ':' (`://`, `Authorization: Bearer`, `-----BEGIN … KEY-----`
+        // has none, so its dashes are checked too): one pass over the bytes rejects the rest.
+        guard a.utf8.contains(where: { $0 == 0x3A || $0 == 0x2D }) else { return nil }
+        if a.contains("PRIVATE KEY-----") { return mask + " (private key)" }
+        guard a.utf8.contains(0x3A) else { return nil }
+        var s = a
+        var changed = false
+        // scheme://user:password@host → scheme://user:[REDACTED]@host
+        var from = s.startIndex
+        while let r = s.range(of: "://", range: from..<s.endIndex) {
+            let rest = s[r.upperBound...]
+            let end = rest.firstIndex { $0 == "/" || $0 == " " || $0 == "\"" || $0 == "'" } ?? rest.endIndex
+            if let at = rest[..<end].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":"), rest[rest.index(after: colon)..<at] != Substring(mask) {
+                s.replaceSubrange(s.index(after: colon)..<at, with: mask)
+                changed = true
+            }
+            guard let next = s.range(of: "://", range: r.upperBound..<s.endIndex) else { break }
+            from = next.lowerBound
+        }
+        // Authorization: Bearer TOKEN (any case)
+        var search = s.startIndex
+        while let r = s.range(of: "bearer ", options: .caseInsensitive, range: search..<s.endIndex) {
+            let tokenEnd = s[r.upperBound...].firstIndex { $0 == " " || $0 == "\"" || $0 == "'" } ?? s.endIndex
+            guard tokenEnd > r.upperBound, s[r.upperBound..<tokenEnd] != Substring(mask) else { search = r.upperBound; continue }
+            s.replaceSubrange(r.upperBound..<tokenEnd, with: mask)
+            changed = true
+            search = s.index(r.upperBound, offsetBy: mask.count)
+        }
+        return changed ? s : nil
     }
 }

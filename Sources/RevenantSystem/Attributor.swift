@@ -222,6 +222,19 @@ public enum Attributor {
             remediation.append("# started at boot by \(l.file):\(l.line): \(commentSafe(l.text))")
         }
         if let s = source { remediation = s.remediation + remediation }
+        // Configuration lines are read now, not from the redacted store: hidden the same way.
+        if var s = source {
+            let hidden = Attributor.redact(s.text)
+            if hidden != s.text {
+                s.text = hidden
+                let note = "# \(commentSafe(RootFS(root: cfgRoot).path(s.file))) line \(s.line) holds a secret (not printed): remove that line by hand (crontab -e, an editor)"
+                remediation = remediation.map { Attributor.redact($0) == $0 ? $0 : note }
+                s.remediation = s.remediation.map { Attributor.redact($0) == $0 ? $0 : note }
+            }
+            s.notes = s.notes.map(Attributor.redact)
+            source = s
+        }
+        f.command = f.command.map(Attributor.redact)
         var settings = source?.settings ?? [:]
         settings.removeValue(forKey: "section_line")
         settings.merge(containerSettings) { a, _ in a }
@@ -257,6 +270,11 @@ public enum Attributor {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return [UInt64(st.st_dev), UInt64(st.st_ino)]
+    }
+
+    /// A configuration line with the default redactions applied word by word.
+    static func redact(_ line: String) -> String {
+        Redactor().apply(line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)).joined(separator: " ")
     }
 
     static func commandLines(_ instances: [Instance]) -> [String] {

@@ -38,11 +38,7 @@ public final class AuditLog: @unchecked Sendable {
 
     public init(path: String, maxBytes: Int = 64 << 20, keep: Int = 5) throws {
         self.path = path; self.maxBytes = maxBytes; self.keep = keep
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o750])
-        }
+        try PrivateFiles.directory((path as NSString).deletingLastPathComponent)
         // Continue the chain from the last record here, or in the newest rotated file.
         (seq, lastHash) = AuditLog.tail(path) ?? AuditLog.tail(path + ".1") ?? (0, AuditChain.genesis)
         try open()
@@ -51,6 +47,7 @@ public final class AuditLog: @unchecked Sendable {
     private func open() throws {
         let f = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard f >= 0 else { throw AuditLogError(path: path, errno: errno) }
+        fchmod(f, 0o640)   // whatever the umask: readable by the owner's group (log shippers), no one else
         fd = f
         size = Int(lseek(f, 0, SEEK_END))
     }

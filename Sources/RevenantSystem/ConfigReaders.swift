@@ -340,10 +340,4 @@ func regexEscape(_ s: String) -> String {
 
 /// Text for a `# comment` in a suggested command list: a line break would end the comment
 /// and start a command, so control characters are shown escaped.
-func commentSafe(_ s: String) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        if u.value < 0x20 || u.value == 0x7f { out += u == "\n" ? "\\n" : String(format: "\\x%02x", u.value) } else { out.unicodeScalars.append(u) }
-    }
-    return out
-}
+func commentSafe(_ s: String) -> String { Visible.escape(s) }

@@ -84,8 +84,9 @@ public final class Store: Sendable {
                     throw StoreError(path: path, reason: "no such file (has `revenant run` ever run with this --db?)")
                 }
             } else {
-                let dir = (path as NSString).deletingLastPathComponent
-                if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+                try PrivateFiles.directory((path as NSString).deletingLastPathComponent)
+                // SQLite gives -wal and -shm the database file's mode when it creates them.
+                PrivateFiles.file(path, mode: 0o600, companions: ["-wal", "-shm"])
             }
             config.prepareDatabase { db in
                 if !db.configuration.readonly {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RevenantCore
 
 /// One line per record on stderr. Under journald (stderr not a terminal) each line starts
 /// with its syslog priority (`<4>`), which journald turns into the entry's level.
@@ -17,7 +18,8 @@ struct JournalLogHandler: LogHandler {
     func log(event: LogEvent) {
         let all = metadata.merging(event.metadata ?? [:]) { $1 }
         let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let text = event.message.description + (fields.isEmpty ? "" : " " + fields)
+        // One record, one line: a newline in argv must not start an entry of its own priority.
+        let text = Visible.escape(event.message.description + (fields.isEmpty ? "" : " " + fields))
         let line: String
         if JournalLogHandler.tty {
             line = "\(Clock.hms.string(from: Date())) \(event.level.rawValue.uppercased()) \(text)\n"

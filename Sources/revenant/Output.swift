@@ -9,8 +9,9 @@ final class LineWriter: Sendable {
     private let handle: Mutex<FileHandle>
     init(_ h: FileHandle) { handle = Mutex(h) }
 
+    /// One line, control characters escaped: nothing printed can move the cursor or start a line.
     func line(_ s: String) {
-        handle.withLock { $0.write(Data((s + "\n").utf8)) }
+        handle.withLock { $0.write(Data((Visible.escape(s) + "\n").utf8)) }
     }
 
     func json<T: Encodable>(_ value: T) {
@@ -21,7 +22,7 @@ final class LineWriter: Sendable {
 }
 
 func warn(_ s: String) {
-    FileHandle.standardError.write(Data(("revenant: " + s + "\n").utf8))
+    FileHandle.standardError.write(Data(("revenant: " + Visible.escape(s) + "\n").utf8))
 }
 
 enum Clock {
@@ -43,7 +44,7 @@ enum Clock {
 struct Failure: Error, CustomStringConvertible {
     let description: String
     let status: Int32
-    init(_ message: String, status: Int32 = 1) { description = message; self.status = status }
+    init(_ message: String, status: Int32 = 1) { description = Visible.escape(message); self.status = status }
 
     /// A query's answer; its failure as an exit: 2 when the store is unreadable, 1 when it holds nothing.
     static func answering<T>(_ query: () throws -> T) throws -> T {

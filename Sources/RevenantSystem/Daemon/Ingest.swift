@@ -138,7 +138,9 @@ final class Ingest: @unchecked Sendable {
         // and fork-time lineage instead of a second, tick-precision row built from /proc.
         let earlier = try store.exactRecords(boot: boot, seeing: found.map(\.id))
         for r in found { if let k = earlier[r.id] { table.restore(k, seenAs: r.id) } }
-        for r in found where earlier[r.id] == nil {
+        for var r in found where earlier[r.id] == nil {
+            // Seeded command lines leave the process like traced ones: redacted first.
+            for k in r.images.indices { if let hidden = config.redactor.redacted(r.images[k].argv) { r.images[k].argv = hidden } }
             table.seed(r)
             guard var s = table[r.id] else { continue }
             s.parent = s.parent.map { table.canonical($0) }

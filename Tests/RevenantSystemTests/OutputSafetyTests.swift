@@ -1,0 +1,96 @@
+import Foundation
+import Glibc
+import RevenantCore
+@testable import RevenantSystem
+import RevenantTestSupport
+import Testing
+
+@Suite struct ConfigSecretTests {
+    /// A cron line read at query time holds a password: neither its text nor the remediation prints it.
+    @Test func aSecretInACronLineIsNotPrinted() throws {
+        let f = Fixture(); defer { f.cleanup() }
+        let job = "/usr/bin/python3 /opt/w.py --db-password=hunter2"
+        try f.write("/var/spool/cron/crontabs/alice", "* * * * * \(job)\n")
+        let cron = Build.record(500, 5, ["/usr/sbin/cron", "-f"])
+        var runs: [Instance] = []
+        for i in 0..<2 {
+            let cronJob = Build.record(Int32(600 + i * 3), UInt64(600 + i), ["/usr/sbin/CRON", "-f"])
+            let shell = Build.record(Int32(601 + i * 3), UInt64(600 + i), ["/bin/sh", "-c", job])
+            let w = Build.record(Int32(602 + i * 3), UInt64(601 + i), ["/usr/bin/python3", "/opt/w.py", "--db-password=[REDACTED]"])
+            runs.append(Instance(process: w, ancestry: [shell, cronJob, cron], startWallNs: Int64(i) * 1_000_000_000, exitWallNs: nil))
+        }
+        let rep = Attributor.report(grouping: runs, target: nil, root: f.root, reader: ProcReader())
+        #expect(rep.source?.file == "/var/spool/cron/crontabs/alice", "\(rep)")
+        let json = String(decoding: try JSONEncoder().encode(rep), as: UTF8.self)
+        #expect(!json.contains("hunter2"), "\(json)")
+        #expect(rep.remediation.contains { $0.contains("holds a secret") })
+    }
+}
+
+/// Files that hold every command line on the host: owner-only, whatever the umask.
+@Suite(.serialized) struct PrivateFileTests {
+    @Test func storeAndAuditLogAreOwnerOnlyUnderAnOpenUmask() throws {
+        let dir = uniqueTempPath("modes") + "/state"
+        defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+        let old = umask(0)
+        defer { umask(old) }
+        let s = try Store(path: dir + "/revenant.db")
+        _ = try s.beginRun(boot: "b", bootEpochNs: 0, version: "t", nowWallNs: 1)
+        let log = try AuditLog(path: dir + "/audit.jsonl")
+        try log.append(.daemon("start", timeMs: 1))
+        log.close()
+        func mode(_ p: String) throws -> Int { (try FileManager.default.attributesOfItem(atPath: p)[.posixPermissions] as? Int) ?? -1 }
+        #expect(try mode(dir) == 0o750)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: dir + "/revenant.db" + suffix) {
+            #expect(try mode(dir + "/revenant.db" + suffix) == 0o600, "revenant.db\(suffix)")
+        }
+        #expect(try mode(dir + "/audit.jsonl") == 0o640)
+        // A store left world-readable by an older revenant is tightened when opened.
+        chmod(dir + "/revenant.db", 0o644)
+        _ = try Store(path: dir + "/revenant.db")
+        #expect(try mode(dir + "/revenant.db") == 0o600)
+    }
+}
+
+/// A root daemon enforces only a policy no one else can change (sshd's StrictModes).
+@Suite(.serialized) struct PolicyTrustTests {
+    @Test func policiesOthersCanChangeAreRefusedWithTheFix() throws {
+        try #require(geteuid() == 0, "needs root: the check guards what a root daemon enforces (make test runs as root)")
+        let dir = uniqueTempPath("trust")
+        try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755); chmod(dir + "/d", 0o755)
+        let file = dir + "/d/policy.yaml"
+        try "rules: []\n".write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        #expect(PolicyLoader.untrusted(file) == nil)
+        _ = try PolicyLoader.read(file)
+
+        chmod(file, 0o664)
+        #expect(PolicyLoader.untrusted(file)?.contains("fix: chmod go-w '\(file)'") == true)
+        chmod(file, 0o644)
+        chown(file, 65534, 65534)
+        #expect(PolicyLoader.untrusted(file)?.contains("fix: chown root '\(file)'") == true)
+        #expect { try PolicyLoader.read(file) } throws: { e in (e as? PolicyError)?.description.hasPrefix(file + ": refused") == true }
+        chown(file, 0, 0)
+        chmod(dir + "/d", 0o777)
+        #expect(PolicyLoader.untrusted(file)?.contains("directory \(dir)/d is writable by group or others") == true)
+        // Sticky and root-owned, like /tmp: others cannot replace root's file in it.
+        chmod(dir + "/d", 0o1777)
+        #expect(PolicyLoader.untrusted(file) == nil)
+    }
+
+    @Test func aHardLinkOfAProtectedProgramIsRefused() throws {
+        try #require(geteuid() == 0, "needs root to link a system binary")
+        let su = "/usr/bin/su"
+        try #require(FileManager.default.fileExists(atPath: su), "no \(su) on this host")
+        let dir = "/usr/local/lib/rvtest-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let alias = dir + "/innocent"
+        try #require(link(su, alias) == 0, "cannot hard-link \(su) into \(dir) (errno \(errno)): another filesystem?")
+        let rule = PolicyRule(name: "r", match: PolicyMatch(exe: alias), action: .kill)
+        let why = PolicyCompiler.danger(rule, context: PolicyLoader.safetyContext())
+        #expect(why?.contains("same file as") == true, "\(why ?? "accepted")")
+    }
+}
