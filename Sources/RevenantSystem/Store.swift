@@ -552,14 +552,19 @@ public final class Store: Sendable {
     /// ones, read backwards along the argv index (whose entries for one command line are in row
     /// order), so a command line run 100,000 times costs no more than one run 16 times.
     public func instances(argv: [String], limit: Int = 500) throws(StoreError) -> [StoredProcess] {
+        try instances(column: "argv", Data(Store.joinArgv(argv)), limit: limit) { db in try Store.leaves(db, argv: argv, limit: limit) }
+    }
+
+    /// Rows whose image has `column` = `value` (an indexed column), newest first, with `leaves`.
+    private func instances(column: String, _ value: some DatabaseValueConvertible, limit: Int,
+                           leaves: (Database) throws -> [StoredProcess]) throws(StoreError) -> [StoredProcess] {
         try read { db in
             let rows = try Row.fetchAll(db, sql: """
                 \(Store.selectProcess) WHERE p.rowid IN (
-                    SELECT process FROM image WHERE argv = ? GROUP BY process ORDER BY process DESC LIMIT ?)
+                    SELECT process FROM image WHERE \(column) = ? GROUP BY process ORDER BY process DESC LIMIT ?)
                 ORDER BY p.start_wall_ns DESC LIMIT ?
-                """, arguments: [Data(Store.joinArgv(argv)), limit * 2, limit])
-            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
-                                     try Store.leaves(db, argv: argv, limit: limit), limit: limit)
+                """, arguments: [value, limit * 2, limit])
+            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) }, try leaves(db), limit: limit)
         }
     }
 
@@ -574,15 +579,7 @@ public final class Store: Sendable {
 
     /// Processes that ran this program (any arguments), newest first.
     public func instances(program: Program, limit: Int = 500) throws(StoreError) -> [StoredProcess] {
-        try read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                \(Store.selectProcess) WHERE p.rowid IN (
-                    SELECT process FROM image WHERE program = ? GROUP BY process ORDER BY process DESC LIMIT ?)
-                ORDER BY p.start_wall_ns DESC LIMIT ?
-                """, arguments: [program.key, limit * 2, limit])
-            return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
-                                     try Store.leaves(db, program: program, limit: limit), limit: limit)
-        }
+        try instances(column: "program", program.key, limit: limit) { db in try Store.leaves(db, program: program, limit: limit) }
     }
 
     /// How many processes ran this program.

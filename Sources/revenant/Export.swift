@@ -143,7 +143,7 @@ enum ExportFormat {
         let cols: [String?] = [f.time, f.boot, "\(f.pid)", f.id, f.parent_pid.map { "\($0)" }, f.parent_id, f.parent_comm, f.exe,
                                f.argv.joined(separator: " "), f.cwd, "\(f.uid)", f.cgroup, f.seeded ? "1" : "0", f.enforcement,
                                f.exit_time, f.exit_code.map { "\($0)" }, f.signal.map { "\($0)" }]
-        return cols.map { quote(Visible.csvCell($0 ?? "")) }.joined(separator: ",")
+        return cols.map { quote(Visible.csvCell(Visible.escape($0 ?? ""))) }.joined(separator: ",")
     }
 
     /// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.

@@ -4,6 +4,8 @@ import RevenantSystem
 
 /// One line of `revenant trace`: the JSON field names are a stable interface.
 struct TraceRecord: Encodable {
+    static let redactor = Redactor()
+
     let type: String
     let time: String
     let time_boot_ns: UInt64
@@ -61,7 +63,7 @@ struct TraceRecord: Encodable {
         ancestry = table.ancestry(of: event.process).map { Ancestor(pid: $0.id.pid, id: $0.id.description, comm: $0.name) }
         exe = img?.filename
         interpreter = img?.interpreter
-        argv = img?.argv
+        argv = img.map { TraceRecord.redactor.apply($0.argv) }   // trace output leaves the process too
         argv_truncated = img.map { $0.argvTruncated }
         uid = img?.uid
         euid = img?.euid

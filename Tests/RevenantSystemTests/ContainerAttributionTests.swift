@@ -68,6 +68,7 @@ import Testing
             let ran = try sh(["/bin/sh", "-c", c])
             #expect(ran.status == 0, "\(c): \(ran.err)")
         }
+        try await d.settle()   // the instance running when it was stopped is on record first
         let after = instances().count
         try await Task.sleep(for: .seconds(4))
         try await d.settle()

@@ -274,7 +274,8 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         let src = try #require(r["source"] as? [String: Any])
         #expect(src["file"] as? String == w.dir + "/conf.d/worker.ini")
         #expect(src["line"] as? Int == 2)
-        #expect((r["remediation"] as? [String])?.contains("supervisorctl reread && supervisorctl update") == true)
+        let ctl = "supervisorctl -c '\(w.dir)/supervisord.conf'"   // the server that read that config
+        #expect((r["remediation"] as? [String])?.contains("\(ctl) reread && \(ctl) update") == true, "\(r["remediation"] ?? "")")
         #expect((r["instances"] as? Int ?? 0) >= 2)
         #expect(r["confidence"] as? String == "high")
         d.stop()
@@ -432,7 +433,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         let src = try #require(r["source"] as? [String: Any])
         #expect(src["file"] as? String == cronFile)
         #expect(src["line"] as? Int == 2)
-        #expect((r["remediation"] as? [String])?.first == "sed -i '2s/^/# /' \(cronFile)   # cron re-reads it within a minute")
+        #expect((r["remediation"] as? [String])?.first == "sed -i '2s/^/# /' '\(cronFile)'   # cron re-reads it within a minute")
 
         let users = try Store(path: d.db, readOnly: true).instances(argv: ["/usr/bin/python3", userWorker])
         let byCron = users.filter { $0.record.parent.map { $0.pid != loop.pid } ?? false }

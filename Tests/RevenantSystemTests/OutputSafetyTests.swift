@@ -94,3 +94,49 @@ import Testing
         #expect(why?.contains("same file as") == true, "\(why ?? "accepted")")
     }
 }
+
+/// Hostile command lines through the real daemon and every output: no raw control byte, no
+/// listed secret, no spreadsheet formula.
+@Suite(.serialized) struct HostileInputTests {
+    @Test(.kernel, .timeLimit(.minutes(2))) func aHostileCommandLineReachesNoOutputRaw() async throws {
+        try Kernel.check()
+        let dir = uniqueTempPath("hostile")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        let prog = dir + "/victim"
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: prog)
+        let policy = dir + "/policy.yaml"
+        try "rules:\n  - name: watch-victim\n    match: { exe: \(prog) }\n    action: audit\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        chmod(policy, 0o644)
+        let d = try DaemonUnderTest(name: "hostile")
+        try await d.start(["--policy", policy])
+        // argv[0] a formula; an OSC title sequence, a forged line, a secret, a bidi override.
+        let script = "exec -a '=HYPERLINK(\"http://x\")' \(prog) 0.3 $'\\e]0;pwned\\a' $'ok\\nFORGED line' --db-password=hunter2 $'\\u202egpj.exe'"
+        spawn(["/bin/bash", "-c", script])   // sleep refuses these arguments: the exec is what matters
+        try await d.settle()
+        let store = try Store(path: d.db, readOnly: true)
+        let victim = try #require(try store.matching(prog).first { $0.record.image?.filename == prog }, "the victim's exec was not stored")
+        let pid = String(victim.record.id.pid)
+
+        var outputs: [(String, String)] = []
+        outputs.append(("who-spawned", try revenant(["who-spawned", pid, "--db", d.db, "--id", victim.record.id.description]).out))
+        outputs.append(("timeline", try revenant(["timeline", "--match", "victim", "--db", d.db]).out))
+        outputs.append(("export csv", try revenant(["export", "--db", d.db, "--format", "csv", "--match", "victim"]).out))
+        d.stop()
+        outputs.append(("daemon log", d.logText))
+        for (name, text) in outputs {
+            #expect(!text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || $0.value == 0x7f || (0x80...0x9f).contains($0.value) || $0.value == 0x202e },
+                    "\(name) holds a raw control character")
+            #expect(!text.split(separator: "\n").contains { $0.hasPrefix("FORGED") }, "\(name) has a forged line")
+            #expect(!text.contains("hunter2"), "\(name) holds the secret")
+        }
+        #expect(outputs[0].1.contains("\\e]0;pwned\\x07"), "shown escaped: \(outputs[0].1)")
+        let csv = outputs[2].1.split(separator: "\n").dropFirst()
+        #expect(!csv.isEmpty && csv.allSatisfy { !$0.contains(",=HYPERLINK") && !$0.contains(",\"=HYPERLINK") }, "a formula reaches the spreadsheet: \(csv)")
+        for file in [d.audit, d.db, d.db + "-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+            #expect(bytes.range(of: Data("hunter2".utf8)) == nil, "\(file) holds the secret")
+        }
+    }
+}
