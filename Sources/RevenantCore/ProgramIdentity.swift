@@ -34,7 +34,7 @@ public struct Program: Hashable, Sendable, CustomStringConvertible {
                       ?? Program.inline(argv, flags: ["-c"]))
         } else if SafetyContext.isInterpreter(base) || SafetyContext.isInterpreter(exeBase) {
             self.init(executable: exe, script: Program.interpreterOperand(argv, cwd: image.cwd)
-                      ?? Program.inline(argv, flags: ["-c", "-e", "-E", "--eval", "-p", "--print"]))
+                      ?? Program.inline(argv, flags: Program.inlineFlags))
         } else {
             self.init(executable: exe)
         }
@@ -43,7 +43,6 @@ public struct Program: Hashable, Sendable, CustomStringConvertible {
     /// The script an interpreter runs: its first operand, after options (and their arguments).
     /// An inline program (`-c`, `-e`, `--eval`, `-p`) is no script; `-m mod` and `-jar F` are.
     static func interpreterOperand(_ argv: [String], cwd: String?) -> String? {
-        let inline: Set<String> = ["-c", "-e", "-E", "--eval", "-p", "--print"]
         let takesArgument: Set<String> = ["-W", "-X", "-I", "-cp", "-classpath", "--class-path", "--require", "-r", "-M", "--import"]
         var i = 1
         while i < argv.count {
@@ -53,7 +52,7 @@ public struct Program: Hashable, Sendable, CustomStringConvertible {
                 guard i + 1 < argv.count else { return nil }
                 return a == "-m" ? "-m " + argv[i + 1] : normalize(argv[i + 1], cwd: cwd)
             }
-            if inline.contains(a) || a == "-" { return nil }
+            if inlineFlags.contains(a) || a == "-" { return nil }
             if a.hasPrefix("-") {
                 i += takesArgument.contains(a) ? 2 : 1
                 continue
@@ -63,6 +62,9 @@ public struct Program: Hashable, Sendable, CustomStringConvertible {
         guard i < argv.count else { return nil }
         return normalize(argv[i], cwd: cwd)
     }
+
+    /// Interpreter options whose argument is the program text itself.
+    static let inlineFlags: Set<String> = ["-c", "-e", "-E", "--eval", "-p", "--print"]
 
     /// An inline program (`sh -c 'while …'`, `python3 -c …`) is its own text: `-c TEXT`.
     static func inline(_ argv: [String], flags: Set<String>) -> String? {

@@ -48,6 +48,9 @@ public struct Redactor: Sendable, Equatable {
         var space = false, equals = false, dash = false
         var first: UInt8 = 0
         var count = 0
+        /// May hold a form `maskForms` hides: a ':' (URL, Bearer header), a run of five dashes
+        /// (PEM), or `-p…` (mysql's password).
+        var form = false
     }
 
     private static func shape(_ a: String) -> Shape {
@@ -55,9 +58,12 @@ public struct Redactor: Sendable, Equatable {
             var s = Shape()
             s.count = u.count
             s.first = u.first ?? 0
+            var dashes = 0
             for b in u {
-                if b == 0x20 { s.space = true } else if b == 0x3D { s.equals = true } else if b == 0x2D { s.dash = true }
+                if b == 0x2D { dashes += 1; if dashes == 5 { s.form = true } } else { dashes = 0 }
+                if b == 0x20 { s.space = true } else if b == 0x3D { s.equals = true } else if b == 0x2D { s.dash = true } else if b == 0x3A { s.form = true }
             }
+            if u.count > 2, u[0] == 0x2D, u[1] == 0x70 { s.form = true }
             return s
         }
         if let s = a.utf8.withContiguousStorageIfAvailable(scan) { return s }
@@ -78,10 +84,12 @@ public struct Redactor: Sendable, Equatable {
     public func redacted(_ argv: [String]) -> [String]? {
         guard !patterns.isEmpty else { return nil }
         var out: [String]?
+        var forms = false
         var i = 0
         while i < argv.count {
             let a = argv[i]
             let s = Redactor.shape(a)
+            forms = forms || s.form
             if s.space {
                 // A command string (`sh -c "…"`) hides its secrets word by word.
                 if s.equals || s.dash,
@@ -103,6 +111,8 @@ public struct Redactor: Sendable, Equatable {
             i += 1
         }
         // Forms no word pattern catches: URL credentials, bearer tokens, PEM keys, mysql's -pSECRET.
+        // The scan above saw whether any word may hold one: most execs stop here.
+        guard forms else { return out }
         let mysql = Redactor.mysqlClients.contains(String((argv.first ?? "").split(separator: "/").last ?? ""))
         for (k, a) in (out ?? argv).enumerated() {
             if let m = Redactor.maskForms(a, mysqlClient: mysql && k > 0) {
@@ -118,9 +128,7 @@ public struct Redactor: Sendable, Equatable {
     /// The word with credentials in the forms above hidden, or nil when it holds none.
     static func maskForms(_ a: String, mysqlClient: Bool) -> String? {
         if mysqlClient, a.hasPrefix("-p"), a.utf8.count > 2, !a.hasPrefix("--") { return "-p" + mask }
-        // Every form below holds a ':' (`://`, `Authorization: Bearer`, `-----BEGIN … KEY-----`
-        // has none, so its dashes are checked too): one pass over the bytes rejects the rest.
-        guard a.utf8.contains(where: { $0 == 0x3A || $0 == 0x2D }) else { return nil }
+        guard shape(a).form else { return nil }
         if a.contains("PRIVATE KEY-----") { return mask + " (private key)" }
         guard a.utf8.contains(0x3A) else { return nil }
         var s = a

@@ -274,8 +274,10 @@ public enum Attributor {
 
     /// A configuration line with the default redactions applied word by word.
     static func redact(_ line: String) -> String {
-        Redactor().apply(line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)).joined(separator: " ")
+        redactor.apply(line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)).joined(separator: " ")
     }
+
+    static let redactor = Redactor()
 
     static func commandLines(_ instances: [Instance]) -> [String] {
         var seen = Set<[String]>(), out: [String] = []
