@@ -79,6 +79,13 @@ public struct Redactor: Sendable, Equatable {
 
     public func apply(_ argv: [String]) -> [String] { redacted(argv) ?? argv }
 
+    /// The record with every image's command line hidden where it holds a secret.
+    public func apply(_ r: ProcessRecord) -> ProcessRecord {
+        var r = r
+        for k in r.images.indices { if let hidden = redacted(r.images[k].argv) { r.images[k].argv = hidden } }
+        return r
+    }
+
     /// The command line with its secrets hidden, or nil when it holds none (the common case,
     /// which the daemon meets at every exec: nothing is copied then).
     public func redacted(_ argv: [String]) -> [String]? {

@@ -90,8 +90,14 @@ public struct VerifyWatch {
             }
         }
         // Instances of the same program seen here, for attribution.
+        // The store's records are redacted by the daemon; these come raw from the kernel.
         var respawn: RespawnReport?
-        let instances = table.instances(ids, bootEpochNs: clock.bootEpochNs)
+        let instances = table.instances(ids, bootEpochNs: clock.bootEpochNs).map {
+            var i = $0
+            i.process = Attributor.redactor.apply(i.process)
+            i.ancestry = i.ancestry.map(Attributor.redactor.apply)
+            return i
+        }
         if let latest = instances.last {
             let same = instances.filter { $0.process.image?.argv == latest.process.image?.argv }
             respawn = Attributor.report(grouping: same, target: latest.process.id, root: "/", reader: ProcReader())
@@ -102,6 +108,7 @@ public struct VerifyWatch {
                let t = r.image?.time, x >= t, x - t < 50_000_000 {
                 starts[i].blocked = "killed at exec"
             }
+            starts[i].record = Attributor.redactor.apply(starts[i].record)
         }
         return Outcome(starts: starts, respawn: respawn)
     }

@@ -48,7 +48,7 @@ struct TraceRecord: Encodable {
 
     init(_ event: Event, table: ProcessTable, clock: BootClock) {
         let r = table[event.process]
-        let img = r?.image
+        let img = r.map { TraceRecord.redactor.apply($0) }?.image   // trace output leaves the process too
         let date = Date(timeIntervalSince1970: clock.wallSeconds(event.time))
         time = Clock.iso.string(from: date)
         time_boot_ns = event.time
@@ -63,7 +63,7 @@ struct TraceRecord: Encodable {
         ancestry = table.ancestry(of: event.process).map { Ancestor(pid: $0.id.pid, id: $0.id.description, comm: $0.name) }
         exe = img?.filename
         interpreter = img?.interpreter
-        argv = img.map { TraceRecord.redactor.apply($0.argv) }   // trace output leaves the process too
+        argv = img?.argv
         argv_truncated = img.map { $0.argvTruncated }
         uid = img?.uid
         euid = img?.euid

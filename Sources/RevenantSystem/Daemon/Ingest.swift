@@ -365,10 +365,25 @@ final class Ingest: @unchecked Sendable {
             audit.submit(.record(.daemon("policy loaded", timeMs: WallClock.nowMs(),
                                          detail: "\(path): \(compiled.rules.count) rules; \(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))"),
                                  sync: true))
+            overridden(compiled.rules, path: path)
             killExisting(compiled)
         } catch {
             log.error("policy install failed, previous policy stays in force", metadata: ["error": "\(error)"])
             audit.submit(.record(.daemon("policy rejected", timeMs: WallClock.nowMs(), detail: "\(error)", severity: 3), sync: true))
+        }
+    }
+
+    /// Rules the rails would refuse, loaded because they say `allow_dangerous: true`: each is
+    /// logged at critical level and recorded in the audit log at every load.
+    private func overridden(_ rules: [PolicyRule], path: String) {
+        let context = PolicyLoader.safetyContext()
+        for r in rules where r.allowDangerous {
+            guard let why = PolicyCompiler.danger(r, context: context) else { continue }
+            log.critical("safety rails overridden by allow_dangerous: true", metadata: [
+                "rule": "\(r.name)", "file": "\(path):\(r.line)", "why": "\(why)", "action": "\(r.action.rawValue)"])
+            audit.submit(.record(.daemon("safety rails overridden", timeMs: WallClock.nowMs(),
+                                         detail: "\(path):\(r.line): rule \"\(r.name)\" (\(r.action.rawValue)): \(why)", severity: 4),
+                                 sync: true))
         }
     }
 
