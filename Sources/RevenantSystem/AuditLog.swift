@@ -36,19 +36,33 @@ public final class AuditLog: @unchecked Sendable {
         return e
     }()
 
-    public init(path: String, maxBytes: Int = 64 << 20, keep: Int = 5) throws {
-        self.path = path; self.maxBytes = maxBytes; self.keep = keep
-        try PrivateFiles.directory((path as NSString).deletingLastPathComponent)
-        // Continue the chain from the last record here, or in the newest rotated file.
-        (seq, lastHash) = AuditLog.tail(path) ?? AuditLog.tail(path + ".1") ?? (0, AuditChain.genesis)
-        try open()
+    public convenience init(path: String, maxBytes: Int = 64 << 20, keep: Int = 5) throws {
+        self.init(opening: path, maxBytes: maxBytes, keep: keep)
+        if let e = lastOpenError { throw e }
     }
 
+    /// Never fails: a log that cannot be opened now is opened at the first write that can,
+    /// after an "audit gap" record of what was lost meanwhile.
+    public init(opening path: String, maxBytes: Int = 64 << 20, keep: Int = 5) {
+        self.path = path; self.maxBytes = maxBytes; self.keep = keep
+        // Continue the chain from the last record here, or in the newest rotated file.
+        (seq, lastHash) = AuditLog.tail(path) ?? AuditLog.tail(path + ".1") ?? (0, AuditChain.genesis)
+        do { try open() } catch { lastOpenError = error as? AuditLogError ?? AuditLogError(path: path, errno: EIO); gapError = lastOpenError!.errno }
+    }
+
+    private var lastOpenError: AuditLogError?
+    public var isOpen: Bool { lock.withLock { fd >= 0 } }
+    public var lastError: String? { lock.withLock { lastOpenError?.description } }
+
     private func open() throws {
+        if (try? PrivateFiles.directory((path as NSString).deletingLastPathComponent)) == nil {
+            throw AuditLogError(path: path, errno: errno == 0 ? EACCES : errno)
+        }
         let f = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard f >= 0 else { throw AuditLogError(path: path, errno: errno) }
         fchmod(f, 0o640)   // whatever the umask: readable by the owner's group (log shippers), no one else
         fd = f
+        lastOpenError = nil
         size = Int(lseek(f, 0, SEEK_END))
     }
 
@@ -70,21 +84,35 @@ public final class AuditLog: @unchecked Sendable {
     public func append(_ event: AuditEvent, sync: Bool = false) throws {
         lock.lock()
         defer { lock.unlock() }
-        if gap > 0 {
-            let lost = gap
-            var g = AuditEvent.daemon("audit gap", timeMs: Int64(Date().timeIntervalSince1970 * 1000),
-                                      detail: "\(lost) records could not be written: \(String(cString: strerror(gapError)))",
-                                      severity: 4)
-            g.revenant.lost_records = lost
-            do { try write(g) } catch { gap += 1; throw error }
-            gap = 0
-        }
+        do { try writeGap() } catch { gap += 1; throw error }
         do { try write(event) } catch { gap += 1; throw error }
         if sync { fsyncLocked() }
     }
 
+    /// Records the gap, if any, as soon as the log takes writes again (called once a flush,
+    /// so the gap is on record without waiting for the next event). Returns the records lost.
+    @discardableResult
+    public func recordGap() throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let lost = gap
+        try writeGap()
+        if lost > 0 { fsyncLocked() }
+        return lost
+    }
+
+    private func writeGap() throws {
+        guard gap > 0 else { return }
+        var g = AuditEvent.daemon("audit gap", timeMs: Int64(Date().timeIntervalSince1970 * 1000),
+                                  detail: "\(gap) records could not be written: \(String(cString: strerror(gapError)))",
+                                  severity: 4)
+        g.revenant.lost_records = gap
+        try write(g)
+        gap = 0
+    }
+
     private func write(_ event: AuditEvent) throws {
-        if fd < 0 { do { try open() } catch let e as AuditLogError { gapError = e.errno; throw e } }
+        if fd < 0 { do { try open() } catch let e as AuditLogError { gapError = e.errno; lastOpenError = e; throw e } }
         var e = event
         e.revenant.seq = seq + 1
         e.revenant.prev_hash = lastHash

@@ -40,10 +40,27 @@ public struct DaemonRun: Sendable, Equatable {
     public var pid: Int32? = nil
 }
 
+/// An interval the history is incomplete over: events the kernel dropped (ring buffer full),
+/// or changes the daemon could not write to the store.
+public struct TraceGap: Sendable, Equatable {
+    public enum Kind: String, Sendable { case eventsLost = "events-lost", storeUnwritable = "store-unwritable" }
+    public var kind: Kind
+    public var fromWallNs: Int64
+    public var toWallNs: Int64
+    /// Events lost, or process changes not written.
+    public var lost: Int64
+    public var detail: String
+
+    public init(kind: Kind, fromWallNs: Int64, toWallNs: Int64, lost: Int64, detail: String) {
+        self.kind = kind; self.fromWallNs = fromWallNs; self.toWallNs = toWallNs; self.lost = lost; self.detail = detail
+    }
+}
+
 /// What one flush writes, in one transaction.
 public struct StoreBatch: Sendable {
     public var boot: String
     public var bootEpochNs: Int64
+    public var gaps: [TraceGap] = []
     public var rekeys: [(from: Identity, to: Identity)] = []
     public var processes: [ProcessRecord] = []
     public var images: [(process: Identity, seq: Int, image: Image)] = []
@@ -55,7 +72,9 @@ public struct StoreBatch: Sendable {
         self.boot = boot; self.bootEpochNs = bootEpochNs
     }
 
-    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty && leaves.isEmpty }
+    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty && leaves.isEmpty && gaps.isEmpty }
+    /// Process changes it carries (what is lost when it cannot be written).
+    public var changes: Int { processes.count + leaves.count }
 }
 
 /// The lineage history: SQLite through GRDB, WAL mode, schema migrations.
@@ -66,6 +85,7 @@ public final class Store: Sendable {
     public static let defaultPath = "/var/lib/revenant/revenant.db"
     public let path: String
     private let db: DatabaseQueue
+    private let opened: (dev: UInt64, ino: UInt64)
 
     /// Applied once, before this process opens its first connection.
     private static let tuned: Int32 = rv_sqlite_tune()
@@ -113,6 +133,8 @@ public final class Store: Sendable {
         } catch {
             throw StoreError(path: path, reason: Store.explain(error))
         }
+        var st = stat()
+        opened = stat(path, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
     }
 
     static func explain(_ error: any Error) -> String {
@@ -298,6 +320,21 @@ public final class Store: Sendable {
             }
             try db.execute(sql: "CREATE INDEX image_by_program ON image (program)")
         }
+        m.registerMigration("v11-gaps") { db in
+            try db.execute(sql: """
+                CREATE TABLE trace_gap (
+                    id INTEGER PRIMARY KEY,
+                    run INTEGER,
+                    boot TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    from_wall_ns INTEGER NOT NULL,
+                    to_wall_ns INTEGER NOT NULL,
+                    lost INTEGER NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE INDEX trace_gap_by_end ON trace_gap (to_wall_ns);
+                """)
+        }
         return m
     }()
 
@@ -408,6 +445,11 @@ public final class Store: Sendable {
                 try st.run()
             }
             if !batch.leaves.isEmpty { try Store.writeLeaves(batch, boot: boot, db) }
+            for g in batch.gaps {
+                try db.cachedStatement(sql: """
+                    INSERT INTO trace_gap (run, boot, kind, from_wall_ns, to_wall_ns, lost, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [run, batch.boot, g.kind.rawValue, g.fromWallNs, g.toWallNs, g.lost, g.detail])
+            }
             if let run {
                 try db.cachedStatement(sql: "UPDATE daemon_run SET last_seen_wall_ns = ?, lost_events = ? WHERE id = ?")
                     .execute(arguments: [nowWallNs, lostEvents, run])
@@ -602,6 +644,26 @@ public final class Store: Sendable {
             return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
                                      try Store.leaves(db, containing: text, limit: limit), limit: limit)
         }
+    }
+
+    /// Gaps that overlap [fromWallNs, toWallNs], oldest first.
+    public func gaps(fromWallNs: Int64 = .min, toWallNs: Int64 = .max) throws(StoreError) -> [TraceGap] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT kind, from_wall_ns, to_wall_ns, lost, detail FROM trace_gap
+                WHERE to_wall_ns >= ? AND from_wall_ns <= ? ORDER BY from_wall_ns
+                """, arguments: [fromWallNs, toWallNs]).map { r in
+                TraceGap(kind: TraceGap.Kind(rawValue: r["kind"]) ?? .eventsLost, fromWallNs: r["from_wall_ns"],
+                         toWallNs: r["to_wall_ns"], lost: r["lost"], detail: r["detail"])
+            }
+        }
+    }
+
+    /// The file this store has open is no longer the one at its path (removed or replaced):
+    /// whatever it writes is lost.
+    public var fileReplaced: Bool {
+        var now = stat()
+        return stat(path, &now) != 0 || now.st_dev != opened.dev || now.st_ino != opened.ino
     }
 
     /// A daemon is writing this store now: its run is open and flushed in the last 10 s.

@@ -15,11 +15,23 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps"])
+    }
+
+    @Test func gapsAreKeptAndFoundByTheirWindow() throws {
+        let s = try Store(path: dir + "/gaps.db")
+        var b = StoreBatch(boot: "b", bootEpochNs: 0)
+        b.gaps = [TraceGap(kind: .eventsLost, fromWallNs: 100, toWallNs: 200, lost: 7, detail: "7 events dropped"),
+                  TraceGap(kind: .storeUnwritable, fromWallNs: 1_000, toWallNs: 5_000, lost: 0, detail: "full")]
+        try s.write(b, nowWallNs: 6_000)
+        #expect(try s.gaps() == b.gaps)
+        #expect(try s.gaps(fromWallNs: 150, toWallNs: 160) == [b.gaps[0]])
+        #expect(try s.gaps(fromWallNs: 300, toWallNs: 900).isEmpty)
+        #expect(try s.gaps(fromWallNs: 4_000, toWallNs: 9_000).map(\.kind) == [.storeUnwritable])
     }
 
     @Test func refusesWhatIsNotAStore() throws {
@@ -60,7 +72,7 @@ import Testing
             (e as? StoreError)?.reason.contains("older than this revenant") == true
         }
         let s = try Store(path: path)
-        #expect(try s.schemaVersions().last == "v10-program")
+        #expect(try s.schemaVersions().last == "v11-gaps")
         let byPid = try s.incarnations(pid: 42)
         #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
         let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))

@@ -15,12 +15,13 @@ public final class DaemonUnderTest: @unchecked Sendable {
     public let audit: String
     public let process = Process()
 
-    public init(name: String) throws {
+    /// `db` and `audit` elsewhere than its temporary directory (a small filesystem, say).
+    public init(name: String, db: String? = nil, audit: String? = nil) throws {
         dir = uniqueTempPath(name)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        db = dir + "/revenant.db"
+        self.db = db ?? dir + "/revenant.db"
         log = dir + "/daemon.log"
-        audit = dir + "/audit.jsonl"
+        self.audit = audit ?? dir + "/audit.jsonl"
     }
 
     /// Starts it and waits until it serves: seeded, or with `--policy` the policy loaded.

@@ -46,6 +46,11 @@ final class AuditSink: Service, @unchecked Sendable {
                 }
                 write(e, sync: sync)
             case .sync:
+                // Retried at every flush while failing, so the gap is on record without waiting for the next event.
+                if failures > 0, let file, let lost = try? file.recordGap() {
+                    log.notice("audit log writable again", metadata: ["lost_records": "\(lost)", "file": "\(file.path)"])
+                    failures = 0
+                }
                 file?.syncIfDirty()
             case .close:
                 file?.close()

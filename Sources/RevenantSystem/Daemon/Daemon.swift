@@ -71,19 +71,21 @@ public final class Daemon: Sendable {
         // Handled by the services: ignored until their handlers are in place.
         signal(SIGHUP, SIG_IGN)
         signal(SIGUSR1, SIG_IGN)
-        let store = try Store(path: config.dbPath)
-        let file = try config.auditPath.map { try AuditLog(path: $0) }
+        let file = config.auditPath.map { AuditLog(opening: $0) }
+        if let file, !file.isOpen {
+            log.critical("AUDIT LOG UNWRITABLE at start: enforcement continues; records are counted and the gap recorded once it opens",
+                         metadata: ["file": "\(file.path)", "error": "\(file.lastError ?? "-")"])
+        }
         let worker = AttributionWorker(logger: log)
         let audit = AuditSink(file: file, worker: worker, logger: log)
         audit.submit(.record(.daemon("start", timeMs: WallClock.nowMs(), detail: "store \(config.dbPath)"), sync: true))
         let clock = BootClock()
         let boot = BootClock.bootID()
-        let run = try store.beginRun(boot: boot, bootEpochNs: clock.bootEpochNs, version: config.version, nowWallNs: WallClock.nowNs())
-        log.info("store opened", metadata: ["db": "\(config.dbPath)", "run": "\(run)", "boot": "\(boot)"])
-        let writer = StoreWriter(store: store, run: run, boot: boot, config: config, logger: log)
-        let ingest = Ingest(config: config, store: store, writer: writer, audit: audit, worker: worker,
+        // Opened here, tried again while it fails: tracing and enforcement never wait for it.
+        let writer = StoreWriter(config: config, boot: boot, bootEpochNs: clock.bootEpochNs, logger: log)
+        let ingest = Ingest(config: config, store: writer.storeAtStart, writer: writer, audit: audit, worker: worker,
                             boot: boot, clock: clock, logger: log)
-        writer.onFailure = { ingest.stop(reason: $0) }
+        writer.onSnapshotNeeded = { ingest.requestSnapshot() }
         // Shut down in reverse: the ingest first, so the others receive everything it saw.
         let members: [any Service] = [audit, writer, worker,
                                        PolicyService(path: config.policyPath, ingest: ingest, audit: audit, log: log),

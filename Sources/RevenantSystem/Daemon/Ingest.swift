@@ -14,7 +14,8 @@ import UnixSignals
 final class Ingest: @unchecked Sendable {
     private let config: Daemon.Config
     private let log: Logger
-    private let store: Store
+    /// The store as opened at start (nil when it could not be): read once, at the seed.
+    private let store: Store?
     private let writer: StoreWriter
     private let audit: AuditSink
     private let worker: AttributionWorker
@@ -30,8 +31,10 @@ final class Ingest: @unchecked Sendable {
     private let policyOffered = Atomic<Bool>(false)
     /// SIGUSR1 (`who-spawned` on a process younger than the last flush): drain and flush now.
     private let flushRequested = Atomic<Bool>(false)
+    /// The store lost changes or was replaced: the next batch carries every live process.
+    private let snapshotRequested = Atomic<Bool>(false)
 
-    init(config: Daemon.Config, store: Store, writer: StoreWriter, audit: AuditSink, worker: AttributionWorker,
+    init(config: Daemon.Config, store: Store?, writer: StoreWriter, audit: AuditSink, worker: AttributionWorker,
          boot: String, clock: BootClock, logger: Logger) {
         self.config = config; self.store = store; self.writer = writer; self.audit = audit; self.worker = worker
         self.boot = boot; self.clock = clock; log = logger
@@ -49,6 +52,9 @@ final class Ingest: @unchecked Sendable {
         }
         t?.stop()
     }
+
+    /// From the store writer: its history lost changes, so the next batch re-sends every live process.
+    func requestSnapshot() { snapshotRequested.store(true, ordering: .releasing) }
 
     /// Drains the ring and hands the store a batch now, instead of at the next interval.
     func flushSoon() {
@@ -83,6 +89,7 @@ final class Ingest: @unchecked Sendable {
     @exclusivity(unchecked) private var ingested = 0
     @exclusivity(unchecked) private var malformed = 0
     @exclusivity(unchecked) private var lastFlush = ContinuousClock.now
+    @exclusivity(unchecked) private var lastFlushWallNs = WallClock.nowNs()
     /// Instances of each matched command line (newest last), for attribution: 16 for each of
     /// at most 4,096 command lines.
     @exclusivity(unchecked) private var matchedInstances: [String: [Identity]] = [:]
@@ -136,7 +143,7 @@ final class Ingest: @unchecked Sendable {
         let found = ProcReader().all()
         // After a restart on the same boot, what the earlier run saw start keeps its exact key
         // and fork-time lineage instead of a second, tick-precision row built from /proc.
-        let earlier = try store.exactRecords(boot: boot, seeing: found.map(\.id))
+        let earlier = (try? store?.exactRecords(boot: boot, seeing: found.map(\.id))) ?? [:]
         for r in found { if let k = earlier[r.id] { table.restore(k, seenAs: r.id) } }
         for var r in found where earlier[r.id] == nil {
             // Seeded command lines leave the process like traced ones: redacted first.
@@ -147,11 +154,8 @@ final class Ingest: @unchecked Sendable {
             first.processes.append(s)
             if let img = r.images.first { first.images.append((r.id, 0, img)) }
         }
-        try store.write(first, run: writer.run, nowWallNs: WallClock.nowNs())
-        // What an earlier run on this boot left running and /proc no longer shows ended unseen.
-        let gone = try store.markGone(boot: boot, running: found.map(\.id), goneByWallNs: WallClock.nowNs())
-        log.info("seeded from /proc", metadata: ["processes": "\(first.processes.count)", "known_from_earlier_run": "\(earlier.count)",
-                                                 "ended_while_not_traced": "\(gone)"])
+        writer.submit(.seed(first, running: found.map(\.id), atWallNs: WallClock.nowNs()))
+        log.info("seeded from /proc", metadata: ["processes": "\(first.processes.count)", "known_from_earlier_run": "\(earlier.count)"])
     }
 
     private func loop() throws {
@@ -181,11 +185,22 @@ final class Ingest: @unchecked Sendable {
 
     private func flush(force: Bool = false) throws {
         let counters = (try? tracer.counters()) ?? lost
+        let now = WallClock.nowNs()
         if counters.ringbufFull != lost.ringbufFull || counters.procMapFull != lost.procMapFull {
+            let ring = counters.ringbufFull - lost.ringbufFull, map = counters.procMapFull - lost.procMapFull
             log.warning("events lost in the kernel", metadata: [
                 "ringbuf_full": "\(counters.ringbufFull)", "procmap_full": "\(counters.procMapFull)",
-                "new": "\(counters.ringbufFull - lost.ringbufFull)"])
+                "new": "\(ring)"])
+            // An interval, not only a counter: readers mark what crosses it as uncertain.
+            let detail = "\(ring) events dropped (ring buffer full), \(map) processes untracked (process map full)"
+            batch.gaps.append(TraceGap(kind: .eventsLost, fromWallNs: lastFlushWallNs, toWallNs: now,
+                                       lost: Int64(ring + map), detail: detail))
+            audit.submit(.record(.daemon("events lost", timeMs: now / 1_000_000, detail: detail, severity: 4), sync: true))
             lost = counters
+        }
+        lastFlushWallNs = now
+        if snapshotRequested.exchange(false, ordering: .acquiringAndReleasing) {
+            for r in table.all where !r.exited { dirty[r.id] = true }
         }
         batch.rekeys = table.drainRekeys()
         let rows = table.changes(dirty, leavesInto: &batch.leaves)
