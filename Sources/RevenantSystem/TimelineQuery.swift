@@ -25,6 +25,8 @@ public struct TimelineQuery {
     public struct Answer: Sendable {
         public var rows: [Row]
         public var respawn: RespawnReport
+        /// Trace gaps from the first instance's start on: instances may be missing there.
+        public var gaps: [TraceGap] = []
     }
 
     public var program: Program
@@ -65,6 +67,7 @@ public struct TimelineQuery {
                             gapSeconds: prev.map { Double(i.startWallNs - $0) / 1e9 }))
             prev = i.startWallNs
         }
-        return Answer(rows: rows, respawn: report)
+        let gaps = try rows.first.map { try store.gaps(fromWallNs: $0.startWallNs) } ?? []
+        return Answer(rows: rows, respawn: report, gaps: gaps)
     }
 }

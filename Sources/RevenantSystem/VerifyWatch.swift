@@ -15,6 +15,8 @@ public struct VerifyWatch {
         public var starts: [Start]
         /// What respawns the program, from the starts that ran.
         public var respawn: RespawnReport?
+        /// Events lost or not written during the window: a start may be missing.
+        public var gaps: [TraceGap] = []
         public var ran: [Start] { starts.filter { $0.blocked == nil } }
     }
 
@@ -60,7 +62,8 @@ public struct VerifyWatch {
             progress(starts)
             try await Task.sleep(for: .milliseconds(WallClock.nowNs() < endWallNs ? 500 : 450))
         }
-        return Outcome(starts: starts, respawn: last.flatMap { try? Attributor.report(for: $0, store: store) })
+        return Outcome(starts: starts, respawn: last.flatMap { try? Attributor.report(for: $0, store: store) },
+                       gaps: (try? store.gaps(fromWallNs: startWallNs, toWallNs: endWallNs)) ?? [])
     }
 
     /// Attaches its own BPF programs until the window's end or `tracer.stop()`. `attached`
@@ -110,6 +113,11 @@ public struct VerifyWatch {
             }
             starts[i].record = Attributor.redactor.apply(starts[i].record)
         }
-        return Outcome(starts: starts, respawn: respawn)
+        var gaps: [TraceGap] = []
+        if let c = try? tracer.counters(), c.ringbufFull + c.procMapFull > 0 {
+            gaps.append(TraceGap(kind: .eventsLost, fromWallNs: startWallNs, toWallNs: endWallNs, lost: Int64(c.ringbufFull + c.procMapFull),
+                                 detail: "\(c.ringbufFull) events dropped (ring buffer full), \(c.procMapFull) processes untracked (process map full)"))
+        }
+        return Outcome(starts: starts, respawn: respawn, gaps: gaps)
     }
 }

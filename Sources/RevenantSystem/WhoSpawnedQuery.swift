@@ -63,6 +63,9 @@ public struct WhoSpawnedAnswer: Sendable {
     /// Why the chain stops where it does.
     public let end: String?
     public let note: String?
+    /// Trace gaps (events lost, changes not written) during which a link of this lineage
+    /// started: a fork or exec there may be missing, so the chain may skip a process.
+    public var uncertain: [(gap: TraceGap, pid: Int32)] = []
 }
 
 /// Which incarnation of a PID a query is about.
@@ -124,10 +127,26 @@ public struct WhoSpawnedQuery {
             ancestry: chain, incarnations: incs,
             running: Set(incs.filter { !$0.fromProc && !$0.record.exited && procs.isRunning($0.record.id, boot: $0.boot) }.map(\.record.id)),
             chosen: chosen, respawn: nil, end: Self.lineageEnd(chosen, chain: chain), note: note)
+        if let store {
+            answer.uncertain = Self.uncertain(answer, gaps: (try? store.gaps()) ?? [])
+        }
         if let store, !chosen.fromProc {
             answer.respawn = try Attributor.report(for: chosen.stored, store: store, root: root, reader: procs)
         }
         return answer
+    }
+
+    /// The gaps a link's start (or the target's exec) falls in, this boot's links only.
+    static func uncertain(_ a: WhoSpawnedAnswer, gaps: [TraceGap]) -> [(gap: TraceGap, pid: Int32)] {
+        guard !gaps.isEmpty else { return [] }
+        let epoch = a.target.startWallNs - Int64(a.target.record.id.startNs)
+        let times = ([a.target] + a.ancestry).filter { !$0.record.seeded }.map { ($0.record.id.pid, $0.startWallNs) }
+            + a.target.record.images.map { (a.target.record.id.pid, epoch + Int64($0.time)) }
+        var out: [(gap: TraceGap, pid: Int32)] = []
+        for g in gaps {
+            if let hit = times.first(where: { g.fromWallNs <= $0.1 && $0.1 <= g.toWallNs }) { out.append((g, hit.0)) }
+        }
+        return out
     }
 
     private func select(_ incs: [Incarnation]) throws -> Incarnation {

@@ -63,8 +63,22 @@ struct Export: ParsableCommand {
             emit(line)
         }
         if format == .csv { emit(ExportFormat.csvHeader) }
+        // Trace gaps go in where they fell: execs may be missing there, whatever the filter.
+        var gaps: ArraySlice<TraceGap>
+        do { gaps = try store.gaps(fromWallNs: f.sinceWallNs ?? .min, toWallNs: f.untilWallNs ?? .max)[...] } catch { throw Failure(error.description, status: 2) }
+        func emitGaps(before t: Int64) throws {
+            while let g = gaps.first, g.fromWallNs <= t {
+                gaps = gaps.dropFirst()
+                switch format {
+                case .jsonl: emit(String(decoding: try enc.encode(ExportFormat.GapLine(g)), as: UTF8.self))
+                case .csv: emit(ExportFormat.csv(g))
+                case .ocsf: try emitOCSF(.daemon("trace gap", timeMs: g.fromWallNs / 1_000_000, detail: ExportFormat.text(g), severity: 4))
+                }
+            }
+        }
         do {
             try store.export(f) { r in
+                try emitGaps(before: r.wallNs)
                 rows += 1
                 switch format {
                 case .jsonl: emit(String(decoding: try enc.encode(ExportFormat.flat(r)), as: UTF8.self))
@@ -76,8 +90,9 @@ struct Export: ParsableCommand {
                     FileHandle.standardError.write(Data("revenant export: \(rows) execs…\n".utf8))
                 }
             }
+            try emitGaps(before: .max)
         } catch {
-            throw Failure(error.description, status: 2)
+            throw Failure("\(error)", status: 2)
         }
         sink.flush()
         if showProgress || out != nil {
@@ -134,6 +149,29 @@ enum ExportFormat {
                     parent_id: r.parent?.description, parent_comm: r.parentComm, exe: r.image.filename, argv: r.image.argv,
                     cwd: r.image.cwd, uid: r.image.uid, cgroup: r.image.cgroup, seeded: r.seeded, enforcement: r.enforcement?.message,
                     exit_time: r.exitWallNs.map(Fmt.iso), exit_code: code, signal: sig)
+    }
+
+    /// A trace gap in jsonl: `type` tells it from an exec line.
+    struct GapLine: Encodable {
+        let type = "trace_gap"
+        let time: String
+        let until: String
+        let kind: String
+        let lost: Int64
+        let detail: String
+        init(_ g: TraceGap) {
+            time = Fmt.iso(g.fromWallNs); until = Fmt.iso(g.toWallNs); kind = g.kind.rawValue; lost = g.lost; detail = g.detail
+        }
+    }
+
+    static func text(_ g: TraceGap) -> String { "trace gap (\(g.kind.rawValue)) until \(Fmt.iso(g.toWallNs)): \(g.detail)" }
+
+    /// A trace gap in csv: its time, and the text in the enforcement column.
+    static func csv(_ g: TraceGap) -> String {
+        var cols = [String](repeating: "", count: csvHeader.split(separator: ",").count)
+        cols[0] = Fmt.iso(g.fromWallNs)
+        cols[13] = text(g)
+        return cols.map { quote(Visible.csvCell(Visible.escape($0))) }.joined(separator: ",")
     }
 
     static let csvHeader = "time,boot,pid,id,parent_pid,parent_id,parent_comm,exe,cmd_line,cwd,uid,cgroup,seeded,enforcement,exit_time,exit_code,signal"

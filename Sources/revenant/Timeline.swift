@@ -29,24 +29,32 @@ struct Timeline: ParsableCommand {
                 let pid: Int32; let id: String; let start: String; let end: String?; let how: String; let spawned_by: String
                 let gap_seconds: Double?; let command: String; let enforcement: String?
             }
-            struct Out: Encodable { let instances: [Row]; let respawned_by: RespawnReport }
+            struct Out: Encodable { let instances: [Row]; let trace_gaps: [WhoSpawnedText.JSONGap]; let respawned_by: RespawnReport }
             let rows = answer.rows.map { r in
                 Row(pid: r.process.id.pid, id: r.process.id.description, start: Fmt.iso(r.startWallNs), end: r.exitWallNs.map(Fmt.iso),
                     how: r.how, spawned_by: r.spawnedBy, gap_seconds: r.gapSeconds, command: Timeline.command(r),
                     enforcement: r.process.image?.enforcement?.message)
             }
-            LineWriter.stdout.json(Out(instances: rows, respawned_by: answer.respawn))
+            LineWriter.stdout.json(Out(instances: rows, trace_gaps: answer.gaps.map { WhoSpawnedText.JSONGap(gap: $0, pid: nil) },
+                                       respawned_by: answer.respawn))
             return
         }
         let out = LineWriter.stdout
         func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
         out.line("START                    PID      ENDED                    HOW                 SPAWNED BY        GAP       COMMAND")
+        var gaps = answer.gaps[...]
         for r in answer.rows {
+            // A trace gap shows where it fell: instances may be missing there.
+            while let g = gaps.first, g.fromWallNs <= r.startWallNs {
+                out.line("\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)")
+                gaps = gaps.dropFirst()
+            }
             let gap = r.gapSeconds.map { String(format: "%.1fs", $0) } ?? "-"
             let enforcement = r.process.image?.enforcement.map { "  [\($0.message)]" } ?? ""
             out.line([Fmt.time(r.startWallNs), pad(String(r.process.id.pid), 8), pad(r.exitWallNs.map { Fmt.time($0) } ?? "-", 24),
                       pad(r.how, 19), pad(r.spawnedBy, 17), pad(gap, 9), Timeline.command(r) + enforcement].joined(separator: " "))
         }
+        for g in gaps { out.line("\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)") }
         let g = answer.respawn.gap_seconds
         out.line("")
         out.line("\(answer.rows.count) instances" + (g.isEmpty ? "" : String(format: "; restart gap mean %.1fs, min %.1fs, max %.1fs", g.reduce(0, +) / Double(g.count), g.min()!, g.max()!)))

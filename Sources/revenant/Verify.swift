@@ -9,7 +9,7 @@ struct Verify: AsyncParsableCommand {
         discussion: """
             Exit 0 when nothing matching started during the window (starts that the policy blocked \
             at exec are listed but do not count: they never ran), 1 with the attribution of each \
-            start otherwise, 2 when it cannot watch. Watches through the daemon's store while a daemon \
+            start otherwise, 2 when it cannot watch or cannot tell (events were lost in the window). Watches through the daemon's store while a daemon \
             writes it, else attaches its own BPF programs (root). A program matches when its exe path \
             or one of its arguments contains the text (a shell's `-c` command string does not count: \
             the shell is not the program). A countdown shows on a terminal; scripts get the verdict only.
@@ -66,7 +66,13 @@ struct Verify: AsyncParsableCommand {
         for s in outcome.starts where s.blocked != nil {
             out.line("blocked  \(Fmt.time(s.startWallNs))  pid \(s.record.id.pid)  \(s.record.image?.argv.joined(separator: " ") ?? s.record.name)  (\(s.blocked!))")
         }
+        let lost = outcome.gaps.reduce(Int64(0)) { $0 + $1.lost }
+        for g in outcome.gaps { out.line("trace gap  \(Fmt.time(g.fromWallNs))–\(Fmt.time(g.toWallNs, short: true))  \(g.detail)") }
         guard !ran.isEmpty else {
+            if !outcome.gaps.isEmpty {
+                // No start seen is not "did not start" when events were lost.
+                throw Failure("cannot tell: \(lost) events lost in the window (\(outcome.gaps.count) trace gap\(outcome.gaps.count == 1 ? "" : "s")); nothing matching \"\(match)\" seen", status: 2)
+            }
             out.line("verify: nothing matching \"\(match)\" started in \(human)" + (outcome.starts.isEmpty ? "" : " (\(outcome.starts.count) blocked at exec)"))
             return
         }

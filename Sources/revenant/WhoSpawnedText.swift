@@ -52,6 +52,9 @@ struct WhoSpawnedText {
         let table = [header] + rows
         let widths = (0..<header.count - 1).map { c in table.map { $0[c].count }.max() ?? 0 }
         if let end { out.line("  ? \(end)") }
+        for u in answer.uncertain {
+            out.line("  ! uncertain: \(u.gap.detail), \(Fmt.time(u.gap.fromWallNs, short: true))–\(Fmt.time(u.gap.toWallNs, short: true)), while PID \(u.pid) started: a link may be missing")
+        }
         for row in table {
             out.line("  " + (0..<header.count - 1).map { pad(row[$0], widths[$0]) }.joined(separator: "  ") + "  " + row.last!)
         }
@@ -137,9 +140,20 @@ struct WhoSpawnedText {
         let seeded: Bool
         let ancestry: [JSONProcess]
         let lineage_end: String?
+        /// Trace gaps a link of this lineage started in.
+        let uncertain: [JSONGap]
         let respawned_by: RespawnReport?
         let incarnations: [JSONIncarnation]
         let note: String?
+    }
+
+    struct JSONGap: Encodable {
+        let kind: String
+        let from: String
+        let to: String
+        let lost: Int64
+        let detail: String
+        let pid: Int32?
     }
 
     struct JSONIncarnation: Encodable {
@@ -173,11 +187,18 @@ struct WhoSpawnedText {
                                    source: l.fromProc ? "proc" : "store")
             },
             lineage_end: end,
+            uncertain: answer.uncertain.map { JSONGap(gap: $0.gap, pid: $0.pid) },
             respawned_by: respawn,
             incarnations: incarnations.map { i in
                 JSONIncarnation(id: i.record.id.description, start: Fmt.iso(i.startWallNs), exit: i.exitWallNs.map(Fmt.iso),
                                 status: endText(i), selected: i.record.id == chosen.record.id)
             },
             note: note)
+    }
+}
+
+extension WhoSpawnedText.JSONGap {
+    init(gap g: TraceGap, pid: Int32?) {
+        self.init(kind: g.kind.rawValue, from: Fmt.iso(g.fromWallNs), to: Fmt.iso(g.toWallNs), lost: g.lost, detail: g.detail, pid: pid)
     }
 }
