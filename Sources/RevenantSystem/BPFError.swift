@@ -2,7 +2,7 @@ import Glibc
 
 /// A failure of the kernel side, with the step, the errno and libbpf's own words.
 public struct BPFError: Error, CustomStringConvertible, Sendable {
-    public enum Stage: String, Sendable { case open, load, attach, ringbuf, counters, poll, preflight, policy }
+    public enum Stage: String, Sendable { case open, load, attach, ringbuf, counters, poll, preflight, policy, pin }
     public let stage: Stage
     public let errno: Int32
     public let message: String

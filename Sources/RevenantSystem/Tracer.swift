@@ -263,6 +263,38 @@ public final class Tracer: @unchecked Sendable {
         close()
     }
 
+    /// Pins the attached programs under `dir` (a bpffs directory, mounted at /sys/fs/bpf when
+    /// missing) so that kill at exec outlives this process; an earlier daemon's pins there
+    /// are replaced only once these programs are attached.
+    public func pin(_ dir: String) throws(BPFError) {
+        try Tracer.mountBPFFS(under: dir)
+        handleLock.lock()
+        defer { handleLock.unlock() }
+        guard let h = handle else { return }
+        let rc = rv_bpf_pin(h, dir)
+        if rc < 0 { throw BPFError(stage: .pin, errno: -rc, message: "pinning under \(dir)") }
+    }
+
+    /// Removes the pins under `dir`: programs only they kept attached detach. Returns how many.
+    @discardableResult
+    public static func unpin(_ dir: String) -> Int { Int(rv_bpf_unpin(dir)) }
+
+    /// How many programs are pinned under `dir`.
+    public static func pinned(_ dir: String) -> Int { Int(rv_bpf_pinned(dir)) }
+
+    public static let defaultPinDir = "/sys/fs/bpf/revenant"
+
+    /// Mounts a bpffs at /sys/fs/bpf when `dir` is not on one already.
+    static func mountBPFFS(under dir: String) throws(BPFError) {
+        let parent = (dir as NSString).deletingLastPathComponent
+        if rv_is_bpffs(parent) != 0 { return }
+        guard parent == "/sys/fs/bpf" else {
+            throw BPFError(stage: .pin, errno: EINVAL, message: "\(parent) is not on a bpf filesystem: pin under /sys/fs/bpf")
+        }
+        let rc = rv_mount_bpffs(parent)
+        if rc < 0 { throw BPFError(stage: .pin, errno: -rc, message: "mount -t bpf bpf \(parent)") }
+    }
+
     /// Detaches the programs and frees the ring. Idempotent.
     public func close() {
         stopping.store(true, ordering: .releasing)

@@ -31,6 +31,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Hide a secret in command lines before anything is written (repeatable): a glob over one argument; `--password=*` hides what follows '=', `--password` hides the next argument.", valueName: "pattern"))
     var redact: [String] = []
     @Flag(help: "Do not apply the built-in redactions (--password=*, *TOKEN=*, …).") var noDefaultRedactions = false
+    @Flag(help: "Pin the programs in bpffs so kill at exec stays in force while no daemon runs (a crash, a restart); the next `run --pin` replaces them without a gap, `revenant unpin` removes them.")
+    var pin = false
+    @Option(help: "Where --pin pins (a directory on a bpf filesystem).") var pinDir: String = Tracer.defaultPinDir
     @Flag(help: "Debug logging.") var verbose = false
     @Flag(help: .hidden) var benchUserspaceKill = false
 
@@ -55,6 +58,7 @@ struct Run: AsyncParsableCommand {
         config.auditAll = audit == .all
         config.redactor = Redactor(patterns: (noDefaultRedactions ? [] : Redactor.defaults) + redact)
         config.tracer.ringbufBytes = ringbufMib << 20
+        config.pinDir = pin ? pinDir : nil
         if let policy {
             config.policyPath = policy
         } else if FileManager.default.fileExists(atPath: PolicyLoader.defaultPath) {
@@ -74,3 +78,14 @@ struct Run: AsyncParsableCommand {
     }
 }
 
+struct Unpin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove the programs `run --pin` left in the kernel: kill at exec ends until a daemon runs again.",
+        discussion: "A running daemon's own programs stay attached until it stops.")
+    @Option(help: "The directory `run --pin-dir` pinned in.") var pinDir: String = Tracer.defaultPinDir
+
+    func run() throws {
+        let n = Tracer.unpin(pinDir)
+        LineWriter.stdout.line(n == 0 ? "nothing pinned under \(pinDir)" : "removed \(n) pinned programs under \(pinDir)")
+    }
+}

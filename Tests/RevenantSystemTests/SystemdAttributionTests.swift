@@ -176,6 +176,9 @@ import Testing
         try Kernel.check()
         let dir = uniqueTempPath("unit")
         let etc = dir + "/upper/etc/systemd/system"
+        let pinDir = "/sys/fs/bpf/rvtest-unit-\(getpid())"
+        // The namespace shares the host's /sys: pins made there outlive it.
+        defer { Tracer.unpin(pinDir) }
         let fm = FileManager.default
         try fm.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: dir + "/upper/etc/revenant", withIntermediateDirectories: true)
@@ -187,6 +190,8 @@ import Testing
         catch { try fm.copyItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
         let unit = try String(contentsOfFile: packageRoot + "/packaging/revenant.service", encoding: .utf8)
             .replacingOccurrences(of: "@BINDIR@", with: "/usr/local/bin")
+            // Its own pin directory: a host daemon's pins are not the test's to replace.
+            .replacingOccurrences(of: " --pin\n", with: " --pin --pin-dir \(pinDir)\n")
         try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
         try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
         try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
@@ -231,5 +236,6 @@ import Testing
         #expect(mode(root + "/var/lib/revenant") == "750")
         #expect(fm.fileExists(atPath: root + "/var/lib/revenant/revenant.db"))
         #expect(try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.hasPrefix("active"))
+        #expect(text.contains("\"activity_name\":\"programs pinned\""), "the unit pins its programs: \(status())")
     }
 }

@@ -77,6 +77,18 @@ int rv_pidfd_send_signal(int pidfd, int sig);
  * failure; errno ENOSYS where the kernel has no openat2 (before 5.6). */
 int rv_open_in_root(int dirfd, const char *path);
 
+/* Pins the attached programs' links under dir (on a bpffs) so they outlive this process:
+ * kill at exec stays in force while no daemon runs. An earlier daemon's pins are replaced by
+ * rename, so its programs detach only once this one's are attached. 0 or -errno. */
+int rv_bpf_pin(struct rv_bpf *b, const char *dir);
+/* Removes the pins: the pinned programs detach (enforcement by them ends). Returns how many. */
+int rv_bpf_unpin(const char *dir);
+/* Whether path is on a bpf filesystem; mounts one at path (mode 0700): 0 or -errno. */
+int rv_is_bpffs(const char *path);
+int rv_mount_bpffs(const char *path);
+/* How many pins are present under dir. */
+int rv_bpf_pinned(const char *dir);
+
 void rv_bpf_stop(struct rv_bpf *b);
 
 #endif

@@ -42,6 +42,8 @@ public final class Daemon: Sendable {
         public var auditPath: String?
         /// Audit every exec and exit, not only those a rule matched.
         public var auditAll = false
+        /// Pin the programs here (bpffs) once the first policy is in force; nil: they end with the daemon.
+        public var pinDir: String?
         /// Applied to every command line before it is stored, logged or audited.
         public var redactor = Redactor()
         public init() {}

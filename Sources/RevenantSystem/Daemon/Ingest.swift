@@ -90,6 +90,7 @@ final class Ingest: @unchecked Sendable {
     @exclusivity(unchecked) private var malformed = 0
     @exclusivity(unchecked) private var lastFlush = ContinuousClock.now
     @exclusivity(unchecked) private var lastFlushWallNs = WallClock.nowNs()
+    @exclusivity(unchecked) private var pinned = false
     /// Instances of each matched command line (newest last), for attribution: 16 for each of
     /// at most 4,096 command lines.
     @exclusivity(unchecked) private var matchedInstances: [String: [Identity]] = [:]
@@ -124,7 +125,10 @@ final class Ingest: @unchecked Sendable {
             try seed()
             enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
             // Said once the programs are attached: readers take it (or "policy loaded") as ready.
-            if config.policyPath == nil { log.notice("no policy: tracing only") }
+            if config.policyPath == nil {
+                pinOnce()
+                log.notice("no policy: tracing only")
+            }
             try loop()
             try announceLive()
             try flush()
@@ -381,10 +385,25 @@ final class Ingest: @unchecked Sendable {
                                          detail: "\(path): \(compiled.rules.count) rules; \(tiers.isEmpty ? "audit only" : tiers.joined(separator: ", "))"),
                                  sync: true))
             overridden(compiled.rules, path: path)
+            pinOnce()
             killExisting(compiled)
         } catch {
             log.error("policy install failed, previous policy stays in force", metadata: ["error": "\(error)"])
             audit.submit(.record(.daemon("policy rejected", timeMs: WallClock.nowMs(), detail: "\(error)", severity: 3), sync: true))
+        }
+    }
+
+    /// With --pin, once this daemon's programs enforce its policy: they replace an earlier
+    /// daemon's pinned ones, which kept enforcing until now.
+    private func pinOnce() {
+        guard let dir = config.pinDir, !pinned else { return }
+        pinned = true
+        do {
+            try tracer.pin(dir)
+            log.notice("programs pinned: kill at exec stays in force if the daemon stops", metadata: ["dir": "\(dir)"])
+            audit.submit(.record(.daemon("programs pinned", timeMs: WallClock.nowMs(), detail: dir), sync: true))
+        } catch {
+            log.critical("PIN FAILED: enforcement ends with this daemon", metadata: ["dir": "\(dir)", "error": "\(error)"])
         }
     }
 
