@@ -395,8 +395,9 @@ public struct ProcessTable: Sendable {
         slab.withUnsafeBufferPointer { slab in
             for (id, i, born) in found {
                 let r = slab.baseAddress! + i
+                // One the policy acted on stays a row: retention keeps its ancestors by key.
                 if born, r.pointee.exitTime != nil, r.pointee.id.precise, !r.pointee.seeded, r.pointee.parent?.precise ?? true,
-                   !parents.contains(r.pointee.id), !leftChildren.contains(id) {
+                   r.pointee.images.last?.enforcement == nil, !parents.contains(r.pointee.id), !leftChildren.contains(id) {
                     leaf(r)
                 } else {
                     rows.append((r.pointee, born))

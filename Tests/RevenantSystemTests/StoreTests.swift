@@ -22,6 +22,34 @@ import Testing
         #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps"])
     }
 
+    /// Age and the row bound never take the ancestors of a live process or of a process the
+    /// policy acted on: "who spawned it" stays answerable for as long as those are stored.
+    @Test func retentionKeepsTheAncestorsOfLiveProcessesAndOfFindings() throws {
+        let s = try Store(path: dir + "/keep.db")
+        var b = StoreBatch(boot: "b1", bootEpochNs: 0)
+        let a = proc(100, start: 1, parent: nil, exitAt: 10)           // long gone: cron's parent, say
+        let bb = proc(101, start: 2, parent: a.id, exitAt: 20)         // long gone
+        let live = proc(102, start: 3, parent: bb.id)                   // running
+        let x = proc(200, start: 1, parent: nil, exitAt: 10)            // the killed one's spawner
+        var killed = proc(201, start: 50, parent: x.id, exitAt: 90)
+        killed.images = [Build.image(50, ["/usr/bin/python3", "/opt/v1.py"])]
+        killed.images[0].enforcement = Enforcement(rules: ["block"], tier: .killAtExec, blocked: true, message: "killed at exec")
+        let z = proc(300, start: 1, parent: nil, exitAt: 10)            // nobody's ancestor
+        b.processes = [a, bb, live, x, killed, z]
+        b.images = [(killed.id, 0, killed.images[0])]
+        try s.write(b, nowWallNs: 1)
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 60, maxProcesses: 1_000, currentBoot: "b1") == 1)
+        #expect(try s.incarnations(pid: 300).isEmpty)
+        for pid: Int32 in [100, 101, 200] { #expect(try s.incarnations(pid: pid).count == 1, "\(pid) kept") }
+        // The row bound too: only what nothing needs goes.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 0, maxProcesses: 1, currentBoot: "b1") == 1)
+        #expect(try s.incarnations(pid: 201).isEmpty, "the finding itself ages out by the bound")
+        // Once the finding is gone, its spawner may go.
+        #expect(try s.enforceRetention(exitedBeforeWallNs: 60, maxProcesses: 1_000, currentBoot: "b1") == 1)
+        #expect(try s.incarnations(pid: 200).isEmpty)
+        #expect(try s.processCount() == 3)
+    }
+
     @Test func gapsAreKeptAndFoundByTheirWindow() throws {
         let s = try Store(path: dir + "/gaps.db")
         var b = StoreBatch(boot: "b", bootEpochNs: 0)
