@@ -323,6 +323,11 @@ int rv_map_delete(int fd, const void *key)
     return bpf_map_delete_elem(fd, key) ? -errno : 0;
 }
 
+int rv_map_next_key(int fd, const void *key, void *next)
+{
+    return bpf_map_get_next_key(fd, key, next) ? -errno : 0;
+}
+
 int rv_pidfd_open(int pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0);

@@ -32,55 +32,118 @@ public final class Enforcer: @unchecked Sendable {
         }
     }
 
-    /// Installs `new` (compiled with `nextBitBase`). Exe paths that do not exist are returned,
-    /// not fatal: the rule still matches by script or comm where it has them.
+    /// For tests: the install fails after this many map writes, as a full map or a kernel
+    /// error midway would.
+    public var failAfterWrites: Int?
+    private var writes = 0
+
+    /// Installs `new` (compiled with `nextBitBase`) as one transaction: the target half is
+    /// cleared of whatever an earlier failed install left, the keys and the slot are written
+    /// and read back, then the active slot flips. Any error before the flip undoes the writes
+    /// and the running policy stays; from the flip on, the new policy is the one in force
+    /// (`current`), and the old half is cleared as far as the kernel lets (the next install
+    /// clears the rest first). Exe paths that do not exist are returned, not fatal.
     @discardableResult
     public func install(_ new: CompiledPolicy) throws(BPFError) -> [String] {
         precondition(new.bitBase == nextBitBase, "compile with Enforcer.nextBitBase")
         let fds = try (0...4).map { i throws(BPFError) -> Int32 in try tracer.mapFD(Int32(i)) }
+        writes = 0
+        let half: UInt64 = new.bitBase == 0 ? 0xffff_ffff : 0xffff_ffff_0000_0000
         var missing: [String] = []
         var exeKeys: [rv_exe_key: UInt64] = [:]
         for (path, mask) in new.exeKeys {
-            var st = stat()
-            guard stat(path, &st) == 0 else { missing.append(path); continue }
-            // The kernel's dev_t is major << 20 | minor; glibc's st_dev packs them differently.
-            let kdev = DeviceNumber.kernel(fromUser: UInt64(st.st_dev))
-            exeKeys[rv_exe_key(dev: kdev, ino: UInt64(st.st_ino)), default: 0] |= mask
+            guard let k = Enforcer.exeKey(path) else { missing.append(path); continue }
+            exeKeys[k, default: 0] |= mask
         }
-        // 1. Add the new keys beside the old ones.
-        for (k, m) in exeKeys { var key = k; try merge(fds[0], &key, add: m) }
-        for (k, m) in new.scriptKeys { var key = k; try merge(fds[1], &key, add: m) }
-        for (c, m) in new.commKeys { var key = commKey(c); try merge(fds[2], &key, add: m) }
-        // 2. Fill the other slot, 3. flip to it.
+        let scriptKeys = new.scriptKeys
+        let commKeys = new.commKeys.map { (commKey($0.key), $0.value) }
         let newSlot: UInt32 = current == nil ? 0 : 1 - slot
-        var cfg = rv_policy()
-        cfg.need_exe = new.needExe
-        cfg.need_script = new.needScript
-        cfg.need_comm = new.needComm
-        cfg.audit = new.audit
-        // Deny rules are killed at exec too: what the LSM tier cannot see, this one does.
-        cfg.kill = new.kill | new.deny
-        cfg.deny = lsmActive ? new.deny : 0
-        Enforcer.store(ScriptHash.filter(new.scriptKeys.keys), in: &cfg.script_filter, "script")
-        Enforcer.store(ExeHash.filter(exeKeys.keys.map { (dev: $0.dev, ino: $0.ino) }), in: &cfg.exe_filter, "exe")
-        var s = newSlot
-        try check(rv_map_update(fds[3], &s, &cfg), "policy slot \(newSlot)")
-        var zero: UInt32 = 0
-        try check(rv_map_update(fds[4], &zero, &s), "active policy slot")
-        // 4. Clear the old half.
-        if let old = current {
-            let oldHalf: UInt64 = old.bitBase == 0 ? 0xffff_ffff : 0xffff_ffff_0000_0000
-            for (k, _) in currentExeKeys { var key = k; try clear(fds[0], &key, half: oldHalf) }
-            for (k, _) in old.scriptKeys { var key = k; try clear(fds[1], &key, half: oldHalf) }
-            for (c, _) in old.commKeys { var key = commKey(c); try clear(fds[2], &key, half: oldHalf) }
-            var oldSlot = slot
-            var empty = rv_policy()
-            try check(rv_map_update(fds[3], &oldSlot, &empty), "old policy slot")
+        do throws(BPFError) {
+            // 1. The target half holds nothing: an earlier install may have failed midway.
+            try clearHalf(fds[0], half, as: rv_exe_key.self)
+            try clearHalf(fds[1], half, as: UInt64.self)
+            try clearHalf(fds[2], half, as: rv_comm_key.self)
+            // 2. The new keys beside the old ones, read back.
+            for (k, m) in exeKeys { var key = k; try merge(fds[0], &key, add: m) }
+            for (k, m) in scriptKeys { var key = k; try merge(fds[1], &key, add: m) }
+            for (k, m) in commKeys { var key = k; try merge(fds[2], &key, add: m) }
+            for (k, m) in exeKeys { var key = k; try expect(fds[0], &key, m, in: half) }
+            for (k, m) in scriptKeys { var key = k; try expect(fds[1], &key, m, in: half) }
+            for (k, m) in commKeys { var key = k; try expect(fds[2], &key, m, in: half) }
+            // 3. The other slot, read back.
+            var cfg = rv_policy()
+            cfg.need_exe = new.needExe
+            cfg.need_script = new.needScript
+            cfg.need_comm = new.needComm
+            cfg.audit = new.audit
+            // Deny rules are killed at exec too: what the LSM tier cannot see, this one does.
+            cfg.kill = new.kill | new.deny
+            cfg.deny = lsmActive ? new.deny : 0
+            Enforcer.store(ScriptHash.filter(scriptKeys.keys), in: &cfg.script_filter, "script")
+            Enforcer.store(ExeHash.filter(exeKeys.keys.map { (dev: $0.dev, ino: $0.ino) }), in: &cfg.exe_filter, "exe")
+            var s = newSlot
+            try write(rv_map_update(fds[3], &s, &cfg), "policy slot \(newSlot)")
+            var back = rv_policy()
+            guard rv_map_lookup(fds[3], &s, &back) == 0, withUnsafeBytes(of: &back, { b in withUnsafeBytes(of: &cfg) { b.elementsEqual($0) } }) else {
+                throw BPFError(stage: .policy, errno: EIO, message: "policy slot \(newSlot) reads back different")
+            }
+            // 4. The flip: one 4-byte write.
+            var zero: UInt32 = 0
+            try write(rv_map_update(fds[4], &zero, &s), "active policy slot")
+        } catch {
+            // Nothing points at the target half: take back what was written there.
+            try? clearHalf(fds[0], half, as: rv_exe_key.self)
+            try? clearHalf(fds[1], half, as: UInt64.self)
+            try? clearHalf(fds[2], half, as: rv_comm_key.self)
+            throw error
         }
+        let old = current
+        let oldSlot = slot
         current = new
         currentExeKeys = exeKeys
         slot = newSlot
+        // 5. The old half: ignored by the flipped slot, cleared for tidiness and map room.
+        if let old {
+            let oldHalf = ~half
+            try clearHalf(fds[0], oldHalf, as: rv_exe_key.self)
+            try clearHalf(fds[1], oldHalf, as: UInt64.self)
+            try clearHalf(fds[2], oldHalf, as: rv_comm_key.self)
+            var o = oldSlot
+            var empty = rv_policy()
+            try check(rv_map_update(fds[3], &o, &empty), "old policy slot (bitBase \(old.bitBase))")
+        }
         return missing
+    }
+
+    /// The kernel's (dev, ino) key of an executable path; nil when it does not exist.
+    static func exeKey(_ path: String) -> rv_exe_key? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        // The kernel's dev_t is major << 20 | minor; glibc's st_dev packs them differently.
+        return rv_exe_key(dev: DeviceNumber.kernel(fromUser: UInt64(st.st_dev)), ino: UInt64(st.st_ino))
+    }
+
+    /// Clears `half` of every value in a key map (a key left with no bits is deleted).
+    private func clearHalf<K: BitwiseCopyable>(_ fd: Int32, _ half: UInt64, as: K.Type) throws(BPFError) {
+        var keys: [K] = []
+        var cur: K? = nil
+        while true {
+            let k = withUnsafeTemporaryAllocation(of: K.self, capacity: 1) { next -> K? in
+                let rc: Int32 = if var c = cur { rv_map_next_key(fd, &c, next.baseAddress!) } else { rv_map_next_key(fd, nil, next.baseAddress!) }
+                return rc == 0 ? next[0] : nil
+            }
+            guard let k else { break }
+            keys.append(k)
+            cur = k
+        }
+        for var k in keys { try clear(fd, &k, half: half) }
+    }
+
+    private func expect<K: BitwiseCopyable>(_ fd: Int32, _ key: inout K, _ mask: UInt64, in half: UInt64) throws(BPFError) {
+        var v: UInt64 = 0
+        guard rv_map_lookup(fd, &key, &v) == 0, v & half == mask & half else {
+            throw BPFError(stage: .policy, errno: EIO, message: "a policy key reads back different")
+        }
     }
 
     /// A filter's words into the policy slot's fixed C array of them.
@@ -104,7 +167,7 @@ public final class Enforcer: @unchecked Sendable {
         var v: UInt64 = 0
         if rv_map_lookup(fd, &key, &v) != 0 { v = 0 }
         v |= add
-        try check(rv_map_update(fd, &key, &v), "policy key")
+        try write(rv_map_update(fd, &key, &v), "policy key")
     }
 
     private func clear<K: BitwiseCopyable>(_ fd: Int32, _ key: inout K, half: UInt64) throws(BPFError) {
@@ -112,6 +175,13 @@ public final class Enforcer: @unchecked Sendable {
         guard rv_map_lookup(fd, &key, &v) == 0 else { return }
         v &= ~half
         if v == 0 { _ = rv_map_delete(fd, &key) } else { try check(rv_map_update(fd, &key, &v), "policy key") }
+    }
+
+    /// A write of the transaction: counted for `failAfterWrites`.
+    private func write(_ rc: Int32, _ what: String) throws(BPFError) {
+        writes += 1
+        if let n = failAfterWrites, writes > n { throw BPFError(stage: .policy, errno: ENOSPC, message: "writing \(what) (injected failure)") }
+        try check(rc, what)
     }
 
     private func check(_ rc: Int32, _ what: String) throws(BPFError) {

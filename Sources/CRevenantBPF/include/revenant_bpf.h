@@ -67,6 +67,8 @@ int rv_bpf_map_fd(struct rv_bpf *b, int map);
 int rv_map_update(int fd, const void *key, const void *value);
 int rv_map_lookup(int fd, const void *key, void *value);
 int rv_map_delete(int fd, const void *key);
+/* The key after `key` (NULL: the first); -ENOENT after the last. */
+int rv_map_next_key(int fd, const void *key, void *next);
 
 /* pidfd_open(2) and pidfd_send_signal(2): -1 with errno on failure. */
 int rv_pidfd_open(int pid);
