@@ -11,7 +11,8 @@ import RevenantCore
 public final class Enforcer: @unchecked Sendable {
     private let tracer: Tracer
     public private(set) var current: CompiledPolicy?
-    private var currentExeKeys: [rv_exe_key: UInt64] = [:]
+    /// Each policy executable as installed: its (dev, ino), nil when it did not exist.
+    private var resolved: [String: rv_exe_key?] = [:]
     private var slot: UInt32 = 0
     /// Whether deny rules are refused by the LSM program (else they are killed at exec).
     public let lsmActive: Bool
@@ -51,8 +52,11 @@ public final class Enforcer: @unchecked Sendable {
         let half: UInt64 = new.bitBase == 0 ? 0xffff_ffff : 0xffff_ffff_0000_0000
         var missing: [String] = []
         var exeKeys: [rv_exe_key: UInt64] = [:]
+        var resolvedNow: [String: rv_exe_key?] = [:]
         for (path, mask) in new.exeKeys {
-            guard let k = Enforcer.exeKey(path) else { missing.append(path); continue }
+            let k = Enforcer.exeKey(path)
+            resolvedNow[path] = k
+            guard let k else { missing.append(path); continue }
             exeKeys[k, default: 0] |= mask
         }
         let scriptKeys = new.scriptKeys
@@ -100,7 +104,7 @@ public final class Enforcer: @unchecked Sendable {
         let old = current
         let oldSlot = slot
         current = new
-        currentExeKeys = exeKeys
+        resolved = resolvedNow
         slot = newSlot
         // 5. The old half: ignored by the flipped slot, cleared for tidiness and map room.
         if let old {
@@ -113,6 +117,11 @@ public final class Enforcer: @unchecked Sendable {
             try check(rv_map_update(fds[3], &o, &empty), "old policy slot (bitBase \(old.bitBase))")
         }
         return missing
+    }
+
+    /// Policy executables whose file is no longer the one installed (replaced, created, removed).
+    public func replacedExecutables() -> [String] {
+        resolved.filter { Enforcer.exeKey($0.key) != $0.value }.map(\.key).sorted()
     }
 
     /// The kernel's (dev, ino) key of an executable path; nil when it does not exist.

@@ -33,6 +33,8 @@ final class Ingest: @unchecked Sendable {
     private let flushRequested = Atomic<Bool>(false)
     /// The store lost changes or was replaced: the next batch carries every live process.
     private let snapshotRequested = Atomic<Bool>(false)
+    /// A policy executable's file changed: its rules are resolved again.
+    private let exeChanged = Atomic<Bool>(false)
 
     init(config: Daemon.Config, store: Store?, writer: StoreWriter, audit: AuditSink, worker: AttributionWorker,
          boot: String, clock: BootClock, logger: Logger) {
@@ -91,6 +93,9 @@ final class Ingest: @unchecked Sendable {
     @exclusivity(unchecked) private var lastFlush = ContinuousClock.now
     @exclusivity(unchecked) private var lastFlushWallNs = WallClock.nowNs()
     @exclusivity(unchecked) private var pinned = false
+    /// The policy in force and its file, resolved again when one of its executables changes.
+    @exclusivity(unchecked) private var installed: (Policy, String)?
+    @exclusivity(unchecked) private var exeWatch: ExeWatch?
     /// Instances of each matched command line (newest last), for attribution: 16 for each of
     /// at most 4,096 command lines.
     @exclusivity(unchecked) private var matchedInstances: [String: [Identity]] = [:]
@@ -169,6 +174,13 @@ final class Ingest: @unchecked Sendable {
             if policyOffered.exchange(false, ordering: .acquiringAndReleasing),
                let (p, path) = control.withLock({ c in defer { c.policy = nil }; return c.policy }) {
                 install(p, path: path)
+            }
+            if exeChanged.exchange(false, ordering: .acquiringAndReleasing), let (p, path) = installed {
+                let replaced = enforcer.replacedExecutables()
+                if !replaced.isEmpty {
+                    log.notice("policy executable replaced: its rules are resolved again", metadata: ["exe": "\(replaced.joined(separator: " "))"])
+                    install(p, path: path)
+                }
             }
             let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
             // false: stop was asked for and the ring is drained.
@@ -376,6 +388,8 @@ final class Ingest: @unchecked Sendable {
                 log.warning("policy exe does not exist here: its rules match only by script or comm", metadata: ["exe": "\(m)"])
             }
             policy = compiled
+            installed = (p, path)
+            watchExecutables(p)
             let tiers = Set(compiled.rules.compactMap { enforcer.tier(for: $0.action)?.rawValue }).sorted()
             log.notice("policy loaded", metadata: [
                 "file": "\(path)", "rules": "\(compiled.rules.count)",
@@ -391,6 +405,18 @@ final class Ingest: @unchecked Sendable {
             log.error("policy install failed, previous policy stays in force", metadata: ["error": "\(error)"])
             audit.submit(.record(.daemon("policy rejected", timeMs: WallClock.nowMs(), detail: "\(error)", severity: 3), sync: true))
         }
+    }
+
+    private func watchExecutables(_ p: Policy) {
+        let paths = p.rules.compactMap(\.match.exe)
+        if exeWatch == nil, !paths.isEmpty {
+            exeWatch = ExeWatch { [weak self] _ in
+                guard let self else { return }
+                exeChanged.store(true, ordering: .releasing)
+                control.withLock { $0.tracer }?.wake()
+            }
+        }
+        exeWatch?.watch(paths)
     }
 
     /// With --pin, once this daemon's programs enforce its policy: they replace an earlier
