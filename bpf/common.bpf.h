@@ -312,7 +312,8 @@ static __always_inline void scan_lookup(struct scan *s)
 		if (m)
 			s->mask |= *m;
 	}
-	if (!s->slash && filter_has(s->filter, s->rel)) {
+	/* Every element, slashes or not: a rule also holds the rel keys of "./name" spellings. */
+	if (filter_has(s->filter, s->rel)) {
 		m = bpf_map_lookup_elem(&script_rules, &s->rel);
 		if (m)
 			s->mask |= *m;

@@ -97,7 +97,9 @@ public enum PolicyCompiler {
             let bit = UInt64(1) << UInt64(bitBase + i)
             if let e = r.match.exe { c.exeKeys[e, default: 0] |= bit; c.needExe |= bit }
             if let s = r.match.script {
-                for k in ScriptHash.keys(forRule: s) { c.scriptKeys[k, default: 0] |= bit }
+                // A rule naming a path through a symlink also matches the path the kernel sees from a cwd.
+                let real = s.hasPrefix("/") ? context.resolve(s) : s
+                for k in Set(ScriptHash.keys(forRule: s) + ScriptHash.keys(forRule: real)) { c.scriptKeys[k, default: 0] |= bit }
                 c.needScript |= bit
             }
             if let comm = r.match.comm { c.commKeys[comm, default: 0] |= bit; c.needComm |= bit }
@@ -138,9 +140,10 @@ func bitFilter<S: Sequence<Int>>(words: Int, bits: S) -> [UInt64] {
 
 /// The argv-element hashes the BPF program computes (FNV-1a, 64 bit), reproduced here.
 ///
-/// For each element e of argv (and the exec path): full(e); base(basename(e)); and, when e
-/// has no '/', rel(cwd, e) — cwd as the kernel captures it, components leaf first, each
-/// followed by NUL. A rule's full path gives the full and rel keys; a bare name the base key.
+/// For each element e of argv (and the exec path): full(e); base(basename(e)); and
+/// rel(cwd, e) — cwd as the kernel captures it, components leaf first, each followed by NUL.
+/// A rule's full path gives the full and rel keys of the spellings `keys(forRule:)` lists; a
+/// bare name the base key.
 public enum ScriptHash {
     public static let offset: UInt64 = 0xcbf2_9ce4_8422_2325
     public static let prime: UInt64 = 0x0000_0100_0000_01b3
@@ -174,7 +177,10 @@ public enum ScriptHash {
         guard script.hasPrefix("/") else { return [base(script)] }
         let comps = script.split(separator: "/")
         let dir = "/" + comps.dropLast().joined(separator: "/")
-        return [full(script), rel(cwd: dir, String(comps.last ?? ""))]
+        let name = String(comps.last ?? "")
+        // The kernel hashes text, it does not resolve paths: the spellings a shell or a unit
+        // commonly uses are keys of their own.
+        return [full(script), full("/" + script), rel(cwd: dir, name), rel(cwd: dir, "./" + name), rel(cwd: dir, "././" + name)]
     }
 
     /// Keys an exec produces, as the kernel computes them (for tests and the userspace tier).
@@ -183,7 +189,7 @@ public enum ScriptHash {
         for e in argv + [filename] {
             out.insert(full(e))
             out.insert(base(PolicyCompiler.basename(e)))
-            if !e.contains("/"), let cwd { out.insert(rel(cwd: cwd, e)) }
+            if let cwd { out.insert(rel(cwd: cwd, e)) }
         }
         return out
     }

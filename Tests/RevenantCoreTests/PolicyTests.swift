@@ -150,7 +150,7 @@ private func parseError(_ yaml: String) -> PolicyError? {
         #expect(c.needScript == 1 << 33)
         #expect(c.needComm == 1 << 34)
         #expect(c.kill == 1 << 32 && c.deny == 1 << 33 && c.audit == 1 << 34)
-        #expect(c.scriptKeys.count == 2)
+        #expect(c.scriptKeys.count == 5, "full, //full, and rel of name, ./name, ././name")
         #expect(c.rules(in: 1 << 33).map(\.name) == ["b"])
     }
 
