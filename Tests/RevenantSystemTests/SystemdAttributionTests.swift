@@ -195,6 +195,9 @@ import Testing
         try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
         try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
         try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
+        // The shipped watchdog, shortened so a hang is seen within the test.
+        try fm.createDirectory(atPath: etc + "/revenant.service.d", withIntermediateDirectories: true)
+        try "[Service]\nWatchdogSec=10s\nTimeoutAbortSec=2s\n".write(toFile: etc + "/revenant.service.d/test.conf", atomically: true, encoding: .utf8)
         try "rules:\n  - name: block-sweeper\n    match: { script: /opt/rvtest/blocked.py }\n    action: kill\n"
             .write(toFile: dir + "/upper/etc/revenant/policy.yaml", atomically: true, encoding: .utf8)
         try "open('/opt/rvtest/ran', 'w').write('ran')\n".write(toFile: dir + "/upper/opt/rvtest/blocked.py", atomically: true, encoding: .utf8)
@@ -237,5 +240,26 @@ import Testing
         #expect(fm.fileExists(atPath: root + "/var/lib/revenant/revenant.db"))
         #expect(try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.hasPrefix("active"))
         #expect(text.contains("\"activity_name\":\"programs pinned\""), "the unit pins its programs: \(status())")
+
+        // Type=notify: active means READY=1 came, after the policy was in force.
+        let show = { (p: String) in (try? sh([script, "ctl", dir, "show", "-p", p, "--value", "revenant.service"]).out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
+        #expect(show("Type") == "notify")
+        #expect(show("StatusText").hasPrefix("enforcing 1 rules"), "STATUS= from the daemon: \(show("StatusText"))")
+        // The hardening as systemd rates it, inside the namespace.
+        let sec = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/usr/bin/systemd-analyze", "security", "--no-pager", "revenant.service"])
+        let overall = sec.out.split(separator: "\n").first { $0.contains("Overall exposure level") }.map(String.init) ?? ""
+        let score = Double(overall.split(separator: " ").first { Double($0) != nil } ?? "") ?? 10
+        #expect(score < 5, "systemd-analyze security rates it OK or better: \(overall)\(sec.err)")
+        // A hung ingest loop stops feeding the watchdog: systemd kills and restarts the daemon.
+        let main = show("MainPID")
+        #expect(try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/bin/kill", "-STOP", main]).status == 0)
+        var restarts = "0"
+        for _ in 0..<60 where restarts == "0" {
+            try await Task.sleep(for: .milliseconds(500))
+            restarts = show("NRestarts")
+        }
+        #expect(restarts != "0", "the watchdog restarted the hung daemon: \(status())")
+        for _ in 0..<60 where show("ActiveState") != "active" { try await Task.sleep(for: .milliseconds(250)) }
+        #expect(show("ActiveState") == "active", "and it came back: \(status())")
     }
 }

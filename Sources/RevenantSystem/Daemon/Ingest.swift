@@ -93,6 +93,8 @@ final class Ingest: @unchecked Sendable {
     @exclusivity(unchecked) private var lastFlush = ContinuousClock.now
     @exclusivity(unchecked) private var lastFlushWallNs = WallClock.nowNs()
     @exclusivity(unchecked) private var pinned = false
+    @exclusivity(unchecked) private var isReady = false
+    @exclusivity(unchecked) private var lastWatchdog = ContinuousClock.now
     /// The policy in force and its file, resolved again when one of its executables changes.
     @exclusivity(unchecked) private var installed: (Policy, String)?
     @exclusivity(unchecked) private var exeWatch: ExeWatch?
@@ -133,6 +135,7 @@ final class Ingest: @unchecked Sendable {
             if config.policyPath == nil {
                 pinOnce()
                 log.notice("no policy: tracing only")
+                ready("tracing, no policy")
             }
             try loop()
             try announceLive()
@@ -171,6 +174,11 @@ final class Ingest: @unchecked Sendable {
         let flushEvery = Duration.milliseconds(config.flushMs)
         var nextFlush = ContinuousClock.now + flushEvery
         while true {
+            // The watchdog is fed here: a hung ingest stops feeding it and systemd restarts the daemon.
+            if let every = SystemdNotify.watchdogEvery, ContinuousClock.now - lastWatchdog >= every {
+                SystemdNotify.send("WATCHDOG=1")
+                lastWatchdog = ContinuousClock.now
+            }
             if policyOffered.exchange(false, ordering: .acquiringAndReleasing),
                let (p, path) = control.withLock({ c in defer { c.policy = nil }; return c.policy }) {
                 install(p, path: path)
@@ -400,11 +408,19 @@ final class Ingest: @unchecked Sendable {
                                  sync: true))
             overridden(compiled.rules, path: path)
             pinOnce()
+            ready("enforcing \(compiled.rules.count) rules from \(path)")
             killExisting(compiled)
         } catch {
             log.error("policy install failed, previous policy stays in force", metadata: ["error": "\(error)"])
             audit.submit(.record(.daemon("policy rejected", timeMs: WallClock.nowMs(), detail: "\(error)", severity: 3), sync: true))
         }
+    }
+
+    /// READY=1 once the programs are attached and the first policy is in force (a unit's
+    /// `Type=notify`: units ordered after it start only then); later calls update STATUS=.
+    private func ready(_ status: String) {
+        SystemdNotify.send(isReady ? "STATUS=\(status)" : "READY=1\nSTATUS=\(status)")
+        isReady = true
     }
 
     private func watchExecutables(_ p: Policy) {
