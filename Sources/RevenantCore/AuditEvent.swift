@@ -70,6 +70,8 @@ public struct AuditEvent: Encodable, Sendable {
     public var action_id: Int?
     public var disposition_id: Int?
     public var exit_code: Int32?
+    /// File System Activity's file (class 1001).
+    public var file: FileObject?
     public var revenant: Extension
 
     /// A daemon lifecycle record (OCSF Base Event).

@@ -34,6 +34,11 @@ public struct RespawnReport: Sendable, Encodable {
     public var command_lines: [String] = []
     /// Other respawners of the same program, active in the window: most recent first.
     public var also_respawned_by: [Also] = []
+    /// The last changes to the source file while the daemon watched it, newest first.
+    public var configured_by: [ConfigChange] = []
+    /// The package manager or configuration-management agent that wrote the source file: it
+    /// rewrites what it manages.
+    public var managed_by: String?
 
     public struct Also: Sendable, Encodable {
         public var mechanism: String
@@ -63,11 +68,21 @@ public enum Attributor {
         }
         var rep = report(grouping: instances, target: target.record.id, root: root, reader: reader)
         rep.program = program?.key
+        if let file = rep.source?.file, root == "/" { provenance(&rep, changes: (try? store.configChanges(path: file)) ?? []) }
         if total > stored.count {
             let all = total < Attributor.scanLimit ? total : ((try? store.instanceCount(program: program!)) ?? total)
             rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")
         }
         return rep
+    }
+
+    /// Who wrote the source, and whether a manager will write it again: said first in the remediation.
+    static func provenance(_ rep: inout RespawnReport, changes: [ConfigChange]) {
+        rep.configured_by = changes
+        guard let last = changes.first, let agent = changes.lazy.compactMap(\.managedBy).first else { return }
+        rep.managed_by = agent
+        let when = Date(timeIntervalSince1970: Double(last.timeWallNs) / 1e9).formatted(.iso8601)
+        rep.remediation.insert("# \(rep.source?.file ?? "this file") is managed by \(agent) (last written \(when) by \(Visible.escape(String(last.command.prefix(80))))): change it there, or it will be rewritten", at: 0)
     }
 
     static let instanceLimit = 16

@@ -61,6 +61,7 @@ public struct StoreBatch: Sendable {
     public var boot: String
     public var bootEpochNs: Int64
     public var gaps: [TraceGap] = []
+    public var configChanges: [ConfigChange] = []
     public var rekeys: [(from: Identity, to: Identity)] = []
     public var processes: [ProcessRecord] = []
     public var images: [(process: Identity, seq: Int, image: Image)] = []
@@ -72,7 +73,7 @@ public struct StoreBatch: Sendable {
         self.boot = boot; self.bootEpochNs = bootEpochNs
     }
 
-    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty && leaves.isEmpty && gaps.isEmpty }
+    public var isEmpty: Bool { rekeys.isEmpty && processes.isEmpty && images.isEmpty && leaves.isEmpty && gaps.isEmpty && configChanges.isEmpty }
     /// Process changes it carries (what is lost when it cannot be written).
     public var changes: Int { processes.count + leaves.count }
 }
@@ -336,6 +337,24 @@ public final class Store: Sendable {
                 CREATE INDEX image_enforced ON image (process) WHERE enforcement IS NOT NULL;
                 """)
         }
+        // Who changed the files respawn mechanisms read: the configuration's provenance.
+        m.registerMigration("v12-config-changes") { db in
+            try db.execute(sql: """
+                CREATE TABLE config_change (
+                    id INTEGER PRIMARY KEY,
+                    path TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    time_wall_ns INTEGER NOT NULL,
+                    writer_pid INTEGER NOT NULL,
+                    writer_id TEXT,
+                    command TEXT NOT NULL,
+                    ancestry TEXT NOT NULL,
+                    loginuid INTEGER,
+                    uid INTEGER
+                );
+                CREATE INDEX config_change_by_path ON config_change (path, time_wall_ns);
+                """)
+        }
         return m
     }()
 
@@ -446,6 +465,13 @@ public final class Store: Sendable {
                 try st.run()
             }
             if !batch.leaves.isEmpty { try Store.writeLeaves(batch, boot: boot, db) }
+            for c in batch.configChanges {
+                try db.cachedStatement(sql: """
+                    INSERT INTO config_change (path, kind, time_wall_ns, writer_pid, writer_id, command, ancestry, loginuid, uid)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [c.path, c.kind.rawValue, c.timeWallNs, c.writerPid, c.writerId, c.command, c.ancestry,
+                                              c.loginuid.map { Int64($0) }, c.uid.map { Int64($0) }])
+            }
             for g in batch.gaps {
                 try db.cachedStatement(sql: """
                     INSERT INTO trace_gap (run, boot, kind, from_wall_ns, to_wall_ns, lost, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -666,6 +692,20 @@ public final class Store: Sendable {
                 """, arguments: [Data(text.utf8), text, limit])
             return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
                                      try Store.leaves(db, containing: text, limit: limit), limit: limit)
+        }
+    }
+
+    /// The newest changes to a configuration file, newest first.
+    public func configChanges(path: String, limit: Int = 5) throws(StoreError) -> [ConfigChange] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM config_change WHERE path = ? ORDER BY time_wall_ns DESC LIMIT ?
+                """, arguments: [path, limit]).map { r in
+                ConfigChange(path: r["path"], kind: ConfigChange.Kind(rawValue: r["kind"]) ?? .modified, timeWallNs: r["time_wall_ns"],
+                             writerPid: r["writer_pid"], writerId: r["writer_id"], command: r["command"], ancestry: r["ancestry"],
+                             loginuid: (r["loginuid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+                             uid: (r["uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) })
+            }
         }
     }
 

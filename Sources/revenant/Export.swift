@@ -70,7 +70,7 @@ struct Export: ParsableCommand {
             while let g = gaps.first, g.fromWallNs <= t {
                 gaps = gaps.dropFirst()
                 switch format {
-                case .jsonl: emit(String(decoding: try enc.encode(ExportFormat.GapLine(g)), as: UTF8.self))
+                case .jsonl: emit(String(decoding: try enc.encode(GapJSON(g)), as: UTF8.self))
                 case .csv: emit(ExportFormat.csv(g))
                 case .ocsf: try emitOCSF(.daemon("trace gap", timeMs: g.fromWallNs / 1_000_000, detail: ExportFormat.text(g), severity: 4))
                 }
@@ -149,19 +149,6 @@ enum ExportFormat {
                     parent_id: r.parent?.description, parent_comm: r.parentComm, exe: r.image.filename, argv: r.image.argv,
                     cwd: r.image.cwd, uid: r.image.uid, cgroup: r.image.cgroup, seeded: r.seeded, enforcement: r.enforcement?.message,
                     exit_time: r.exitWallNs.map(Fmt.iso), exit_code: code, signal: sig)
-    }
-
-    /// A trace gap in jsonl: `type` tells it from an exec line.
-    struct GapLine: Encodable {
-        let type = "trace_gap"
-        let time: String
-        let until: String
-        let kind: String
-        let lost: Int64
-        let detail: String
-        init(_ g: TraceGap) {
-            time = Fmt.iso(g.fromWallNs); until = Fmt.iso(g.toWallNs); kind = g.kind.rawValue; lost = g.lost; detail = g.detail
-        }
     }
 
     static func text(_ g: TraceGap) -> String { "trace gap (\(g.kind.rawValue)) until \(Fmt.iso(g.toWallNs)): \(g.detail)" }

@@ -88,6 +88,10 @@ enum RespawnText {
             if let p = r.settings["program"] { out.line("  program     [program:\(p)]") }
             if let u = r.settings["user"] { out.line("  user        \(u)") }
             for n in src.notes { out.line("  note        \(n)") }
+            for c in r.configured_by {
+                out.line("  configured  \(Fmt.time(c.timeWallNs)) \(c.kind.rawValue) by \(c.command)  ← \(c.ancestry)\(c.loginuid.map { " (loginuid \($0))" } ?? "")")
+            }
+            if let m = r.managed_by { out.line("  managed by  \(m): a change made by hand is rewritten at its next run") }
         } else if r.mechanism == "container", let c = r.settings["container"] {
             out.line("  source      \(r.settings["engine"] ?? "the engine")'s record of container \(c): restart policy \(r.settings["restart_policy"] ?? "unknown")")
         } else if r.mechanism != "unknown" {
@@ -128,5 +132,22 @@ enum Fmt {
     static func user(_ uid: UInt32) -> String {
         guard let pw = getpwuid(uid) else { return String(uid) }
         return String(cString: pw.pointee.pw_name)
+    }
+}
+
+/// A trace gap in every JSON output (who-spawned's `uncertain`, timeline's `trace_gaps`, an
+/// export line): `type` tells it from an exec line in a stream.
+struct GapJSON: Encodable {
+    let type = "trace_gap"
+    let kind: String
+    let from: String
+    let to: String
+    let lost: Int64
+    let detail: String
+    /// The lineage link that started inside it (who-spawned).
+    let pid: Int32?
+
+    init(_ g: TraceGap, pid: Int32? = nil) {
+        kind = g.kind.rawValue; from = Fmt.iso(g.fromWallNs); to = Fmt.iso(g.toWallNs); lost = g.lost; detail = g.detail; self.pid = pid
     }
 }

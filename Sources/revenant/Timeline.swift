@@ -29,13 +29,13 @@ struct Timeline: ParsableCommand {
                 let pid: Int32; let id: String; let start: String; let end: String?; let how: String; let spawned_by: String
                 let gap_seconds: Double?; let command: String; let enforcement: String?
             }
-            struct Out: Encodable { let instances: [Row]; let trace_gaps: [WhoSpawnedText.JSONGap]; let respawned_by: RespawnReport }
+            struct Out: Encodable { let instances: [Row]; let trace_gaps: [GapJSON]; let respawned_by: RespawnReport }
             let rows = answer.rows.map { r in
                 Row(pid: r.process.id.pid, id: r.process.id.description, start: Fmt.iso(r.startWallNs), end: r.exitWallNs.map(Fmt.iso),
                     how: r.how, spawned_by: r.spawnedBy, gap_seconds: r.gapSeconds, command: Timeline.command(r),
                     enforcement: r.process.image?.enforcement?.message)
             }
-            LineWriter.stdout.json(Out(instances: rows, trace_gaps: answer.gaps.map { WhoSpawnedText.JSONGap(gap: $0, pid: nil) },
+            LineWriter.stdout.json(Out(instances: rows, trace_gaps: answer.gaps.map { GapJSON($0) },
                                        respawned_by: answer.respawn))
             return
         }

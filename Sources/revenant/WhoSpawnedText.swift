@@ -141,19 +141,10 @@ struct WhoSpawnedText {
         let ancestry: [JSONProcess]
         let lineage_end: String?
         /// Trace gaps a link of this lineage started in.
-        let uncertain: [JSONGap]
+        let uncertain: [GapJSON]
         let respawned_by: RespawnReport?
         let incarnations: [JSONIncarnation]
         let note: String?
-    }
-
-    struct JSONGap: Encodable {
-        let kind: String
-        let from: String
-        let to: String
-        let lost: Int64
-        let detail: String
-        let pid: Int32?
     }
 
     struct JSONIncarnation: Encodable {
@@ -187,18 +178,12 @@ struct WhoSpawnedText {
                                    source: l.fromProc ? "proc" : "store")
             },
             lineage_end: end,
-            uncertain: answer.uncertain.map { JSONGap(gap: $0.gap, pid: $0.pid) },
+            uncertain: answer.uncertain.map { GapJSON($0.gap, pid: $0.pid) },
             respawned_by: respawn,
             incarnations: incarnations.map { i in
                 JSONIncarnation(id: i.record.id.description, start: Fmt.iso(i.startWallNs), exit: i.exitWallNs.map(Fmt.iso),
                                 status: endText(i), selected: i.record.id == chosen.record.id)
             },
             note: note)
-    }
-}
-
-extension WhoSpawnedText.JSONGap {
-    init(gap g: TraceGap, pid: Int32?) {
-        self.init(kind: g.kind.rawValue, from: Fmt.iso(g.fromWallNs), to: Fmt.iso(g.toWallNs), lost: g.lost, detail: g.detail, pid: pid)
     }
 }

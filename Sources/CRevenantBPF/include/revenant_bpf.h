@@ -91,6 +91,16 @@ int rv_mount_bpffs(const char *path);
 /* How many pins are present under dir. */
 int rv_bpf_pinned(const char *dir);
 
+/* Configuration watch (fanotify, FAN_REPORT_DFID_NAME). rv_fan_init: an fd or -errno.
+ * rv_fan_mark_dir: watches dir's entries (create, delete, rename, write, attrib) and copies
+ * its file handle (type, then bytes) to handle; returns the handle's length or -errno.
+ * rv_fan_read: blocks for events and calls fn for each with the writer's tgid, the fanotify
+ * mask, its directory's handle and the entry's name; returns events or -errno. */
+typedef void (*rv_fan_fn)(void *ctx, int pid, unsigned long long mask, const unsigned char *handle, int hlen, const char *name);
+int rv_fan_init(void);
+int rv_fan_mark_dir(int fd, const char *dir, unsigned char *handle, int cap);
+int rv_fan_read(int fd, rv_fan_fn fn, void *ctx);
+
 void rv_bpf_stop(struct rv_bpf *b);
 
 #endif

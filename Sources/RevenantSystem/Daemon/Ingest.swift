@@ -35,6 +35,8 @@ final class Ingest: @unchecked Sendable {
     private let snapshotRequested = Atomic<Bool>(false)
     /// A policy executable's file changed: its rules are resolved again.
     private let exeChanged = Atomic<Bool>(false)
+    /// Configuration changes the watcher saw, for the ring thread.
+    private let configPending = Mutex<[ConfigWatch.Raw]>([])
 
     init(config: Daemon.Config, store: Store?, writer: StoreWriter, audit: AuditSink, worker: AttributionWorker,
          boot: String, clock: BootClock, logger: Logger) {
@@ -94,6 +96,8 @@ final class Ingest: @unchecked Sendable {
     @exclusivity(unchecked) private var lastFlushWallNs = WallClock.nowNs()
     @exclusivity(unchecked) private var pinned = false
     @exclusivity(unchecked) private var isReady = false
+    @exclusivity(unchecked) private var configWatch: ConfigWatch?
+    @exclusivity(unchecked) private var lastConfigChange: ConfigChange?
     @exclusivity(unchecked) private var lastWatchdog = ContinuousClock.now
     /// The policy in force and its file, resolved again when one of its executables changes.
     @exclusivity(unchecked) private var installed: (Policy, String)?
@@ -130,6 +134,7 @@ final class Ingest: @unchecked Sendable {
                                                 "deny_program": "\(tracer.lsmActive ? "attached" : tracer.lsmStatus.split(separator: "\n").first.map(String.init) ?? "")"])
         do {
             try seed()
+            watchConfiguration()
             enforcer = Enforcer(tracer: tracer, lsmActive: tracer.lsmActive)
             // Said once the programs are attached: readers take it (or "policy loaded") as ready.
             if config.policyPath == nil {
@@ -193,6 +198,8 @@ final class Ingest: @unchecked Sendable {
             let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
             // false: stop was asked for and the ring is drained.
             guard try tracer.drainRecords(timeoutMs: min(config.tracer.pollMs, untilFlush), { raw, memo in try handle(raw, &memo) }) else { return }
+            // After the drain: a writer's exec reached the table before its write is looked up.
+            recordConfigChanges()
             if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                 // Everything the ring holds now goes in: the asker's process started before it asked.
                 _ = try tracer.drainRecords(timeoutMs: 0) { raw, memo in try handle(raw, &memo) }
@@ -416,6 +423,39 @@ final class Ingest: @unchecked Sendable {
         }
     }
 
+    private func watchConfiguration() {
+        var error: String?
+        configWatch = ConfigWatch(changed: { [weak self] raw in
+            guard let self else { return }
+            configPending.withLock { $0.append(raw) }
+            control.withLock { $0.tracer }?.wake()
+        }, error: &error)
+        if let w = configWatch {
+            log.info("configuration sources watched", metadata: ["directories": "\(w.watched.joined(separator: " "))"])
+        } else {
+            log.warning("configuration sources not watched: changes to units, crontabs and configs are not attributed", metadata: ["error": "\(error ?? "?")"])
+        }
+    }
+
+    /// Each change to a watched configuration file, with its writer as the table knows it.
+    private func recordConfigChanges() {
+        let raws = configPending.withLock { p -> [ConfigWatch.Raw] in defer { p.removeAll() }; return p }
+        for raw in raws {
+            // An editor's or a tool's several events for one save are one change.
+            if let last = lastConfigChange, last.path == raw.path, last.kind == raw.kind, last.writerPid == raw.pid,
+               raw.timeWallNs - last.timeWallNs < 1_000_000_000 { continue }
+            let r = table.latest(pid: raw.pid)
+            let command = r.map { r in r.image.map { config.redactor.apply($0.argv).joined(separator: " ") } ?? r.name } ?? "pid \(raw.pid)"
+            let c = ConfigChange(path: raw.path, kind: raw.kind, timeWallNs: raw.timeWallNs, writerPid: raw.pid, writerId: r?.id.description,
+                                 command: command, ancestry: r.map { Lineage.chain(table, of: $0.id) } ?? "?",
+                                 loginuid: r?.image?.loginuid, uid: r?.image?.uid)
+            lastConfigChange = c
+            batch.configChanges.append(c)
+            audit.submit(.record(.fileActivity(c), sync: false))
+            log.info("configuration \(c.kind.rawValue)", metadata: ["path": "\(c.path)", "by": "\(c.command)", "ancestry": "\(c.ancestry)"])
+        }
+    }
+
     /// READY=1 once the programs are attached and the first policy is in force (a unit's
     /// `Type=notify`: units ordered after it start only then); later calls update STATUS=.
     private func ready(_ status: String) {
@@ -430,6 +470,10 @@ final class Ingest: @unchecked Sendable {
                 guard let self else { return }
                 exeChanged.store(true, ordering: .releasing)
                 control.withLock { $0.tracer }?.wake()
+            }
+            if exeWatch == nil {
+                log.warning("policy executables not watched (inotify unavailable): an upgraded one is matched again only on SIGHUP",
+                            metadata: ["errno": "\(errno)"])
             }
         }
         exeWatch?.watch(paths)

@@ -1,0 +1,92 @@
+import Foundation
+import Glibc
+import RevenantCore
+@testable import RevenantSystem
+import RevenantTestSupport
+import Testing
+
+/// Who wrote the files respawn mechanisms read, recorded by the daemon from fanotify with the
+/// writer's fork-time ancestry, written by the real tools.
+@Suite(.serialized) struct ConfigProvenanceTests {
+    private func until(_ seconds: Int, _ cond: () throws -> Bool) async throws {
+        for _ in 0..<(seconds * 10) where !(try cond()) { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
+    @Test(.kernel, .timeLimit(.minutes(3))) func changesAreAttributedToTheirWriters() async throws {
+        try Kernel.check()
+        for tool in ["/usr/bin/crontab", "/usr/bin/dpkg-deb", "/usr/bin/dpkg"] {
+            try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) missing: run scripts/install-deps.sh test")
+        }
+        try #require(FileManager.default.fileExists(atPath: "/etc/supervisor/conf.d"), "supervisor is not installed: run scripts/install-deps.sh test")
+        let d = try DaemonUnderTest(name: "provenance")
+        try await d.start()
+        try #require(d.logText.contains("configuration sources watched"), "\(d.logText)")
+        let tag = "rvprov\(getpid())"
+
+        // A user crontab installed from a shell.
+        let cronFile = d.dir + "/cron"
+        try "*/5 * * * * /usr/bin/true \(tag)\n".write(toFile: cronFile, atomically: true, encoding: .utf8)
+        #expect(try sh(["/bin/bash", "-c", "crontab -u nobody \(cronFile)"]).status == 0)
+        defer { _ = try? sh(["/usr/bin/crontab", "-u", "nobody", "-r"]) }
+        // A supervisord config written by a script.
+        let conf = "/etc/supervisor/conf.d/\(tag).conf"
+        let script = d.dir + "/write-conf.sh"
+        try "cat > \(conf) <<'EOF'\n[program:\(tag)]\ncommand=/usr/bin/sleep 1\nautostart=false\nEOF\n".write(toFile: script, atomically: true, encoding: .utf8)
+        #expect(try sh(["/bin/sh", script]).status == 0)
+        defer { unlink(conf) }
+        // A unit installed by dpkg from a package built here.
+        let pkg = d.dir + "/pkg"
+        let unit = "/lib/systemd/system/\(tag).service"
+        try FileManager.default.createDirectory(atPath: pkg + "/DEBIAN", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: pkg + "/lib/systemd/system", withIntermediateDirectories: true)
+        try "Package: \(tag)\nVersion: 1.0\nArchitecture: all\nMaintainer: test <t@example.com>\nDescription: revenant provenance test\n"
+            .write(toFile: pkg + "/DEBIAN/control", atomically: true, encoding: .utf8)
+        try "[Service]\nExecStart=/usr/bin/sleep 1\n".write(toFile: pkg + unit, atomically: true, encoding: .utf8)
+        #expect(try sh(["/usr/bin/dpkg-deb", "--build", "--root-owner-group", pkg, d.dir + "/\(tag).deb"]).status == 0)
+        let install = try sh(["/usr/bin/dpkg", "-i", d.dir + "/\(tag).deb"])
+        #expect(install.status == 0, "\(install.err)")
+        defer { _ = try? sh(["/usr/bin/dpkg", "--purge", tag]) }
+
+        let store = try Store(path: d.db, readOnly: true)
+        var cron: [ConfigChange] = [], sup: [ConfigChange] = [], dpkg: [ConfigChange] = []
+        try await d.settle()
+        try await until(20) {
+            cron = try store.configChanges(path: "/var/spool/cron/crontabs/nobody")
+            sup = try store.configChanges(path: conf)
+            dpkg = try store.configChanges(path: unit)
+            return !cron.isEmpty && !sup.isEmpty && !dpkg.isEmpty
+        }
+        let c = try #require(cron.first, "the crontab was not recorded: \(d.logText)")
+        #expect(c.command.hasPrefix("crontab -u nobody"), "\(c)")
+        #expect(c.ancestry.contains("bash("), "the shell it ran from: \(c.ancestry)")
+        let s = try #require(sup.first, "the supervisord config was not recorded")
+        #expect(s.command == "/bin/sh \(script)" || s.command == "sh \(script)", "\(s)")
+        #expect(s.kind == .created || s.kind == .modified)
+        let p = try #require(dpkg.first, "the unit was not recorded")
+        #expect(p.command.contains("dpkg") && p.managedBy == "dpkg (a package)", "\(p)")
+        #expect(c.managedBy == nil && s.managedBy == nil)
+
+        d.stop()
+        let audit = try String(contentsOfFile: d.audit, encoding: .utf8)
+        #expect(audit.split(separator: "\n").contains { $0.contains("\"class_uid\":1001") && $0.contains(conf) }, "an OCSF File System Activity record")
+        #expect(try revenant(["audit", "verify", d.audit]).status == 0)
+    }
+
+    @Test func aManagedSourceSaysSoFirst() throws {
+        var rep = RespawnReport(mechanism: "cron", unit: nil, confidence: "high", spawner: nil, launcher: nil, launcher_mechanism: nil,
+                                command: nil, source: ConfigSource(file: "/etc/cron.d/w", line: 1, text: "* * * * * root w"),
+                                config_root: nil, settings: [:], remediation: ["sed -i '1d' /etc/cron.d/w"], evidence: [],
+                                instances: 3, gap_seconds: [])
+        let hand = ConfigChange(path: "/etc/cron.d/w", kind: .modified, timeWallNs: 2_000_000_000_000_000_000, writerPid: 9,
+                                writerId: nil, command: "vim /etc/cron.d/w", ancestry: "bash(8) ← sshd(7)", loginuid: 1000, uid: 0)
+        var agent = hand
+        agent.command = "/usr/bin/python3 /root/.ansible/tmp/ansible-tmp-1/AnsiballZ_cron.py"
+        agent.ancestry = "sh(20) ← sshd(19) ← sshd(1)"
+        Attributor.provenance(&rep, changes: [hand])
+        #expect(rep.managed_by == nil && rep.remediation.count == 1)
+        Attributor.provenance(&rep, changes: [hand, agent])
+        #expect(rep.managed_by == "ansible")
+        #expect(rep.remediation.first?.hasPrefix("# /etc/cron.d/w is managed by ansible") == true, "\(rep.remediation)")
+        #expect(try sh(["/bin/sh", "-n", "-c", rep.remediation.joined(separator: "\n")]).status == 0)
+    }
+}
