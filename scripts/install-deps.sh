@@ -8,7 +8,7 @@ set -euo pipefail
 
 tier=${1:-build}
 BUILD=(libbpf-dev libelf-dev zlib1g-dev bpftool libsqlite3-dev)
-TEST=(cron supervisor podman runc            # real respawn mechanisms
+TEST=(cron supervisor podman runc ansible-core # real respawn mechanisms and what writes their config
       qemu-system-x86 busybox-static cpio)    # deny tier: Debian's kernel with BPF LSM under qemu
 BENCH=(hyperfine auditd forkstat)             # what operators would use instead
 

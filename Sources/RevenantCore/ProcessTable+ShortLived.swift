@@ -101,6 +101,12 @@ extension ProcessTable {
         shortLived.unparked.append(id)
     }
 
+    /// Files the parked processes with this PID: a reader about to look it up by PID alone.
+    public mutating func fileParked(pid: Int32) {
+        guard !shortLived.parked.isEmpty else { return }
+        for id in shortLived.parked.keys.filter({ $0.pid == pid }).sorted() { unpark(id) }
+    }
+
     /// Files every parked process (they are live, or their exit is still to come): before a
     /// reader that looks at the whole table, and at every batch.
     public mutating func unparkAll() {

@@ -68,7 +68,7 @@ public enum Attributor {
         }
         var rep = report(grouping: instances, target: target.record.id, root: root, reader: reader)
         rep.program = program?.key
-        if let file = rep.source?.file, root == "/" { provenance(&rep, changes: (try? store.configChanges(path: file)) ?? []) }
+        if root == "/" { provenance(&rep, store: store) }
         if total > stored.count {
             let all = total < Attributor.scanLimit ? total : ((try? store.instanceCount(program: program!)) ?? total)
             rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")
@@ -77,12 +77,27 @@ public enum Attributor {
     }
 
     /// Who wrote the source, and whether a manager will write it again: said first in the remediation.
-    static func provenance(_ rep: inout RespawnReport, changes: [ConfigChange]) {
+    /// `mtimeNs`: the file's modification time now; newer than every recorded change, it was
+    /// changed while no daemon watched it.
+    static func provenance(_ rep: inout RespawnReport, changes: [ConfigChange], mtimeNs: Int64? = nil) {
         rep.configured_by = changes
+        if let m = mtimeNs, changes.allSatisfy({ $0.timeWallNs < m - 2_000_000_000 }) {
+            let when = Date(timeIntervalSince1970: Double(m) / 1e9).formatted(.iso8601)
+            rep.source?.notes.append("changed while not watched (mtime \(when)): its writer is not known" +
+                                     (changes.isEmpty ? "" : "; the changes below are older"))
+        }
         guard let last = changes.first, let agent = changes.lazy.compactMap(\.managedBy).first else { return }
         rep.managed_by = agent
         let when = Date(timeIntervalSince1970: Double(last.timeWallNs) / 1e9).formatted(.iso8601)
         rep.remediation.insert("# \(rep.source?.file ?? "this file") is managed by \(agent) (last written \(when) by \(Visible.escape(String(last.command.prefix(80))))): change it there, or it will be rewritten", at: 0)
+    }
+
+    /// The recorded changes to the report's source file (host paths only: what the daemon watched).
+    public static func provenance(_ rep: inout RespawnReport, store: Store) {
+        guard let file = rep.source?.file else { return }
+        var st = stat()
+        let mtime = stat(file, &st) == 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : nil
+        provenance(&rep, changes: (try? store.configChanges(path: file)) ?? [], mtimeNs: mtime)
     }
 
     static let instanceLimit = 16

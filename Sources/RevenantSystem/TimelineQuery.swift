@@ -56,7 +56,8 @@ public struct TimelineQuery {
         }
         let reader = ProcReader()
         let boots = Dictionary(stored.map { ($0.record.id, $0.boot) }, uniquingKeysWith: { a, _ in a })
-        let report = Attributor.report(grouping: instances, target: nil, root: root, reader: reader)
+        var report = Attributor.report(grouping: instances, target: nil, root: root, reader: reader)
+        if root == "/" { Attributor.provenance(&report, store: store) }
         var rows: [Row] = []
         var prev: Int64?
         for i in instances {

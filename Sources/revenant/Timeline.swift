@@ -42,19 +42,21 @@ struct Timeline: ParsableCommand {
         let out = LineWriter.stdout
         func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
         out.line("START                    PID      ENDED                    HOW                 SPAWNED BY        GAP       COMMAND")
-        var gaps = answer.gaps[...]
+        // Trace gaps (instances may be missing there) and changes to the source file, where they fell.
+        var marks = (answer.gaps.map { g in (g.fromWallNs, "\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)") }
+            + answer.respawn.configured_by.map { c in (c.timeWallNs, "\(Fmt.time(c.timeWallNs)) CONFIG \(c.kind.rawValue) \(c.path) by \(c.command)  ← \(c.ancestry)") })
+            .sorted { $0.0 < $1.0 }[...]
         for r in answer.rows {
-            // A trace gap shows where it fell: instances may be missing there.
-            while let g = gaps.first, g.fromWallNs <= r.startWallNs {
-                out.line("\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)")
-                gaps = gaps.dropFirst()
+            while let m = marks.first, m.0 <= r.startWallNs {
+                out.line(m.1)
+                marks = marks.dropFirst()
             }
             let gap = r.gapSeconds.map { String(format: "%.1fs", $0) } ?? "-"
             let enforcement = r.process.image?.enforcement.map { "  [\($0.message)]" } ?? ""
             out.line([Fmt.time(r.startWallNs), pad(String(r.process.id.pid), 8), pad(r.exitWallNs.map { Fmt.time($0) } ?? "-", 24),
                       pad(r.how, 19), pad(r.spawnedBy, 17), pad(gap, 9), Timeline.command(r) + enforcement].joined(separator: " "))
         }
-        for g in gaps { out.line("\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)") }
+        for m in marks { out.line(m.1) }
         let g = answer.respawn.gap_seconds
         out.line("")
         out.line("\(answer.rows.count) instances" + (g.isEmpty ? "" : String(format: "; restart gap mean %.1fs, min %.1fs, max %.1fs", g.reduce(0, +) / Double(g.count), g.min()!, g.max()!)))

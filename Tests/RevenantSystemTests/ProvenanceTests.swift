@@ -72,6 +72,56 @@ import Testing
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
     }
 
+    /// A cron line written by ansible-playbook (connection local), run by the real cron: who-spawned
+    /// names ansible as the writer and says first that a change by hand would be rewritten.
+    @Test(.kernel, .timeLimit(.minutes(4))) func aCronLineWrittenByAnsibleSaysWhoManagesIt() async throws {
+        try Kernel.check()
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/ansible-playbook"), "ansible-core is not installed: run scripts/install-deps.sh test")
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/cron"), "cron is not installed: run scripts/install-deps.sh test")
+        let d = try DaemonUnderTest(name: "ansible")
+        chmod(d.dir, 0o755)
+        let tag = "rvansible\(getpid())"
+        let worker = d.dir + "/\(tag).py"
+        try "import time\ntime.sleep(1)\n".write(toFile: worker, atomically: true, encoding: .utf8)
+        let cronFile = "/etc/cron.d/\(tag)"
+        defer { unlink(cronFile) }
+        try await d.start()
+        let play = d.dir + "/play.yml"
+        try """
+            - hosts: localhost
+              gather_facts: false
+              tasks:
+                - ansible.builtin.cron:
+                    name: \(tag)
+                    cron_file: \(tag)
+                    user: root
+                    job: /usr/bin/python3 \(worker)
+            """.write(toFile: play, atomically: true, encoding: .utf8)
+        let run = try sh(["/usr/bin/env", "ANSIBLE_NOCOLOR=1", "ANSIBLE_LOCALHOST_WARNING=False", "/usr/bin/ansible-playbook",
+                          "-c", "local", "-i", "localhost,", play])
+        try #require(run.status == 0, "ansible-playbook: \(run.out)\(run.err)")
+        let cron = spawn(["/usr/sbin/cron", "-f", "-L", "0"], wait: false)
+        defer { kill(cron.pid, SIGTERM); var s: Int32 = 0; waitpid(cron.pid, &s, 0) }
+        var found: [StoredProcess] = []
+        for _ in 0..<90 where found.isEmpty {
+            try await Task.sleep(for: .seconds(1))
+            found = (try? Store(path: d.db, readOnly: true).instances(argv: ["/usr/bin/python3", worker])) ?? []
+        }
+        let latest = try #require(found.first, "cron did not run the job in 90 s")
+        try await d.settle()
+        let w = try revenant(["who-spawned", String(latest.record.id.pid), "--db", d.db, "--id", latest.record.id.description, "--json"])
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(w.out.utf8)) as? [String: Any], "\(w.err)")
+        let r = try #require(j["respawned_by"] as? [String: Any])
+        #expect((r["source"] as? [String: Any])?["file"] as? String == cronFile)
+        let by = try #require((r["configured_by"] as? [[String: Any]])?.first, "\(r)")
+        #expect((by["command"] as? String)?.contains("AnsiballZ_cron") == true || (by["ancestry"] as? String)?.contains("ansible") == true, "\(by)")
+        #expect(r["managed_by"] as? String == "ansible", "\(r)")
+        #expect((r["remediation"] as? [String])?.first?.hasPrefix("# \(cronFile) is managed by ansible") == true, "\(r["remediation"] ?? "")")
+        let text = try revenant(["who-spawned", String(latest.record.id.pid), "--db", d.db, "--id", latest.record.id.description]).out
+        #expect(text.contains("configured  ") && text.contains("managed by  ansible"), "\(text)")
+        d.stop()
+    }
+
     @Test func aManagedSourceSaysSoFirst() throws {
         var rep = RespawnReport(mechanism: "cron", unit: nil, confidence: "high", spawner: nil, launcher: nil, launcher_mechanism: nil,
                                 command: nil, source: ConfigSource(file: "/etc/cron.d/w", line: 1, text: "* * * * * root w"),

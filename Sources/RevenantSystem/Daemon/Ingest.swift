@@ -37,6 +37,7 @@ final class Ingest: @unchecked Sendable {
     private let exeChanged = Atomic<Bool>(false)
     /// Configuration changes the watcher saw, for the ring thread.
     private let configPending = Mutex<[ConfigWatch.Raw]>([])
+    private let configPendingCount = Atomic<Int>(0)
 
     init(config: Daemon.Config, store: Store?, writer: StoreWriter, audit: AuditSink, worker: AttributionWorker,
          boot: String, clock: BootClock, logger: Logger) {
@@ -198,8 +199,12 @@ final class Ingest: @unchecked Sendable {
             let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
             // false: stop was asked for and the ring is drained.
             guard try tracer.drainRecords(timeoutMs: min(config.tracer.pollMs, untilFlush), { raw, memo in try handle(raw, &memo) }) else { return }
-            // After the drain: a writer's exec reached the table before its write is looked up.
-            recordConfigChanges()
+            // After a drain that began after the change was seen: the writer's exec, which came
+            // before its write, is in the table.
+            if configPendingCount.load(ordering: .acquiring) > 0 {
+                _ = try tracer.drainRecords(timeoutMs: 0) { raw, memo in try handle(raw, &memo) }
+                recordConfigChanges()
+            }
             if flushRequested.exchange(false, ordering: .acquiringAndReleasing) {
                 // Everything the ring holds now goes in: the asker's process started before it asked.
                 _ = try tracer.drainRecords(timeoutMs: 0) { raw, memo in try handle(raw, &memo) }
@@ -305,6 +310,9 @@ final class Ingest: @unchecked Sendable {
     /// An exit.
     @inline(__always) private func takeExit(_ x: ExitEvent) throws {
         ingested += 1
+        // A writer of a watched file is usually short-lived: it is looked up before its exit
+        // takes it out of the table (one atomic load per exit otherwise).
+        if configPendingCount.load(ordering: .acquiring) > 0 { recordConfigChanges(writer: x.process.pid) }
         if !config.auditAll, table.leaf(exiting: x, into: &batch.leaves) {
             noteUnparked()
             if pending >= config.flushChanges { try flush() }
@@ -428,6 +436,7 @@ final class Ingest: @unchecked Sendable {
         configWatch = ConfigWatch(changed: { [weak self] raw in
             guard let self else { return }
             configPending.withLock { $0.append(raw) }
+            configPendingCount.add(1, ordering: .releasing)
             control.withLock { $0.tracer }?.wake()
         }, error: &error)
         if let w = configWatch {
@@ -437,13 +446,21 @@ final class Ingest: @unchecked Sendable {
         }
     }
 
-    /// Each change to a watched configuration file, with its writer as the table knows it.
-    private func recordConfigChanges() {
-        let raws = configPending.withLock { p -> [ConfigWatch.Raw] in defer { p.removeAll() }; return p }
+    /// Each change to a watched configuration file, with its writer as the table knows it;
+    /// `writer`: only that process's changes (it is exiting, its exec already taken).
+    private func recordConfigChanges(writer: Int32? = nil) {
+        let raws = configPending.withLock { p -> [ConfigWatch.Raw] in
+            let mine = writer.map { w in p.filter { $0.pid == w } } ?? p
+            if let w = writer { p.removeAll { $0.pid == w } } else { p.removeAll() }
+            configPendingCount.store(p.count, ordering: .releasing)
+            return mine
+        }
         for raw in raws {
             // An editor's or a tool's several events for one save are one change.
             if let last = lastConfigChange, last.path == raw.path, last.kind == raw.kind, last.writerPid == raw.pid,
                raw.timeWallNs - last.timeWallNs < 1_000_000_000 { continue }
+            table.fileParked(pid: raw.pid)
+            noteUnparked()
             let r = table.latest(pid: raw.pid)
             let command = r.map { r in r.image.map { config.redactor.apply($0.argv).joined(separator: " ") } ?? r.name } ?? "pid \(raw.pid)"
             let c = ConfigChange(path: raw.path, kind: raw.kind, timeWallNs: raw.timeWallNs, writerPid: raw.pid, writerId: r?.id.description,
