@@ -39,6 +39,16 @@ public struct RespawnReport: Sendable, Encodable {
     /// The package manager or configuration-management agent that wrote the source file: it
     /// rewrites what it manages.
     public var managed_by: String?
+    /// The commands that started or enabled it (`systemctl start|enable|restart UNIT`,
+    /// `supervisorctl start|update|add PROGRAM`, `crontab` for a user's crontab), newest first.
+    public var started_by: [Invocation] = []
+
+    public struct Invocation: Sendable, Encodable {
+        public var time_wall_ns: Int64
+        public var command: String
+        public var ancestry: String
+        public var loginuid: UInt32?
+    }
 
     public struct Also: Sendable, Encodable {
         public var mechanism: String
@@ -92,12 +102,43 @@ public enum Attributor {
         rep.remediation.insert("# \(rep.source?.file ?? "this file") is managed by \(agent) (last written \(when) by \(Visible.escape(String(last.command.prefix(80))))): change it there, or it will be rewritten", at: 0)
     }
 
-    /// The recorded changes to the report's source file (host paths only: what the daemon watched).
+    /// The recorded changes to the report's source file (host paths only: what the daemon watched),
+    /// and the commands that started the mechanism.
     public static func provenance(_ rep: inout RespawnReport, store: Store) {
+        rep.started_by = startedBy(rep, store: store)
         guard let file = rep.source?.file else { return }
         var st = stat()
         let mtime = stat(file, &st) == 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : nil
         provenance(&rep, changes: (try? store.configChanges(path: file)) ?? [], mtimeNs: mtime)
+    }
+
+    /// Execs of the manager's control command naming what the report found, newest first (3).
+    static func startedBy(_ rep: RespawnReport, store: Store) -> [RespawnReport.Invocation] {
+        let (needle, tool, verbs): (String?, String, Set<String>) = switch rep.mechanism {
+        case "systemd service", "systemd timer", "systemd user unit": (rep.unit, "systemctl", ["start", "restart", "enable", "reenable", "try-restart", "reload-or-restart"])
+        case "supervisord": (rep.settings["program"], "supervisorctl", ["start", "restart", "update", "add", "reload"])
+        case "cron": (rep.source?.file.hasPrefix("/var/spool/cron/") == true ? "crontab" : nil, "crontab", [])
+        default: (nil, "", [])
+        }
+        guard let needle, !needle.isEmpty, let found = try? store.matching(needle, limit: 200) else { return [] }
+        let unitBase = needle.hasSuffix(".service") ? String(needle.dropLast(8)) : needle
+        var out: [RespawnReport.Invocation] = []
+        for p in found {
+            guard let img = p.record.images.first(where: { ($0.argv.first.map { ($0 as NSString).lastPathComponent }) == tool }) else { continue }
+            let args = img.argv.dropFirst()
+            if tool == "crontab" {
+                // Installing or editing, not listing or removing.
+                guard !args.contains("-l"), !args.contains("-r") else { continue }
+            } else {
+                guard args.contains(where: { verbs.contains($0) }),
+                      args.contains(where: { $0 == needle || $0 == unitBase || $0 == needle + ":*" || $0.hasPrefix(needle + ":") }) || args.contains("update") || args.contains("reload")
+                else { continue }
+            }
+            let chain = ((try? store.ancestry(of: p, limit: 6)) ?? []).map { "\($0.record.name)(\($0.record.id.pid))" }.joined(separator: " ← ")
+            out.append(.init(time_wall_ns: p.startWallNs, command: img.argv.joined(separator: " "), ancestry: chain, loginuid: img.loginuid))
+            if out.count == 3 { break }
+        }
+        return out
     }
 
     static let instanceLimit = 16

@@ -92,6 +92,9 @@ enum RespawnText {
                 out.line("  configured  \(Fmt.time(c.timeWallNs)) \(c.kind.rawValue) by \(c.command)  ← \(c.ancestry)\(c.loginuid.map { " (loginuid \($0))" } ?? "")")
             }
             if let m = r.managed_by { out.line("  managed by  \(m): a change made by hand is rewritten at its next run") }
+            for i in r.started_by {
+                out.line("  started by  \(Fmt.time(i.time_wall_ns)) \(i.command)  ← \(i.ancestry)\(i.loginuid.map { " (loginuid \($0))" } ?? "")")
+            }
         } else if r.mechanism == "container", let c = r.settings["container"] {
             out.line("  source      \(r.settings["engine"] ?? "the engine")'s record of container \(c): restart policy \(r.settings["restart_policy"] ?? "unknown")")
         } else if r.mechanism != "unknown" {

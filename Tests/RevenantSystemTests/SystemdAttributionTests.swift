@@ -114,8 +114,15 @@ import Testing
             (Self.units[unit]!.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == needle } ?? -2) + 1
         }
 
+        // An operator's restart: who-spawned names it under "started by".
+        #expect(try sh([packageRoot + "/scripts/systemd-ns.sh", "ctl", dir, "restart", "training-worker.service"]).status == 0)
+        try await Task.sleep(for: .seconds(2))
+        try await d.settle()
+
         // Restart=always: the unit file's line, read inside the namespace's root.
         let r = try respawn("training_worker.py")
+        let started = (r["started_by"] as? [[String: Any]])?.first?["command"] as? String
+        #expect(started?.hasSuffix("systemctl restart training-worker.service") == true, "\(r["started_by"] ?? "none")")
         #expect(r["mechanism"] as? String == "systemd service")
         #expect(r["unit"] as? String == "training-worker.service")
         #expect((r["spawner"] as? [String: Any])?["pid"] as? Int == systemd)
