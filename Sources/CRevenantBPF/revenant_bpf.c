@@ -479,7 +479,7 @@ int rv_fan_mark_dir(int fd, const char *dir, unsigned char *handle, int cap)
     struct { struct file_handle fh; unsigned char bytes[128]; } h;
     int mount_id, n;
     unsigned long long mask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_CLOSE_WRITE |
-                              FAN_ATTRIB | FAN_EVENT_ON_CHILD;
+                              FAN_ATTRIB | FAN_EVENT_ON_CHILD | FAN_ONDIR;
 
     h.fh.handle_bytes = sizeof(h.bytes);
     if (name_to_handle_at(AT_FDCWD, dir, &h.fh, &mount_id, 0))
@@ -504,6 +504,12 @@ int rv_fan_read(int fd, rv_fan_fn fn, void *ctx)
     if (len < 0)
         return -errno;
     for (m = (struct fanotify_event_metadata *)buf; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+        if (m->mask & FAN_Q_OVERFLOW) {
+            /* The queue was full: changes were dropped. Told with an empty handle. */
+            fn(ctx, m->pid, m->mask, (const unsigned char *)"", 0, "");
+            n++;
+            continue;
+        }
         char *info = (char *)m + m->metadata_len, *end = (char *)m + m->event_len;
         while (info + sizeof(struct fanotify_event_info_header) <= end) {
             struct fanotify_event_info_fid *fid = (struct fanotify_event_info_fid *)info;

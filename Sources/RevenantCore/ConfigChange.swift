@@ -14,15 +14,17 @@ public struct ConfigChange: Sendable, Equatable, Codable {
     public var ancestry: String
     public var loginuid: UInt32?
     public var uid: UInt32?
+    /// The writer's login session (`Lineage.session`), when it runs under a loginuid.
+    public var session: String?
 
     private enum CodingKeys: String, CodingKey {
-        case path, kind, timeWallNs = "time_wall_ns", writerPid = "writer_pid", writerId = "writer_id", command, ancestry, loginuid, uid
+        case path, kind, timeWallNs = "time_wall_ns", writerPid = "writer_pid", writerId = "writer_id", command, ancestry, loginuid, uid, session
     }
 
     public init(path: String, kind: Kind, timeWallNs: Int64, writerPid: Int32, writerId: String?, command: String,
-                ancestry: String, loginuid: UInt32?, uid: UInt32?) {
+                ancestry: String, loginuid: UInt32?, uid: UInt32?, session: String? = nil) {
         self.path = path; self.kind = kind; self.timeWallNs = timeWallNs; self.writerPid = writerPid; self.writerId = writerId
-        self.command = command; self.ancestry = ancestry; self.loginuid = loginuid; self.uid = uid
+        self.command = command; self.ancestry = ancestry; self.loginuid = loginuid; self.uid = uid; self.session = session
     }
 
     /// Package managers and configuration-management agents rewrite what they manage: a line

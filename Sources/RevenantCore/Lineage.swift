@@ -17,6 +17,27 @@ public enum Lineage {
         return parts.joined(separator: " ← ")
     }
 
+    /// The login session `chain` (a process, then its ancestors nearest first) runs in: the
+    /// oldest process of the chain that ran under the same loginuid, and the one that started
+    /// it without one (`bash(815) from sshd(810), loginuid 1000`). A process that only forked
+    /// runs its parent's session. Nil when the process has no loginuid.
+    public static func session(_ chain: [ProcessRecord]) -> String? {
+        guard let first = chain.first, let uid = first.image?.loginuid else { return nil }
+        var root = first
+        var from: ProcessRecord?
+        for p in chain.dropFirst() {
+            guard let img = p.image else { from = p; break }
+            if img.loginuid != uid { from = p; break }
+            root = p
+        }
+        return "\(root.name)(\(root.id.pid))" + (from.map { " from \($0.name)(\($0.id.pid))" } ?? "") + ", loginuid \(uid)"
+    }
+
+    public static func session(_ table: ProcessTable, of id: Identity) -> String? {
+        guard let me = table[id] else { return nil }
+        return session([me] + table.ancestry(of: id, limit: 32))
+    }
+
     /// The command line shown for an image: argv, or the path when argv is empty.
     public static func commandLine(_ img: Image, maxBytes: Int = 160) -> String {
         let text = img.argv.isEmpty ? img.filename : img.argv.joined(separator: " ")

@@ -43,11 +43,20 @@ public struct RespawnReport: Sendable, Encodable {
     /// `supervisorctl start|update|add PROGRAM`, `crontab` for a user's crontab), newest first.
     public var started_by: [Invocation] = []
 
+    /// When the first of the instances answered started: what `started_by` is correlated with.
+    public var first_instance_wall_ns: Int64?
+
     public struct Invocation: Sendable, Encodable {
         public var time_wall_ns: Int64
         public var command: String
         public var ancestry: String
         public var loginuid: UInt32?
+        /// The login session it ran in (`Lineage.session`).
+        public var session: String?
+        /// The last invocation before the first instance: the one that started it.
+        public var started_first_instance = false
+        /// Seconds from it to the first instance, for that one.
+        public var lead_seconds: Double?
     }
 
     public struct Also: Sendable, Encodable {
@@ -78,6 +87,7 @@ public enum Attributor {
         }
         var rep = report(grouping: instances, target: target.record.id, root: root, reader: reader)
         rep.program = program?.key
+        if rep.first_instance_wall_ns == nil { rep.first_instance_wall_ns = instances.map(\.startWallNs).min() }
         if root == "/" { provenance(&rep, store: store) }
         if total > stored.count {
             let all = total < Attributor.scanLimit ? total : ((try? store.instanceCount(program: program!)) ?? total)
@@ -109,10 +119,16 @@ public enum Attributor {
         guard let file = rep.source?.file else { return }
         var st = stat()
         let mtime = stat(file, &st) == 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : nil
-        provenance(&rep, changes: (try? store.configChanges(path: file)) ?? [], mtimeNs: mtime)
+        let changes = (try? store.configChanges(path: file)) ?? []
+        provenance(&rep, changes: changes, mtimeNs: mtime)
+        if let lost = try? store.gaps(fromWallNs: changes.first?.timeWallNs ?? .min, configuration: true).last {
+            let when = Date(timeIntervalSince1970: Double(lost.toWallNs) / 1e9).formatted(.iso8601)
+            rep.source?.notes.append("configuration changes were dropped at \(when) (fanotify queue full): a later writer may be missing")
+        }
     }
 
-    /// Execs of the manager's control command naming what the report found, newest first (3).
+    /// Execs of the manager's control command naming what the report found (3): the newest
+    /// three, and the last one before the first instance on record, which started it.
     static func startedBy(_ rep: RespawnReport, store: Store) -> [RespawnReport.Invocation] {
         let (needle, tool, verbs): (String?, String, Set<String>) = switch rep.mechanism {
         case "systemd service", "systemd timer", "systemd user unit": (rep.unit, "systemctl", ["start", "restart", "enable", "reenable", "try-restart", "reload-or-restart"])
@@ -120,9 +136,13 @@ public enum Attributor {
         case "cron": (rep.source?.file.hasPrefix("/var/spool/cron/") == true ? "crontab" : nil, "crontab", [])
         default: (nil, "", [])
         }
-        guard let needle, !needle.isEmpty, let found = try? store.matching(needle, limit: 200) else { return [] }
+        guard let needle, !needle.isEmpty, let named = try? store.matching(needle, limit: 200) else { return [] }
         let unitBase = needle.hasSuffix(".service") ? String(needle.dropLast(8)) : needle
-        var out: [RespawnReport.Invocation] = []
+        // Also the tool's newest runs: `systemctl restart worker` does not name `worker.service`.
+        var seen = Set<Identity>()
+        let found = (named + ((try? store.matching(tool, limit: 200)) ?? []))
+            .filter { seen.insert($0.record.id).inserted }.sorted { $0.startWallNs > $1.startWallNs }
+        var all: [(p: StoredProcess, img: Image)] = []
         for p in found {
             guard let img = p.record.images.first(where: { ($0.argv.first.map { ($0 as NSString).lastPathComponent }) == tool }) else { continue }
             let args = img.argv.dropFirst()
@@ -134,11 +154,26 @@ public enum Attributor {
                       args.contains(where: { $0 == needle || $0 == unitBase || $0 == needle + ":*" || $0.hasPrefix(needle + ":") }) || args.contains("update") || args.contains("reload")
                 else { continue }
             }
-            let chain = ((try? store.ancestry(of: p, limit: 6)) ?? []).map { "\($0.record.name)(\($0.record.id.pid))" }.joined(separator: " ← ")
-            out.append(.init(time_wall_ns: p.startWallNs, command: img.argv.joined(separator: " "), ancestry: chain, loginuid: img.loginuid))
-            if out.count == 3 { break }
+            all.append((p, img))
         }
-        return out
+        var chosen = Array(all.prefix(3).indices)
+        var first: Int?
+        if let t0 = rep.first_instance_wall_ns, let i = all.firstIndex(where: { $0.p.startWallNs <= t0 }) {
+            first = i
+            if !chosen.contains(i) { chosen.append(i) }
+        }
+        return chosen.map { k in
+            let (p, img) = all[k]
+            let ancestors = (try? store.ancestry(of: p, limit: 32)) ?? []
+            let chain = ancestors.prefix(6).map { "\($0.record.name)(\($0.record.id.pid))" }.joined(separator: " ← ")
+            var inv = RespawnReport.Invocation(time_wall_ns: p.startWallNs, command: img.argv.joined(separator: " "), ancestry: chain,
+                                               loginuid: img.loginuid, session: Lineage.session([p.record] + ancestors.map(\.record)))
+            if k == first, let t0 = rep.first_instance_wall_ns {
+                inv.started_first_instance = true
+                inv.lead_seconds = Double(t0 - p.startWallNs) / 1e9
+            }
+            return inv
+        }
     }
 
     static let instanceLimit = 16
@@ -172,6 +207,7 @@ public enum Attributor {
         }
         var rep = answered[0].rep
         let mineAll = answered[0].group
+        rep.first_instance_wall_ns = mineAll.map(\.startWallNs).min()
         if mineAll.count > mine.count {
             let spawners = Set(mineAll.compactMap { Attribution.respawner(of: $0, among: mineAll)?.id })
             rep.evidence.append("\(mineAll.count) instances under the same configuration, through \(spawners.count) spawner processes (across restarts or boots)")

@@ -43,7 +43,7 @@ public struct DaemonRun: Sendable, Equatable {
 /// An interval the history is incomplete over: events the kernel dropped (ring buffer full),
 /// or changes the daemon could not write to the store.
 public struct TraceGap: Sendable, Equatable {
-    public enum Kind: String, Sendable { case eventsLost = "events-lost", storeUnwritable = "store-unwritable" }
+    public enum Kind: String, Sendable { case eventsLost = "events-lost", storeUnwritable = "store-unwritable", configChangesLost = "config-changes-lost" }
     public var kind: Kind
     public var fromWallNs: Int64
     public var toWallNs: Int64
@@ -355,6 +355,10 @@ public final class Store: Sendable {
                 CREATE INDEX config_change_by_path ON config_change (path, time_wall_ns);
                 """)
         }
+        // The writer's login session, from its lineage.
+        m.registerMigration("v13-config-session") { db in
+            try db.execute(sql: "ALTER TABLE config_change ADD COLUMN session TEXT")
+        }
         return m
     }()
 
@@ -467,10 +471,10 @@ public final class Store: Sendable {
             if !batch.leaves.isEmpty { try Store.writeLeaves(batch, boot: boot, db) }
             for c in batch.configChanges {
                 try db.cachedStatement(sql: """
-                    INSERT INTO config_change (path, kind, time_wall_ns, writer_pid, writer_id, command, ancestry, loginuid, uid)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO config_change (path, kind, time_wall_ns, writer_pid, writer_id, command, ancestry, loginuid, uid, session)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [c.path, c.kind.rawValue, c.timeWallNs, c.writerPid, c.writerId, c.command, c.ancestry,
-                                              c.loginuid.map { Int64($0) }, c.uid.map { Int64($0) }])
+                                              c.loginuid.map { Int64($0) }, c.uid.map { Int64($0) }, c.session])
             }
             for g in batch.gaps {
                 try db.cachedStatement(sql: """
@@ -704,18 +708,19 @@ public final class Store: Sendable {
                 ConfigChange(path: r["path"], kind: ConfigChange.Kind(rawValue: r["kind"]) ?? .modified, timeWallNs: r["time_wall_ns"],
                              writerPid: r["writer_pid"], writerId: r["writer_id"], command: r["command"], ancestry: r["ancestry"],
                              loginuid: (r["loginuid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
-                             uid: (r["uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) })
+                             uid: (r["uid"] as Int64?).map { UInt32(truncatingIfNeeded: $0) }, session: r["session"])
             }
         }
     }
 
-    /// Gaps that overlap [fromWallNs, toWallNs], oldest first.
-    public func gaps(fromWallNs: Int64 = .min, toWallNs: Int64 = .max) throws(StoreError) -> [TraceGap] {
+    /// Gaps that overlap [fromWallNs, toWallNs], oldest first: in the process history, or
+    /// (`configuration`) in the record of configuration changes.
+    public func gaps(fromWallNs: Int64 = .min, toWallNs: Int64 = .max, configuration: Bool = false) throws(StoreError) -> [TraceGap] {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT kind, from_wall_ns, to_wall_ns, lost, detail FROM trace_gap
-                WHERE to_wall_ns >= ? AND from_wall_ns <= ? ORDER BY from_wall_ns
-                """, arguments: [fromWallNs, toWallNs]).map { r in
+                WHERE to_wall_ns >= ? AND from_wall_ns <= ? AND (kind = 'config-changes-lost') = ? ORDER BY from_wall_ns
+                """, arguments: [fromWallNs, toWallNs, configuration]).map { r in
                 TraceGap(kind: TraceGap.Kind(rawValue: r["kind"]) ?? .eventsLost, fromWallNs: r["from_wall_ns"],
                          toWallNs: r["to_wall_ns"], lost: r["lost"], detail: r["detail"])
             }

@@ -75,6 +75,12 @@ enum TimeArgument {
 }
 
 enum RespawnText {
+    /// ` (session bash(815) from sshd(810), loginuid 1000)`, or the loginuid alone.
+    static func session(_ session: String?, _ loginuid: UInt32?) -> String {
+        if let s = session { return " (session \(s))" }
+        return loginuid.map { " (loginuid \($0))" } ?? ""
+    }
+
     static func print(_ r: RespawnReport, to out: LineWriter) {
         out.line("")
         var head = "Respawned by  \(r.mechanism)"
@@ -89,11 +95,12 @@ enum RespawnText {
             if let u = r.settings["user"] { out.line("  user        \(u)") }
             for n in src.notes { out.line("  note        \(n)") }
             for c in r.configured_by {
-                out.line("  configured  \(Fmt.time(c.timeWallNs)) \(c.kind.rawValue) by \(c.command)  ← \(c.ancestry)\(c.loginuid.map { " (loginuid \($0))" } ?? "")")
+                out.line("  configured  \(Fmt.time(c.timeWallNs)) \(c.kind.rawValue) by \(c.command)  ← \(c.ancestry)\(RespawnText.session(c.session, c.loginuid))")
             }
             if let m = r.managed_by { out.line("  managed by  \(m): a change made by hand is rewritten at its next run") }
             for i in r.started_by {
-                out.line("  started by  \(Fmt.time(i.time_wall_ns)) \(i.command)  ← \(i.ancestry)\(i.loginuid.map { " (loginuid \($0))" } ?? "")")
+                let lead = i.lead_seconds.map { String(format: "; the first instance started %.1f s later", $0) } ?? ""
+                out.line("  started by  \(Fmt.time(i.time_wall_ns)) \(i.command)  ← \(i.ancestry)\(RespawnText.session(i.session, i.loginuid))\(lead)")
             }
         } else if r.mechanism == "container", let c = r.settings["container"] {
             out.line("  source      \(r.settings["engine"] ?? "the engine")'s record of container \(c): restart policy \(r.settings["restart_policy"] ?? "unknown")")

@@ -3,6 +3,7 @@ import Glibc
 import RevenantCore
 @testable import RevenantSystem
 import RevenantTestSupport
+import Synchronization
 import Testing
 
 /// Who wrote the files respawn mechanisms read, recorded by the daemon from fanotify with the
@@ -26,7 +27,8 @@ import Testing
         // A user crontab installed from a shell.
         let cronFile = d.dir + "/cron"
         try "*/5 * * * * /usr/bin/true \(tag)\n".write(toFile: cronFile, atomically: true, encoding: .utf8)
-        #expect(try sh(["/bin/bash", "-c", "crontab -u nobody \(cronFile)"]).status == 0)
+        // From a login session: the shell runs under a loginuid its parent set, as sshd's child does.
+        #expect(try sh(["/bin/sh", "-c", "echo 1000 > /proc/self/loginuid && /bin/bash -c 'crontab -u nobody \(cronFile); true'"]).status == 0)
         defer { _ = try? sh(["/usr/bin/crontab", "-u", "nobody", "-r"]) }
         // A supervisord config written by a script.
         let conf = "/etc/supervisor/conf.d/\(tag).conf"
@@ -47,18 +49,34 @@ import Testing
         #expect(install.status == 0, "\(install.err)")
         defer { _ = try? sh(["/usr/bin/dpkg", "--purge", tag]) }
 
+        // A drop-in directory created after start, and a user's unit directory that appears later.
+        let dropIn = "/etc/systemd/system/\(tag).service.d"
+        #expect(try sh(["/bin/sh", "-c", "mkdir \(dropIn) && printf '[Service]\\nRestart=always\\n' > \(dropIn)/override.conf"]).status == 0)
+        defer { try? FileManager.default.removeItem(atPath: dropIn) }
+        let home = "/home/\(tag)", userUnits = "/home/\(tag)/.config/systemd/user"
+        try FileManager.default.createDirectory(atPath: userUnits, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        try await Task.sleep(for: .seconds(ConfigWatch.rescanSeconds + 1))
+        #expect(try sh(["/bin/sh", "-c", "printf '[Service]\\nExecStart=/bin/true\\n' > \(userUnits)/\(tag).service"]).status == 0)
+
         let store = try Store(path: d.db, readOnly: true)
-        var cron: [ConfigChange] = [], sup: [ConfigChange] = [], dpkg: [ConfigChange] = []
+        var cron: [ConfigChange] = [], sup: [ConfigChange] = [], dpkg: [ConfigChange] = [], drop: [ConfigChange] = [], user: [ConfigChange] = []
         try await d.settle()
         try await until(20) {
             cron = try store.configChanges(path: "/var/spool/cron/crontabs/nobody")
             sup = try store.configChanges(path: conf)
             dpkg = try store.configChanges(path: unit)
-            return !cron.isEmpty && !sup.isEmpty && !dpkg.isEmpty
+            drop = try store.configChanges(path: dropIn + "/override.conf")
+            user = try store.configChanges(path: "\(userUnits)/\(tag).service")
+            return !cron.isEmpty && !sup.isEmpty && !dpkg.isEmpty && !drop.isEmpty && !user.isEmpty
         }
+        #expect(drop.first?.command.hasPrefix("/bin/sh -c mkdir") == true, "the drop-in, in a directory made after start: \(drop)")
+        #expect(user.first?.command.hasPrefix("/bin/sh -c printf") == true, "the user unit, in a directory that appeared later: \(user)")
         let c = try #require(cron.first, "the crontab was not recorded: \(d.logText)")
-        #expect(c.command.hasPrefix("crontab -u nobody"), "\(c)")
-        #expect(c.ancestry.contains("bash("), "the shell it ran from: \(c.ancestry)")
+        #expect(c.command == "crontab -u nobody \(cronFile)", "\(c)")
+        #expect(c.ancestry.hasPrefix("bash("), "the shell it ran from: \(c.ancestry)")
+        #expect(c.loginuid == 1000 && c.session?.hasPrefix("bash(") == true && c.session?.contains(" from sh(") == true
+                && c.session?.hasSuffix("loginuid 1000") == true, "the login session: \(c)")
         let s = try #require(sup.first, "the supervisord config was not recorded")
         #expect(s.command == "/bin/sh \(script)" || s.command == "sh \(script)", "\(s)")
         #expect(s.kind == .created || s.kind == .modified)
@@ -138,5 +156,67 @@ import Testing
         #expect(rep.managed_by == "ansible")
         #expect(rep.remediation.first?.hasPrefix("# /etc/cron.d/w is managed by ansible") == true, "\(rep.remediation)")
         #expect(try sh(["/bin/sh", "-n", "-c", rep.remediation.joined(separator: "\n")]).status == 0)
+    }
+
+    /// Started by: the newest control commands, and the last one before the first instance,
+    /// with the login session each ran in (the oldest process of its lineage under its loginuid).
+    @Test func startedByIsTheInvocationBeforeTheFirstInstance() throws {
+        let dir = NSTemporaryDirectory() + "rvstarted-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try Store(path: dir + "/s.db")
+        func img(_ t: UInt64, _ argv: [String], loginuid: UInt32?) -> Image {
+            var i = Build.image(t, argv, exe: argv[0], uid: 0)
+            i.loginuid = loginuid
+            return i
+        }
+        let sec: UInt64 = 1_000_000_000
+        let sshd = Build.process(100, start: 1 * sec, parent: nil, images: [img(1 * sec, ["/usr/sbin/sshd", "-D"], loginuid: nil)], comm: "sshd")
+        let bash = Build.process(200, start: 2 * sec, parent: sshd.id, images: [img(2 * sec, ["-bash"], loginuid: 1000)], comm: "bash")
+        let sudo = Build.process(210, start: 3 * sec, parent: bash.id, images: [img(3 * sec, ["sudo", "-s"], loginuid: 1000)], comm: "sudo")
+        func ctl(_ pid: Int32, _ t: UInt64, _ args: [String]) -> ProcessRecord {
+            Build.process(pid, start: t * sec, parent: sudo.id, exitAt: t * sec + 1000, images: [img(t * sec, ["systemctl"] + args, loginuid: 1000)], comm: "systemctl")
+        }
+        var b = StoreBatch(boot: "b", bootEpochNs: 0)
+        b.processes = [sshd, bash, sudo, ctl(300, 10, ["enable", "--now", "w.service"]), ctl(301, 12, ["start", "other.service"]),
+                       ctl(302, 40, ["restart", "w.service"]), ctl(303, 60, ["restart", "w"]), ctl(304, 80, ["status", "w.service"]),
+                       ctl(305, 90, ["try-restart", "w.service"])]
+        b.images = b.processes.map { ($0.id, 0, $0.images[0]) }
+        try s.write(b, nowWallNs: Int64(100 * sec))
+        var rep = RespawnReport(mechanism: "systemd service", unit: "w.service", confidence: "high", spawner: nil, launcher: nil, launcher_mechanism: nil,
+                                command: nil, source: nil, config_root: nil, settings: [:], remediation: [], evidence: [],
+                                instances: 3, gap_seconds: [])
+        rep.first_instance_wall_ns = Int64(11 * sec)
+        let got = Attributor.startedBy(rep, store: s)
+        // The three newest that start it (not `status`, not another unit), then the one before the first instance.
+        #expect(got.map(\.command) == ["systemctl try-restart w.service", "systemctl restart w", "systemctl restart w.service",
+                                       "systemctl enable --now w.service"], "\(got.map(\.command))")
+        let first = try #require(got.last)
+        #expect(first.started_first_instance && first.lead_seconds == 1.0)
+        #expect(got.dropLast().allSatisfy { !$0.started_first_instance && $0.lead_seconds == nil })
+        #expect(first.ancestry == "sudo(210) ← -bash(200) ← sshd(100)")
+        #expect(first.session == "-bash(200) from sshd(100), loginuid 1000", "\(first.session ?? "none")")
+        // No instance on record after an invocation: none is said to have started it.
+        rep.first_instance_wall_ns = Int64(5 * sec)
+        #expect(!Attributor.startedBy(rep, store: s).contains { $0.started_first_instance })
+    }
+
+    /// A file a finding names (a loop's script) is watched from then on, in any directory.
+    @Test(.kernel) func aFileAFindingNamesIsWatched() async throws {
+        try Kernel.check()
+        let dir = NSTemporaryDirectory() + "rvwatch-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let got = Mutex<[ConfigWatch.Raw]>([])
+        var error: String?
+        let w = try #require(ConfigWatch(changed: { r in got.withLock { $0.append(r) } }, error: &error), "\(error ?? "")")
+        w.watch(file: dir + "/loop.sh")
+        let writer = try sh(["/bin/sh", "-c", "echo 'while :; do w; done' > \(dir)/loop.sh; echo x > \(dir)/other; echo $$"])
+        let pid = try #require(Int32(writer.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await until(5) { got.withLock { $0.contains { $0.path == dir + "/loop.sh" } } }
+        let seen = got.withLock { $0 }
+        #expect(seen.contains { $0.path == dir + "/loop.sh" && $0.pid == pid && ($0.kind == .created || $0.kind == .modified) }, "\(seen)")
+        #expect(!seen.contains { $0.path == dir + "/other" }, "only the file named")
+        #expect(w.watched.contains(dir))
     }
 }

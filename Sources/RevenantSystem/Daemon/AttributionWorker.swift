@@ -40,6 +40,9 @@ final class AttributionWorker: Service, @unchecked Sendable {
     /// Wall ns when the request in progress started; 0 when idle.
     private let busySince = Atomic<Int64>(0)
 
+    /// Told each configuration file a new finding names (to watch who changes it).
+    let sourceNamed = Mutex<(@Sendable (String) -> Void)?>(nil)
+
     init(timeout: Duration = .seconds(2), logger: Logger) {
         self.timeout = timeout
         log = logger
@@ -93,6 +96,7 @@ final class AttributionWorker: Service, @unchecked Sendable {
         let changed = old.map { $0.mechanism != summary.mechanism || $0.spawner_uid != summary.spawner_uid
             || $0.file != summary.file || $0.line != summary.line } ?? true
         guard changed else { return Answer(respawn: summary, finding: nil) }
+        if let f = summary.file, let tell = sourceNamed.withLock({ $0 }) { tell(f) }
         log.notice("respawn finding: \(r.key.replacingOccurrences(of: "\0", with: " ")) is respawned by \(summary.mechanism)", metadata: [
             "spawner": "\(summary.spawner_uid ?? "?")", "source": "\(summary.file.map { "\($0):\(summary.line ?? 0)" } ?? "not found")",
             "instances": "\(summary.instances)"])

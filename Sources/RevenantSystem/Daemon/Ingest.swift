@@ -440,6 +440,7 @@ final class Ingest: @unchecked Sendable {
             control.withLock { $0.tracer }?.wake()
         }, error: &error)
         if let w = configWatch {
+            worker.sourceNamed.withLock { $0 = { [weak w] file in w?.watch(file: file) } }
             log.info("configuration sources watched", metadata: ["directories": "\(w.watched.joined(separator: " "))"])
         } else {
             log.warning("configuration sources not watched: changes to units, crontabs and configs are not attributed", metadata: ["error": "\(error ?? "?")"])
@@ -456,6 +457,13 @@ final class Ingest: @unchecked Sendable {
             return mine
         }
         for raw in raws {
+            if raw.lost {
+                let detail = "configuration changes dropped (fanotify queue full): their writers are not known"
+                batch.gaps.append(TraceGap(kind: .configChangesLost, fromWallNs: raw.timeWallNs, toWallNs: raw.timeWallNs, lost: 1, detail: detail))
+                audit.submit(.record(.daemon("configuration changes lost", timeMs: raw.timeWallNs / 1_000_000, detail: detail, severity: 4), sync: false))
+                log.warning("configuration changes lost: the fanotify queue overflowed")
+                continue
+            }
             // An editor's or a tool's several events for one save are one change.
             if let last = lastConfigChange, last.path == raw.path, last.kind == raw.kind, last.writerPid == raw.pid,
                raw.timeWallNs - last.timeWallNs < 1_000_000_000 { continue }
@@ -465,7 +473,7 @@ final class Ingest: @unchecked Sendable {
             let command = r.map { r in r.image.map { config.redactor.apply($0.argv).joined(separator: " ") } ?? r.name } ?? "pid \(raw.pid)"
             let c = ConfigChange(path: raw.path, kind: raw.kind, timeWallNs: raw.timeWallNs, writerPid: raw.pid, writerId: r?.id.description,
                                  command: command, ancestry: r.map { Lineage.chain(table, of: $0.id) } ?? "?",
-                                 loginuid: r?.image?.loginuid, uid: r?.image?.uid)
+                                 loginuid: r?.image?.loginuid, uid: r?.image?.uid, session: r.flatMap { Lineage.session(table, of: $0.id) })
             lastConfigChange = c
             batch.configChanges.append(c)
             audit.submit(.record(.fileActivity(c), sync: false))
