@@ -9,7 +9,12 @@ set -euo pipefail
 tier=${1:-build}
 BUILD=(libbpf-dev libelf-dev zlib1g-dev bpftool libsqlite3-dev)
 TEST=(cron supervisor podman runc ansible-core # real respawn mechanisms and what writes their config
-      qemu-system-x86 busybox-static cpio)    # deny tier: Debian's kernel with BPF LSM under qemu
+      qemu-system-x86 busybox-static cpio      # deny tier: Debian's kernel with BPF LSM under qemu
+      prometheus rsyslog                       # the engines metrics and the audit stream plug into
+      chromium fonts-dejavu-core)              # renders the timeline picture
+# From PyPI (test tier): an OCSF validator that is not ours (the OCSF schemas as JSON Schema,
+# checked by jsonschema).
+PIP_TEST=("ocsf-json-schema==1.2.0" "jsonschema>=4.18")
 BENCH=(hyperfine auditd forkstat)             # what operators would use instead
 
 case "$tier" in
@@ -18,6 +23,11 @@ case "$tier" in
   bench) PACKAGES=("${BUILD[@]}" "${BENCH[@]}") ;;
   *) echo "install-deps: unknown tier '$tier' (expected build, test or bench)" >&2; exit 2 ;;
 esac
+
+if [ "$tier" = test ] && ! python3 -c 'import ocsf_json_schema, jsonschema' 2>/dev/null; then
+  echo "install-deps: installing from PyPI: ${PIP_TEST[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${PIP_TEST[@]}"
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -28,6 +28,9 @@ struct rv_bpf {
     char lsm_log[2048];
     struct ring_buffer *rb;
     int ncpus;
+    /* The ring's consumer and producer positions, mapped read-only: its fill for metrics. */
+    const volatile unsigned long *cons_pos, *prod_pos;
+    unsigned long rb_size;
 };
 
 /* libbpf reports through a global print callback: collect into the loading thread's buffer. */
@@ -165,6 +168,20 @@ int rv_bpf_start(struct rv_bpf **out, const struct rv_bpf_options *opts,
     if (b->ncpus <= 0) {
         err = b->ncpus ? b->ncpus : -EINVAL;
         goto fail;
+    }
+    {
+        long page = sysconf(_SC_PAGESIZE);
+        int fd = bpf_map__fd(b->skel->maps.events);
+        void *c = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
+        void *p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, page);
+        if (c != MAP_FAILED && p != MAP_FAILED) {
+            b->cons_pos = c;
+            b->prod_pos = p;
+            b->rb_size = bpf_map__max_entries(b->skel->maps.events);
+        } else {   /* metrics only: the ring works without it */
+            if (c != MAP_FAILED) munmap(c, page);
+            if (p != MAP_FAILED) munmap(p, page);
+        }
     }
     if (opts && opts->try_lsm)
         start_lsm(b);
@@ -450,10 +467,23 @@ int rv_bpf_pinned(const char *dir)
     return n;
 }
 
+long rv_bpf_ring_fill(struct rv_bpf *b, unsigned long *size)
+{
+    if (!b || !b->cons_pos)
+        return -ENOENT;
+    *size = b->rb_size;
+    return (long)(__atomic_load_n(b->prod_pos, __ATOMIC_ACQUIRE) - __atomic_load_n(b->cons_pos, __ATOMIC_ACQUIRE));
+}
+
 void rv_bpf_stop(struct rv_bpf *b)
 {
     if (!b)
         return;
+    if (b->cons_pos) {
+        long page = sysconf(_SC_PAGESIZE);
+        munmap((void *)b->cons_pos, page);
+        munmap((void *)b->prod_pos, page);
+    }
     ring_buffer__free(b->rb);
     revenant_lsm_bpf__destroy(b->lsm);
     revenant_bpf__destroy(b->skel);

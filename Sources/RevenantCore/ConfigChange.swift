@@ -45,8 +45,6 @@ public struct ConfigChange: Sendable, Equatable, Codable {
 }
 
 extension AuditEvent {
-    public struct FileObject: Encodable, Sendable { public var path: String; public var name: String; public var type_id: Int }
-
     /// OCSF File System Activity (class 1001) for a change to a watched configuration source.
     public static func fileActivity(_ c: ConfigChange) -> AuditEvent {
         let (id, name): (Int, String) = switch c.kind {
@@ -61,8 +59,8 @@ extension AuditEvent {
                            message: "\(c.path) \(c.kind.rawValue) by \(c.command)",
                            actor: Actor(process: Parent(pid: c.writerPid, uid: c.writerId ?? "", name: c.command.split(separator: " ").first.map(String.init) ?? "?",
                                                         cmd_line: c.command)),
-                           revenant: Extension(event: "config \(c.kind.rawValue)", detail: "writer ancestry: \(c.ancestry)"))
-        e.file = FileObject(path: c.path, name: String(c.path.split(separator: "/").last ?? ""), type_id: 1)
+                           unmapped: Unmapped(revenant: Extension(event: "config \(c.kind.rawValue)", detail: "writer ancestry: \(c.ancestry)")))
+        e.file = File(path: c.path)
         return e
     }
 }

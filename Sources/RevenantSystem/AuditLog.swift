@@ -75,7 +75,8 @@ public final class AuditLog: @unchecked Sendable {
         guard let d = try? h.readToEnd(),
               let last = String(decoding: d, as: UTF8.self).split(separator: "\n").last.map(String.init),
               let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
-              let ext = obj["revenant"] as? [String: Any], let s = ext["seq"] as? Int else { return nil }
+              let ext = (obj["unmapped"] as? [String: Any])?["revenant"] as? [String: Any] ?? obj["revenant"] as? [String: Any],
+              let s = ext["seq"] as? Int else { return nil }
         return (s, AuditChain.hash(last))
     }
 
@@ -114,8 +115,7 @@ public final class AuditLog: @unchecked Sendable {
     private func write(_ event: AuditEvent) throws {
         if fd < 0 { do { try open() } catch let e as AuditLogError { gapError = e.errno; lastOpenError = e; throw e } }
         var e = event
-        e.revenant.seq = seq + 1
-        e.revenant.prev_hash = lastHash
+        e.chain(seq: seq + 1, prevHash: lastHash, device: HostProbe.device)
         let line = String(decoding: try encoder.encode(e), as: UTF8.self)
         let bytes = Array((line + "\n").utf8)
         if size + bytes.count > maxBytes && size > 0 { rotate() }

@@ -16,6 +16,17 @@ public struct HostProbe: Sendable, Encodable {
     public var tier: String = "none"
     public var cgroupLayout: String = "unknown"
 
+    /// This host, as OCSF records name it: read once.
+    public static let device: AuditEvent.Device = {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let id = (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return AuditEvent.Device(hostname: String(cString: name), machineID: id?.isEmpty == false ? id : nil, kernel: release)
+    }()
+
     public static func run() -> HostProbe {
         var p = HostProbe()
         var u = utsname()

@@ -727,6 +727,13 @@ public final class Store: Sendable {
         }
     }
 
+    /// The store's bytes on disk: the file and its write-ahead log.
+    public func fileBytes() -> Int64 {
+        var st = stat(), total: Int64 = 0
+        for p in [path, path + "-wal"] where stat(p, &st) == 0 { total += Int64(st.st_size) }
+        return total
+    }
+
     /// The file this store has open is no longer the one at its path (removed or replaced):
     /// whatever it writes is lost.
     public var fileReplaced: Bool {

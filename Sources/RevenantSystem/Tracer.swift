@@ -210,6 +210,16 @@ public final class Tracer: @unchecked Sendable {
             events: v[Int(RV_CNT_EVENTS.rawValue)])
     }
 
+    /// Bytes in the ring buffer not yet read, and its size; nil once stopped.
+    public func ringFill() -> (fill: Int, size: Int)? {
+        handleLock.lock()
+        defer { handleLock.unlock() }
+        guard let h = handle else { return nil }
+        var size: UInt = 0
+        let fill = rv_bpf_ring_fill(h, &size)
+        return fill < 0 ? nil : (Int(fill), Int(size))
+    }
+
     /// Lazy forks: live processes no record has named yet (forked, neither exec'd nor exited),
     /// as their fork events, oldest first. At most `limit` (default: all the map can hold).
     public func unannounced(limit: Int = Int(RV_PROC_SLOTS) + Int(RV_MAX_PROCS)) -> [ForkEvent] {

@@ -56,8 +56,7 @@ struct Export: ParsableCommand {
         func emit(_ line: String) { sink.write(line); records += 1 }
         func emitOCSF(_ e: AuditEvent) throws {
             var e = e
-            e.revenant.seq = chain.seq + 1
-            e.revenant.prev_hash = chain.hash
+            e.chain(seq: chain.seq + 1, prevHash: chain.hash, device: HostProbe.device)
             let line = String(decoding: try enc.encode(e), as: UTF8.self)
             chain = (chain.seq + 1, AuditChain.hash(line))
             emit(line)

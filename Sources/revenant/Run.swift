@@ -34,6 +34,8 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Pin the programs in bpffs so kill at exec stays in force while no daemon runs (a crash, a restart); the next `run --pin` replaces them without a gap, `revenant unpin` removes them.")
     var pin = false
     @Option(help: "Where --pin pins (a directory on a bpf filesystem).") var pinDir: String = Tracer.defaultPinDir
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS/metrics: PORT (on 127.0.0.1), HOST:PORT or [V6]:PORT.", valueName: "address"))
+    var metrics: String?
     @Flag(help: "Debug logging.") var verbose = false
     @Flag(help: .hidden) var benchUserspaceKill = false
 
@@ -59,6 +61,13 @@ struct Run: AsyncParsableCommand {
         config.redactor = Redactor(patterns: (noDefaultRedactions ? [] : Redactor.defaults) + redact)
         config.tracer.ringbufBytes = ringbufMib << 20
         config.pinDir = pin ? pinDir : nil
+        if let metrics {
+            guard let a = MetricsServer.Address(metrics) else {
+                throw Failure("--metrics \(metrics): expected PORT, HOST:PORT or [V6]:PORT", status: 2)
+            }
+            if !a.isLoopback { log.warning("metrics served beyond loopback: anyone who reaches \(a) reads them", metadata: ["address": "\(a)"]) }
+            do { config.metrics = try MetricsServer(address: a, logger: log) } catch { throw Failure("\(error)", status: 2) }
+        }
         if let policy {
             config.policyPath = policy
         } else if FileManager.default.fileExists(atPath: PolicyLoader.defaultPath) {

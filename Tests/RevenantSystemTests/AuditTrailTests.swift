@@ -27,7 +27,7 @@ func auditRecords(_ path: String) throws -> [[String: Any]] {
     }
 }
 
-func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] ?? [:] }
+func ext(_ o: [String: Any]) -> [String: Any] { (o["unmapped"] as? [String: Any])?["revenant"] as? [String: Any] ?? [:] }
 
 @Suite(.serialized) struct AuditTrailTests {
     @Test(.kernel) func matchedExitsAFindingAndNoSecret() async throws {
@@ -72,6 +72,7 @@ func ext(_ o: [String: Any]) -> [String: Any] { o["revenant"] as? [String: Any] 
         #expect(try Store(path: d.db, readOnly: true).instances(argv: ["/bin/echo", "leafmark", "--token=[REDACTED]"]).count == 1)
         #expect(try Store(path: d.db, readOnly: true).matching("leafsecret").isEmpty)
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
+        let ocsf = try ocsfValidate([d.audit]); #expect(ocsf.status == 0, "every record validates as OCSF: \(ocsf.err)\n\(ocsf.out)")
     }
 
     @Test(.kernel) func auditAllRecordsEveryExecAndExit() async throws {

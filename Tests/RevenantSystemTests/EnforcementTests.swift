@@ -476,24 +476,27 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         d.stop()
         let lines = try String(contentsOfFile: d.audit, encoding: .utf8).split(separator: "\n").map(String.init)
         let objs = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
-        let events = objs.compactMap { ($0["revenant"] as? [String: Any])?["event"] as? String }
+        let events = objs.compactMap { (($0["unmapped"] as? [String: Any])?["revenant"] as? [String: Any])?["event"] as? String }
         #expect(events.first == "start")
         #expect(events.contains("policy loaded"))
         #expect(events.last == "stop")
-        let blocked = try #require(objs.first { ($0["revenant"] as? [String: Any])?["event"] as? String == "blocked" })
+        let blocked = try #require(objs.first { (($0["unmapped"] as? [String: Any])?["revenant"] as? [String: Any])?["event"] as? String == "blocked" })
         #expect(blocked["class_uid"] as? Int == 1007)
         #expect(blocked["activity_id"] as? Int == 1)
         #expect(blocked["disposition_id"] as? Int == 2)
         let proc = try #require(blocked["process"] as? [String: Any])
         #expect(proc["pid"] as? Int == Int(v1.pid))
         #expect((proc["file"] as? [String: Any])?["path"] as? String == w.path("v1"))
-        #expect(((proc["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int) == Int(getpid()))
-        let ext = try #require(blocked["revenant"] as? [String: Any])
+        let ext = try #require((blocked["unmapped"] as? [String: Any])?["revenant"] as? [String: Any])
+        #expect(((ext["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int) == Int(getpid()))
+        #expect((proc["lineage"] as? [String])?.isEmpty == false)
         #expect(ext["rule"] as? [String] == ["block-v1"])
         #expect(ext["tier"] as? String == "kill at exec (bpf_send_signal)")
 
         let ok = try revenant(["audit", "verify", d.audit])
         #expect(ok.status == 0, "\(ok.err)")
+        let ocsf = try ocsfValidate([d.audit])
+        #expect(ocsf.status == 0, "every record validates as OCSF: \(ocsf.err)\n\(ocsf.out)")
         // Change one record in the middle: verify names the record after it.
         var tampered = lines
         tampered[1] = tampered[1].replacingOccurrences(of: "policy loaded", with: "policy-loaded")

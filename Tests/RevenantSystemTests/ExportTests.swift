@@ -76,11 +76,16 @@ func parseCSV(_ text: String) -> [[String]] {
         recs.forEach { checkOCSF1007($0) }
         #expect(recs.map { $0["activity_id"] as? Int } == [1, 2], "launch, then terminate")
         #expect(recs.first?["disposition_id"] as? Int == 2, "blocked")
-        #expect((recs.first?["revenant"] as? [String: Any])?["rule"] as? [String] == ["block-v1"])
+        #expect(((recs.first?["unmapped"] as? [String: Any])?["revenant"] as? [String: Any])?["rule"] as? [String] == ["block-v1"])
         #expect((recs.first?["process"] as? [String: Any])?["pid"] as? Int == Int(blocked.pid))
         let path = d.dir + "/export.jsonl"
         try o.out.write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try revenant(["audit", "verify", path]).status == 0)
+        // All of it, every record type the store holds, by the independent validator.
+        let all = d.dir + "/all.jsonl"
+        #expect(try revenant(["export", "--db", d.db, "--format", "ocsf", "--out", all]).status == 0)
+        let ocsf = try ocsfValidate([path, all])
+        #expect(ocsf.status == 0, "every exported record validates as OCSF: \(ocsf.err)\n\(ocsf.out)")
 
         // --pid and a time window
         let byPid = try revenant(["export", "--db", d.db, "--pid", String(ok.pid), "--since", "1h", "--until", String(Int(Date().timeIntervalSince1970) + 60)])

@@ -72,6 +72,7 @@ private func until(_ seconds: Int, _ cond: () -> Bool) async throws {
         let audit = (try? String(contentsOfFile: d.audit, encoding: .utf8)) ?? ""
         #expect(audit.contains("\"audit gap\""), "the audit log records its gap")
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
+        let ocsf = try ocsfValidate([d.audit]); #expect(ocsf.status == 0, "every record validates as OCSF: \(ocsf.err)\n\(ocsf.out)")
     }
 
     @Test(.kernel, .timeLimit(.minutes(2))) func aStoreFilledWhileRunningKeepsEnforcing() async throws {
@@ -99,6 +100,7 @@ private func until(_ seconds: Int, _ cond: () -> Bool) async throws {
         #expect(gaps.contains { $0.kind == .storeUnwritable }, "\(gaps)")
         d.stop()
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
+        let ocsf = try ocsfValidate([d.audit]); #expect(ocsf.status == 0, "every record validates as OCSF: \(ocsf.err)\n\(ocsf.out)")
     }
 
     @Test(.kernel, .timeLimit(.minutes(2))) func aRemovedStoreIsReopenedWithTheLiveProcesses() async throws {
@@ -171,6 +173,8 @@ private func until(_ seconds: Int, _ cond: () -> Bool) async throws {
         d.stop()
         let audit = try String(contentsOfFile: d.audit, encoding: .utf8)
         #expect(audit.contains("\"activity_name\":\"events lost\""), "the audit log records the loss")
+        let valid = try ocsfValidate([d.audit, ocsf])
+        #expect(valid.status == 0, "every record validates as OCSF: \(valid.err)\n\(valid.out)")
     }
 }
 

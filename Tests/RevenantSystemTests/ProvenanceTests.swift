@@ -88,6 +88,7 @@ import Testing
         let audit = try String(contentsOfFile: d.audit, encoding: .utf8)
         #expect(audit.split(separator: "\n").contains { $0.contains("\"class_uid\":1001") && $0.contains(conf) }, "an OCSF File System Activity record")
         #expect(try revenant(["audit", "verify", d.audit]).status == 0)
+        let ocsf = try ocsfValidate([d.audit]); #expect(ocsf.status == 0, "every record validates as OCSF: \(ocsf.err)\n\(ocsf.out)")
     }
 
     /// A cron line written by ansible-playbook (connection local), run by the real cron: who-spawned

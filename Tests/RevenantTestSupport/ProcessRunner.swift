@@ -68,3 +68,14 @@ public func spawn(_ argv: [String], wait: Bool = true, stdout: String? = nil, st
 }
 
 private final class ErrBox: @unchecked Sendable { var data = Data() }
+
+/// Checks OCSF records (JSON lines) with an OCSF validator that is not revenant's: the OCSF
+/// schemas from PyPI's ocsf-json-schema, checked by jsonschema (scripts/ocsf-validate.py).
+/// `out` names each invalid record and field; `err` the count by class.
+public func ocsfValidate(_ paths: [String]) throws -> (status: Int32, out: String, err: String) {
+    let probe = try sh(["/usr/bin/env", "python3", "-c", "import ocsf_json_schema, jsonschema"])
+    guard probe.status == 0 else {
+        return (3, "", "the OCSF validator is not installed (run scripts/install-deps.sh test): \(probe.err)")
+    }
+    return try sh(["/usr/bin/env", "python3", packageRoot + "/scripts/ocsf-validate.py"] + paths)
+}

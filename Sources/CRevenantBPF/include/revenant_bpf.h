@@ -97,6 +97,8 @@ int rv_bpf_pinned(const char *dir);
  * rv_fan_read: blocks for events and calls fn for each with the writer's tgid, the fanotify
  * mask, its directory's handle and the entry's name; returns events or -errno. */
 typedef void (*rv_fan_fn)(void *ctx, int pid, unsigned long long mask, const unsigned char *handle, int hlen, const char *name);
+/* Bytes written to the ring buffer and not yet consumed (its size in *size); -ENOENT when unknown. */
+long rv_bpf_ring_fill(struct rv_bpf *b, unsigned long *size);
 int rv_fan_init(void);
 int rv_fan_mark_dir(int fd, const char *dir, unsigned char *handle, int cap);
 int rv_fan_read(int fd, rv_fan_fn fn, void *ctx);

@@ -97,6 +97,7 @@ final class AttributionWorker: Service, @unchecked Sendable {
             || $0.file != summary.file || $0.line != summary.line } ?? true
         guard changed else { return Answer(respawn: summary, finding: nil) }
         if let f = summary.file, let tell = sourceNamed.withLock({ $0 }) { tell(f) }
+        DaemonMetrics.shared.finding(mechanism: summary.mechanism)
         log.notice("respawn finding: \(r.key.replacingOccurrences(of: "\0", with: " ")) is respawned by \(summary.mechanism)", metadata: [
             "spawner": "\(summary.spawner_uid ?? "?")", "source": "\(summary.file.map { "\($0):\(summary.line ?? 0)" } ?? "not found")",
             "instances": "\(summary.instances)"])

@@ -71,6 +71,7 @@ final class AuditSink: Service, @unchecked Sendable {
             }
         } catch {
             failures += 1
+            DaemonMetrics.shared.auditFailure()
             if failures == 1 || failures % 1000 == 0 {
                 log.critical("AUDIT LOG WRITE FAILED: records are being lost; enforcement continues",
                              metadata: ["error": "\(error)", "lost_records": "\(failures)"])

@@ -46,6 +46,8 @@ public final class Daemon: Sendable {
         public var pinDir: String?
         /// Applied to every command line before it is stored, logged or audited.
         public var redactor = Redactor()
+        /// Serves the metrics (bound by the caller, so a taken port fails before anything loads).
+        public var metrics: MetricsServer?
         public init() {}
     }
 
@@ -89,7 +91,7 @@ public final class Daemon: Sendable {
                             boot: boot, clock: clock, logger: log)
         writer.onSnapshotNeeded = { ingest.requestSnapshot() }
         // Shut down in reverse: the ingest first, so the others receive everything it saw.
-        let members: [any Service] = [audit, writer, worker,
+        let members: [any Service] = (config.metrics.map { [$0] } ?? []) + [audit, writer, worker,
                                        PolicyService(path: config.policyPath, ingest: ingest, audit: audit, log: log),
                                        IngestService(ingest: ingest)]
         var groupLog = log

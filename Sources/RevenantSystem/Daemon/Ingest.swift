@@ -92,6 +92,8 @@ final class Ingest: @unchecked Sendable {
     @exclusivity(unchecked) private var policy: CompiledPolicy?
     @exclusivity(unchecked) private var lost = TraceCounters.zero
     @exclusivity(unchecked) private var ingested = 0
+    /// Records by type since the last flush, handed to the metrics there.
+    @exclusivity(unchecked) private var typeCounts = (fork: 0, exec: 0, exit: 0, deny: 0, malformed: 0)
     @exclusivity(unchecked) private var malformed = 0
     @exclusivity(unchecked) private var lastFlush = ContinuousClock.now
     @exclusivity(unchecked) private var lastFlushWallNs = WallClock.nowNs()
@@ -130,6 +132,8 @@ final class Ingest: @unchecked Sendable {
         if early { tracer.stop() }
         // Whatever happens below, the programs are detached when serving ends.
         defer { tracer.close() }
+        let probed: Tracer = tracer
+        DaemonMetrics.shared.ringProbe.withLock { $0 = { [weak probed] in probed?.ringFill() } }
         log.info("tracing attached", metadata: ["programs": "tp_btf/sched_process_{fork,exec,exit}",
                                                 "ringbuf_mib": "\(config.tracer.ringbufBytes >> 20)",
                                                 "deny_program": "\(tracer.lsmActive ? "attached" : tracer.lsmStatus.split(separator: "\n").first.map(String.init) ?? "")"])
@@ -232,9 +236,14 @@ final class Ingest: @unchecked Sendable {
             batch.gaps.append(TraceGap(kind: .eventsLost, fromWallNs: lastFlushWallNs, toWallNs: now,
                                        lost: Int64(ring + map), detail: detail))
             audit.submit(.record(.daemon("events lost", timeMs: now / 1_000_000, detail: detail, severity: 4), sync: true))
+            DaemonMetrics.shared.lost("ringbuf_full", Int(ring))
+            DaemonMetrics.shared.lost("procmap_full", Int(map))
             lost = counters
         }
         lastFlushWallNs = now
+        let m = DaemonMetrics.shared, t = typeCounts
+        m.events("fork", t.fork); m.events("exec", t.exec); m.events("exit", t.exit); m.events("deny", t.deny); m.malformed(t.malformed)
+        typeCounts = (0, 0, 0, 0, 0)
         if snapshotRequested.exchange(false, ordering: .acquiringAndReleasing) {
             for r in table.all where !r.exited { dirty[r.id] = true }
         }
@@ -282,6 +291,7 @@ final class Ingest: @unchecked Sendable {
     /// A record that could not be decoded: counted and logged, never fatal.
     private func skip(_ error: DecodeError) {
         malformed += 1
+        typeCounts.malformed += 1
         log.warning("malformed record skipped", metadata: ["error": "\(error)"])
     }
 
@@ -296,6 +306,7 @@ final class Ingest: @unchecked Sendable {
             if let hidden = config.redactor.redacted(x.argv) { x.argv = hidden } else { cleanTexts = x.texts }
         }
         ingested += 1
+        typeCounts.exec += 1
         // Short-lived processes skip the table: held back at their exec, handed to the
         // store's leaves at their exit (most end within a batch, forking nothing).
         if !config.auditAll, matched == 0, table.parkable(x) {
@@ -310,6 +321,7 @@ final class Ingest: @unchecked Sendable {
     /// An exit.
     @inline(__always) private func takeExit(_ x: ExitEvent) throws {
         ingested += 1
+        typeCounts.exit += 1
         // A writer of a watched file is usually short-lived: it is looked up before its exit
         // takes it out of the table (one atomic load per exit otherwise).
         if configPendingCount.load(ordering: .acquiring) > 0 { recordConfigChanges(writer: x.process.pid) }
@@ -332,10 +344,12 @@ final class Ingest: @unchecked Sendable {
                                              rules: rules, tier: EnforcementTier.deny.rawValue, blocked: true, message: text), sync: true))
             }
             log.warning("denied exec (rule \(Enforcement.ruleList(rules)))", metadata: [
-                "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)",
+                "pid": "\(d.process.pid)", "rule": "\(rules.joined(separator: ","))", "id": "\(d.process)", "exe": "\(d.filename)",
                 "tier": "\(EnforcementTier.deny.rawValue)",
                 "ancestry": "\(Lineage.chain(table, of: table.canonical(d.process)))"])
+            DaemonMetrics.shared.enforced(rules: rules, tier: EnforcementTier.deny.rawValue, blocked: true)
         }
+        if case .deny = e { typeCounts.deny += 1 } else { typeCounts.fork += 1 }
         ingested += 1
         try file(e, matched: nil, real: nil)
     }
@@ -412,6 +426,7 @@ final class Ingest: @unchecked Sendable {
             }
             policy = compiled
             installed = (p, path)
+            DaemonMetrics.shared.policy(rules: compiled.rules.count)
             watchExecutables(p)
             let tiers = Set(compiled.rules.compactMap { enforcer.tier(for: $0.action)?.rawValue }).sorted()
             log.notice("policy loaded", metadata: [
@@ -476,6 +491,7 @@ final class Ingest: @unchecked Sendable {
                                  loginuid: r?.image?.loginuid, uid: r?.image?.uid, session: r.flatMap { Lineage.session(table, of: $0.id) })
             lastConfigChange = c
             batch.configChanges.append(c)
+            DaemonMetrics.shared.configChange(c.kind.rawValue)
             audit.submit(.record(.fileActivity(c), sync: false))
             log.info("configuration \(c.kind.rawValue)", metadata: ["path": "\(c.path)", "by": "\(c.command)", "ancestry": "\(c.ancestry)"])
         }
@@ -591,6 +607,7 @@ final class Ingest: @unchecked Sendable {
             text = strongest == .audit ? "audited (rule \(names))" : "matched \(strongest) rule \(names) but the kernel did not act"
         }
         let done = Enforcement(rules: rules.map(\.name), tier: tier, blocked: blocked, message: text)
+        DaemonMetrics.shared.enforced(rules: done.rules, tier: tier?.rawValue, blocked: blocked)
         let id = table.canonical(e.process)
         if let r = table[id] {
             let ancestry = table.ancestry(of: id)
@@ -599,7 +616,7 @@ final class Ingest: @unchecked Sendable {
             audit.submit(.launch(launch, sync: blocked, respawn: respawnRequest(r, ancestry: ancestry, rules: done.rules)))
         }
         log.log(level: tier == nil ? .info : .warning, "\(text)", metadata: [
-            "pid": "\(e.process.pid)", "id": "\(e.process)", "exe": "\(e.filename)",
+            "pid": "\(e.process.pid)", "id": "\(e.process)", "exe": "\(e.filename)", "rule": "\(done.rules.joined(separator: ","))",
             "argv": "\((table[id]?.image?.argv ?? []).joined(separator: " "))", "tier": "\(tier?.rawValue ?? "none")",
             "ancestry": "\(Lineage.chain(table, of: id))"])
         return done

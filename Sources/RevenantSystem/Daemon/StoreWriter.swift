@@ -132,11 +132,16 @@ final class StoreWriter: Service, @unchecked Sendable {
                     let gone = try store.markGone(boot: boot, running: running, goneByWallNs: at)
                     if gone > 0 { log.info("ended while not traced", metadata: ["processes": "\(gone)"]) }
                 case .batch(let b, let lost):
+                    let t0 = ContinuousClock.now
                     try store.write(b, run: run, nowWallNs: WallClock.nowNs(), lostEvents: lost)
+                    let took = ContinuousClock.now - t0
+                    DaemonMetrics.shared.storeWritten(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
+                                                      bytes: store.fileBytes())
                     lastLost = lost
                 case .end: break
                 }
             } catch {
+                DaemonMetrics.shared.storeFailure()
                 failed("store write failed", error: error)
                 return
             }
