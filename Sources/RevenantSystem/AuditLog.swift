@@ -82,12 +82,16 @@ public final class AuditLog: @unchecked Sendable {
 
     /// Appends one record; `sync` makes it durable before returning. Throws when it could not
     /// be written (the record is then counted in the next "audit gap" record).
-    public func append(_ event: AuditEvent, sync: Bool = false) throws {
+    /// Returns the line written (the record as chained), for forwarding.
+    @discardableResult
+    public func append(_ event: AuditEvent, sync: Bool = false) throws -> (line: String, event: AuditEvent) {
         lock.lock()
         defer { lock.unlock() }
         do { try writeGap() } catch { gap += 1; throw error }
-        do { try write(event) } catch { gap += 1; throw error }
+        let written: (line: String, event: AuditEvent)
+        do { written = try write(event) } catch { gap += 1; throw error }
         if sync { fsyncLocked() }
+        return written
     }
 
     /// Records the gap, if any, as soon as the log takes writes again (called once a flush,
@@ -112,7 +116,8 @@ public final class AuditLog: @unchecked Sendable {
         gap = 0
     }
 
-    private func write(_ event: AuditEvent) throws {
+    @discardableResult
+    private func write(_ event: AuditEvent) throws -> (line: String, event: AuditEvent) {
         if fd < 0 { do { try open() } catch let e as AuditLogError { gapError = e.errno; lastOpenError = e; throw e } }
         var e = event
         e.chain(seq: seq + 1, prevHash: lastHash, device: HostProbe.device)
@@ -136,6 +141,7 @@ public final class AuditLog: @unchecked Sendable {
         seq += 1
         lastHash = AuditChain.hash(line)
         dirty = true
+        return (line, e)
     }
 
     /// Renames the files along; when that fails the current file simply grows.

@@ -36,6 +36,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Where --pin pins (a directory on a bpf filesystem).") var pinDir: String = Tracer.defaultPinDir
     @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS/metrics: PORT (on 127.0.0.1), HOST:PORT or [V6]:PORT.", valueName: "address"))
     var metrics: String?
+    @Option(help: ArgumentHelp("Also send the audit stream to syslog as RFC 5424 (repeatable): udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log.", valueName: "target"))
+    var forward: [String] = []
     @Flag(help: "Debug logging.") var verbose = false
     @Flag(help: .hidden) var benchUserspaceKill = false
 
@@ -68,6 +70,13 @@ struct Run: AsyncParsableCommand {
             if !a.isLoopback { log.warning("metrics served beyond loopback: anyone who reaches \(a) reads them", metadata: ["address": "\(a)"]) }
             do { config.metrics = try MetricsServer(address: a, logger: log) } catch { throw Failure("\(error)", status: 2) }
         }
+        for f in forward {
+            guard let t = SyslogForwarder.Target(f) else {
+                throw Failure("--forward \(f): expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH", status: 2)
+            }
+            config.forward.append(t)
+        }
+        if !forward.isEmpty && audit == .none { throw Failure("--forward sends what the audit log records: it needs --audit matched or all", status: 2) }
         if let policy {
             config.policyPath = policy
         } else if FileManager.default.fileExists(atPath: PolicyLoader.defaultPath) {

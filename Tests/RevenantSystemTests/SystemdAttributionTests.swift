@@ -233,6 +233,19 @@ import Testing
                           "/usr/bin/python3 /opt/rvtest/blocked.py; echo status=$?"])
         #expect(run.out.contains("status=137"), "killed at exec under the unit's sandbox: \(run.out)\(run.err)")
         #expect(!fm.fileExists(atPath: root + "/opt/rvtest/ran"), "the script never ran")
+        // journald-native fields: the kill is found by its rule, with its tier and the process.
+        var entry: [String: Any]?
+        for _ in 0..<30 where entry == nil {
+            let j = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/usr/bin/journalctl", "-o", "json", "--no-pager",
+                            "-u", "revenant.service", "REVENANT_RULE=block-sweeper"])
+            entry = j.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.first
+            if entry == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        let e = try #require(entry, "no journal entry with REVENANT_RULE=block-sweeper: \(status())")
+        #expect(e["SYSLOG_IDENTIFIER"] as? String == "revenant" && e["PRIORITY"] as? String == "4", "\(e)")
+        #expect(e["REVENANT_TIER"] as? String == "kill at exec (bpf_send_signal)", "\(e)")
+        #expect((e["REVENANT_PID"] as? String).flatMap { Int32($0) } != nil && e["OBJECT_PID"] as? String == e["REVENANT_PID"] as? String, "\(e)")
+        #expect((e["MESSAGE"] as? String)?.hasPrefix("killed at exec by the kernel") == true, "\(e)")
 
         #expect(try sh([script, "ctl", dir, "reload", "revenant.service"]).status == 0)
         try await Task.sleep(for: .seconds(1))

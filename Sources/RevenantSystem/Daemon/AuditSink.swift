@@ -18,12 +18,13 @@ final class AuditSink: Service, @unchecked Sendable {
 
     private let entries = WorkQueue<Entry>(capacity: 4096)
     private let file: AuditLog?
+    private let forwarders: [SyslogForwarder]
     private let worker: AttributionWorker
     private let log: Logger
     private var failures = 0
 
-    init(file: AuditLog?, worker: AttributionWorker, logger: Logger) {
-        self.file = file; self.worker = worker; log = logger
+    init(file: AuditLog?, forwarders: [SyslogForwarder] = [], worker: AttributionWorker, logger: Logger) {
+        self.file = file; self.forwarders = forwarders; self.worker = worker; log = logger
     }
 
     func submit(_ e: Entry) { entries.put(e) }
@@ -54,6 +55,7 @@ final class AuditSink: Service, @unchecked Sendable {
                 file?.syncIfDirty()
             case .close:
                 file?.close()
+                for f in forwarders { f.drain(seconds: 2) }
                 return
             }
         }
@@ -64,7 +66,8 @@ final class AuditSink: Service, @unchecked Sendable {
     private func write(_ e: AuditEvent, sync: Bool) {
         guard let file else { return }
         do {
-            try file.append(e, sync: sync)
+            let written = try file.append(e, sync: sync)
+            for f in forwarders { f.send(line: written.line, event: written.event) }
             if failures > 0 {
                 log.notice("audit log writable again", metadata: ["lost_records": "\(failures)", "file": "\(file.path)"])
                 failures = 0

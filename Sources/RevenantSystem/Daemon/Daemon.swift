@@ -48,6 +48,8 @@ public final class Daemon: Sendable {
         public var redactor = Redactor()
         /// Serves the metrics (bound by the caller, so a taken port fails before anything loads).
         public var metrics: MetricsServer?
+        /// Syslog receivers the audit stream is also sent to (what the audit log records).
+        public var forward: [SyslogForwarder.Target] = []
         public init() {}
     }
 
@@ -81,7 +83,9 @@ public final class Daemon: Sendable {
                          metadata: ["file": "\(file.path)", "error": "\(file.lastError ?? "-")"])
         }
         let worker = AttributionWorker(logger: log)
-        let audit = AuditSink(file: file, worker: worker, logger: log)
+        let forwarders = config.forward.map { SyslogForwarder(target: $0) }
+        for f in forwarders { log.info("audit stream forwarded", metadata: ["to": "\(f.target)"]) }
+        let audit = AuditSink(file: file, forwarders: forwarders, worker: worker, logger: log)
         audit.submit(.record(.daemon("start", timeMs: WallClock.nowMs(), detail: "store \(config.dbPath)"), sync: true))
         let clock = BootClock()
         let boot = BootClock.bootID()

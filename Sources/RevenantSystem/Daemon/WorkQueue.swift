@@ -21,6 +21,14 @@ final class WorkQueue<Item: Sendable>: Sendable {
         ready.signal()
     }
 
+    /// `put` unless `capacity` items wait: false, and nothing is added.
+    func offer(_ item: Item) -> Bool {
+        guard room.wait(timeout: .now()) == .success else { return false }
+        items.withLock { $0.append(item) }
+        ready.signal()
+        return true
+    }
+
     func take() -> Item {
         ready.wait()
         let item = items.withLock { $0.removeFirst() }

@@ -57,6 +57,7 @@ public final class DaemonMetrics: Sendable {
         if let bytes { storeBytes.record(Double(bytes)) }
     }
     func storeFailure() { counter("revenant_store_write_failures_total").increment() }
+    func forwardDropped() { counter("revenant_forward_dropped_total").increment() }
     func auditFailure() { counter("revenant_audit_write_failures_total").increment() }
     func configChange(_ kind: String) { counter("revenant_config_changes_total", [("kind", kind)]).increment() }
     func policy(rules n: Int) { rules.record(Double(n)) }
