@@ -22,8 +22,17 @@ public struct TimelineQuery {
         public var gapSeconds: Double?
     }
 
+    /// Instances that one respawner started (`Attribution.respawnGroups`): a lane of the picture.
+    public struct Lane: Sendable {
+        /// `systemd service training-worker.service (systemd(1))`, `cron (cron(512))`…
+        public var label: String
+        /// Indices into `rows`.
+        public var rows: [Int]
+    }
+
     public struct Answer: Sendable {
         public var rows: [Row]
+        public var lanes: [Lane] = []
         public var respawn: RespawnReport
         /// Trace gaps from the first instance's start on: instances may be missing there.
         public var gaps: [TraceGap] = []
@@ -69,6 +78,13 @@ public struct TimelineQuery {
             prev = i.startWallNs
         }
         let gaps = try rows.first.map { try store.gaps(fromWallNs: $0.startWallNs) } ?? []
-        return Answer(rows: rows, respawn: report, gaps: gaps)
+        var index: [Identity: Int] = [:]
+        for (k, r) in rows.enumerated() { index[r.process.id] = k }
+        let lanes = Attribution.respawnGroups(instances).map { g -> Lane in
+            let f = Attribution.analyze(g)
+            let who = f.spawner.map { " (\($0.name)(\($0.id.pid)))" } ?? ""
+            return Lane(label: "\(f.mechanism.rawValue)\(f.unit.map { " " + $0 } ?? "")\(who)", rows: g.compactMap { index[$0.process.id] }.sorted())
+        }
+        return Answer(rows: rows, lanes: lanes, respawn: report, gaps: gaps)
     }
 }

@@ -6,12 +6,23 @@ import Synchronization
 /// Whole lines to stdout from any task, never interleaved.
 final class LineWriter: Sendable {
     static let stdout = LineWriter(FileHandle.standardOutput)
-    private let handle: Mutex<FileHandle>
-    init(_ h: FileHandle) { handle = Mutex(h) }
+    private let handle: Mutex<FileHandle?>
+    private let kept = Mutex<String>("")
+    init(_ h: FileHandle?) { handle = Mutex(h) }
+
+    /// Lines kept in memory (`collected`) instead of written.
+    static func collecting() -> LineWriter { LineWriter(nil) }
+    var collected: String { kept.withLock { $0 } }
 
     /// One line, control characters escaped: nothing printed can move the cursor or start a line.
     func line(_ s: String) {
-        handle.withLock { $0.write(Data((Visible.escape(s) + "\n").utf8)) }
+        let text = Visible.escape(s) + "\n"
+        let written = handle.withLock { h -> Bool in
+            guard let h else { return false }
+            h.write(Data(text.utf8))
+            return true
+        }
+        if !written { kept.withLock { $0 += text } }
     }
 
     func json<T: Encodable>(_ value: T) {

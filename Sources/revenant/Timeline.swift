@@ -18,12 +18,23 @@ struct Timeline: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @OptionGroup var config: RootOptions
     @OptionGroup var output: JSONOptions
+    @Option(help: ArgumentHelp("Also draw it: each instance a bar over time, one lane per respawner (SVG).", valueName: "file"))
+    var svg: String?
+    @Option(help: ArgumentHelp("Also write a one-file HTML report: the picture, who respawns it, the instances.", valueName: "file"))
+    var html: String?
 
     func run() throws {
         guard (pid == nil) != (match == nil) else { throw Failure("give a PID or --match TEXT", status: 2) }
         var q = TimelineQuery(program: pid.map { .pid($0) } ?? .matching(match!), db: store.db)
         q.root = config.root
         let answer = try Failure.answering { try q.run() }
+        let title = "timeline of " + (answer.rows.last.map { Timeline.command($0) } ?? match ?? pid.map(String.init) ?? "")
+        if let svg { try Timeline.write(TimelinePicture.svg(answer, title: title), to: svg) }
+        if let html {
+            let text = LineWriter.collecting()
+            RespawnText.print(answer.respawn, to: text)
+            try Timeline.write(TimelinePicture.html(answer, title: title, report: text.collected), to: html)
+        }
         if output.json {
             struct Row: Encodable {
                 let pid: Int32; let id: String; let start: String; let end: String?; let how: String; let spawned_by: String
@@ -61,6 +72,11 @@ struct Timeline: ParsableCommand {
         out.line("")
         out.line("\(answer.rows.count) instances" + (g.isEmpty ? "" : String(format: "; restart gap mean %.1fs, min %.1fs, max %.1fs", g.reduce(0, +) / Double(g.count), g.min()!, g.max()!)))
         RespawnText.print(answer.respawn, to: out)
+    }
+
+    /// Written beside and renamed: a reader never sees half a picture.
+    static func write(_ text: String, to path: String) throws {
+        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw Failure("cannot write \(path): \(error.localizedDescription)", status: 1) }
     }
 
     static func command(_ r: TimelineQuery.Row) -> String {
