@@ -108,6 +108,19 @@ public struct ProcReader: Sendable {
         pids().compactMap(record)
     }
 
+    /// `all()`, telling `progress` (read, total) every `every` processes: a host with a
+    /// hundred thousand processes takes seconds to read.
+    public func all(every: Int, progress: (Int, Int) -> Void) -> [ProcessRecord] {
+        let list = pids()
+        var out: [ProcessRecord] = []
+        out.reserveCapacity(list.count)
+        for (k, pid) in list.enumerated() {
+            if let r = record(pid) { out.append(r) }
+            if (k + 1) % every == 0 { progress(k + 1, list.count) }
+        }
+        return out
+    }
+
     /// The default-hierarchy cgroup path (`0::/…`), else the `name=systemd` one.
     public func cgroupPath(_ pid: Int32) -> String? {
         guard let data = readFile("\(root)/\(pid)/cgroup") else { return nil }

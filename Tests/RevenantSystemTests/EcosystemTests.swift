@@ -1,7 +1,8 @@
 import Foundation
 import Glibc
+import Logging
 import RevenantCore
-import RevenantSystem
+@testable import RevenantSystem
 import RevenantTestSupport
 import Testing
 
@@ -274,5 +275,36 @@ func httpGet(_ url: String) -> String? {
         #expect(rgb.prefix(ran.count).allSatisfy { near($0, blue) }, "a blue bar at each instance that ran: \(rgb.prefix(ran.count))")
         #expect(rgb.dropFirst(ran.count).prefix(killed.count).allSatisfy { near($0, red) }, "a red bar at each killed one: \(rgb.dropFirst(ran.count))")
         #expect(rgb.last.map { near($0, [255, 255, 255]) } == true, "and background elsewhere")
+    }
+}
+
+/// Long runs say that they are running: the first read of a big /proc, a retention pass.
+@Suite struct ProgressTests {
+    final class Collect: LogHandler, @unchecked Sendable {
+        var lines: [String] = []
+        let lock = NSLock()
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { nil } set {} }
+        func log(event: LogEvent) { lock.withLock { lines.append("\(event.message)") } }
+    }
+
+    @Test func readingProcTellsHowFarItGot() {
+        var calls: [(Int, Int)] = []
+        let all = ProcReader().all(every: 5) { calls.append(($0, $1)) }
+        #expect(all.count >= 5)
+        #expect(calls.count == calls.last.map { $0.1 / 5 } ?? -1 && calls.allSatisfy { $0.0 % 5 == 0 && $0.0 <= $0.1 }, "\(calls)")
+    }
+
+    @Test func aRetentionPassIsToldWhileItRuns() async throws {
+        let c = Collect()
+        let log = Logger(label: "t") { _ in c }
+        let ticker = RetentionTicker(log: log, began: .now, every: .milliseconds(50))
+        try await Task.sleep(for: .milliseconds(280))
+        ticker.done()
+        let n = c.lock.withLock { c.lines.count }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(n >= 3 && c.lock.withLock { c.lines.count } == n, "told while running, then not: \(c.lines)")
+        #expect(c.lines.allSatisfy { $0 == "retention pass running" })
     }
 }

@@ -162,7 +162,14 @@ final class Ingest: @unchecked Sendable {
     /// After attaching, so nothing starts in a gap between the two.
     private func seed() throws {
         var first = StoreBatch(boot: boot, bootEpochNs: clock.bootEpochNs)
-        let found = ProcReader().all()
+        let began = ContinuousClock.now
+        var told = began
+        let found = ProcReader().all(every: 1000) { read, total in
+            // Said every 2 s on a big host, so a slow start is seen to be working.
+            guard ContinuousClock.now - told > .seconds(2) else { return }
+            told = ContinuousClock.now
+            log.info("seeding from /proc", metadata: ["read": "\(read)", "of": "\(total)"])
+        }
         // After a restart on the same boot, what the earlier run saw start keeps its exact key
         // and fork-time lineage instead of a second, tick-precision row built from /proc.
         let earlier = (try? store?.exactRecords(boot: boot, seeing: found.map(\.id))) ?? [:]
@@ -177,7 +184,8 @@ final class Ingest: @unchecked Sendable {
             if let img = r.images.first { first.images.append((r.id, 0, img)) }
         }
         writer.submit(.seed(first, running: found.map(\.id), atWallNs: WallClock.nowNs()))
-        log.info("seeded from /proc", metadata: ["processes": "\(first.processes.count)", "known_from_earlier_run": "\(earlier.count)"])
+        log.info("seeded from /proc", metadata: ["processes": "\(first.processes.count)", "known_from_earlier_run": "\(earlier.count)",
+                                                 "seconds": "\(String(format: "%.2f", Double((ContinuousClock.now - began).components.attoseconds) / 1e18 + Double((ContinuousClock.now - began).components.seconds)))"])
     }
 
     private func loop() throws {

@@ -89,8 +89,15 @@ final class StoreWriter: Service, @unchecked Sendable {
                 lastRetention = ContinuousClock.now
                 let cutoff = WallClock.nowNs() - retentionSeconds * 1_000_000_000
                 do {
+                    // One transaction: a pass over a big store is told while it runs, every 5 s.
+                    let began = ContinuousClock.now
+                    let ticker = RetentionTicker(log: log, began: began)
                     let n = try store.enforceRetention(exitedBeforeWallNs: cutoff, maxProcesses: maxProcesses, currentBoot: boot)
-                    if n > 0 { log.info("retention", metadata: ["deleted": "\(n)"]) }
+                    ticker.done()
+                    let took = ContinuousClock.now - began
+                    if n > 0 || took > .seconds(1) {
+                        log.info("retention", metadata: ["deleted": "\(n)", "seconds": "\(took.components.seconds)"])
+                    }
                 } catch {
                     log.error("retention failed; tried again in \(retentionEvery)", metadata: ["error": "\(error)"])
                 }
@@ -184,4 +191,21 @@ final class StoreWriter: Service, @unchecked Sendable {
             "db": "\(path)", "error": "\(error.map { "\($0)" } ?? "-")", "kept_batches_max": "\(StoreWriter.keptWhileUnwritable)",
             "retry_every": "\(StoreWriter.retryEvery)"])
     }
+}
+
+/// Logs "retention pass running" every 5 s until `done()`: one long transaction otherwise says
+/// nothing until it ends.
+final class RetentionTicker: Sendable {
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(log: Logger, began: ContinuousClock.Instant, every: Duration = .seconds(5)) {
+        let finished = finished
+        Thread.detachNewThread {
+            while finished.wait(timeout: .now() + .milliseconds(Int(every.components.seconds * 1000))) == .timedOut {
+                log.notice("retention pass running", metadata: ["seconds": "\((ContinuousClock.now - began).components.seconds)"])
+            }
+        }
+    }
+
+    func done() { finished.signal() }
 }
