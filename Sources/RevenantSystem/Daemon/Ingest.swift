@@ -37,6 +37,11 @@ final class Ingest: @unchecked Sendable {
     private let exeChanged = Atomic<Bool>(false)
     /// Configuration changes the watcher saw, for the ring thread.
     private let configPending = Mutex<[ConfigWatch.Raw]>([])
+    /// Changes seen and not recorded because `configPendingLimit` were waiting.
+    private let configDropped = Atomic<Int>(0)
+    static let configPendingLimit = 65_536
+    /// Per-change log lines in the current second, and those not logged one by one.
+    @exclusivity(unchecked) private var configLogged = (second: Int64(0), lines: 0, quiet: 0)
     private let configPendingCount = Atomic<Int>(0)
 
     init(config: Daemon.Config, store: Store?, writer: StoreWriter, audit: AuditSink, worker: AttributionWorker,
@@ -210,7 +215,11 @@ final class Ingest: @unchecked Sendable {
             }
             let untilFlush = max(0, Int32((nextFlush - ContinuousClock.now) / .milliseconds(1)))
             // false: stop was asked for and the ring is drained.
-            guard try tracer.drainRecords(timeoutMs: min(config.tracer.pollMs, untilFlush), { raw, memo in try handle(raw, &memo) }) else { return }
+            guard try tracer.drainRecords(timeoutMs: min(config.tracer.pollMs, untilFlush), { raw, memo in try handle(raw, &memo) }) else {
+                // Stopping: the changes already seen are recorded before the last flush.
+                if configPendingCount.load(ordering: .acquiring) > 0 { recordConfigChanges() }
+                return
+            }
             // After a drain that began after the change was seen: the writer's exec, which came
             // before its write, is in the table.
             if configPendingCount.load(ordering: .acquiring) > 0 {
@@ -458,7 +467,12 @@ final class Ingest: @unchecked Sendable {
         var error: String?
         configWatch = ConfigWatch(changed: { [weak self] raw in
             guard let self else { return }
-            configPending.withLock { $0.append(raw) }
+            // Bounded: a storm the ingest cannot keep up with is a counted loss, not memory.
+            guard configPending.withLock({ p -> Bool in
+                guard p.count < Ingest.configPendingLimit else { return false }
+                p.append(raw)
+                return true
+            }) else { configDropped.add(1, ordering: .relaxed); return }
             configPendingCount.add(1, ordering: .releasing)
             control.withLock { $0.tracer }?.wake()
         }, error: &error)
@@ -478,6 +492,14 @@ final class Ingest: @unchecked Sendable {
             if let w = writer { p.removeAll { $0.pid == w } } else { p.removeAll() }
             configPendingCount.store(p.count, ordering: .releasing)
             return mine
+        }
+        let dropped = configDropped.exchange(0, ordering: .relaxed)
+        if dropped > 0 {
+            let now = WallClock.nowNs()
+            let detail = "\(dropped) configuration changes dropped (\(Ingest.configPendingLimit) waiting to be recorded): their writers are not known"
+            batch.gaps.append(TraceGap(kind: .configChangesLost, fromWallNs: now, toWallNs: now, lost: Int64(dropped), detail: detail))
+            audit.submit(.record(.daemon("configuration changes lost", timeMs: now / 1_000_000, detail: detail, severity: 4), sync: false))
+            log.warning("configuration changes lost", metadata: ["dropped": "\(dropped)"])
         }
         for raw in raws {
             if raw.lost {
@@ -501,7 +523,20 @@ final class Ingest: @unchecked Sendable {
             batch.configChanges.append(c)
             DaemonMetrics.shared.configChange(c.kind.rawValue)
             audit.submit(.record(.fileActivity(c), sync: false))
-            log.info("configuration \(c.kind.rawValue)", metadata: ["path": "\(c.path)", "by": "\(c.command)", "ancestry": "\(c.ancestry)"])
+            // A package install writes hundreds of files: ten lines a second, then a count.
+            let second = c.timeWallNs / 1_000_000_000
+            if second != configLogged.second {
+                if configLogged.quiet > 0 {
+                    log.info("configuration changes not logged one by one (the audit log and the store have each)", metadata: ["count": "\(configLogged.quiet)"])
+                }
+                configLogged = (second, 0, 0)
+            }
+            if configLogged.lines < 10 {
+                configLogged.lines += 1
+                log.info("configuration \(c.kind.rawValue)", metadata: ["path": "\(c.path)", "by": "\(c.command)", "ancestry": "\(c.ancestry)"])
+            } else {
+                configLogged.quiet += 1
+            }
         }
     }
 
