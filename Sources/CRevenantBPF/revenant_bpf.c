@@ -511,9 +511,16 @@ int rv_fan_mark_dir(int fd, const char *dir, unsigned char *handle, int cap)
     unsigned long long mask = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_CLOSE_WRITE |
                               FAN_ATTRIB | FAN_EVENT_ON_CHILD | FAN_ONDIR;
 
+    /* AT_HANDLE_FID: the handle fanotify reports, which also exists where a decodable one does
+     * not (overlayfs, a container's root); before 6.5, the decodable one, which is the same. */
     h.fh.handle_bytes = sizeof(h.bytes);
-    if (name_to_handle_at(AT_FDCWD, dir, &h.fh, &mount_id, 0))
-        return -errno;
+    if (name_to_handle_at(AT_FDCWD, dir, &h.fh, &mount_id, 0x200 /* AT_HANDLE_FID */)) {
+        if (errno != EINVAL)
+            return -errno;
+        h.fh.handle_bytes = sizeof(h.bytes);
+        if (name_to_handle_at(AT_FDCWD, dir, &h.fh, &mount_id, 0))
+            return -errno;
+    }
     if (fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, mask, AT_FDCWD, dir))
         return -errno;
     n = (int)(sizeof(int) + h.fh.handle_bytes);

@@ -114,9 +114,16 @@ public enum Attributor {
 
     /// The recorded changes to the report's source file (host paths only: what the daemon watched),
     /// and the commands that started the mechanism.
+    /// Where the daemon sees a file a manager read under `root` (`/proc/PID/root` for one in
+    /// its own mount namespace): what ConfigWatch marks and records.
+    public static func hostPath(_ file: String, root: String?) -> String {
+        guard let root, root != "/" else { return file }
+        return root + (file.hasPrefix("/") ? file : "/" + file)
+    }
+
     public static func provenance(_ rep: inout RespawnReport, store: Store) {
         rep.started_by = startedBy(rep, store: store)
-        guard let file = rep.source?.file else { return }
+        guard let file = rep.source.map({ hostPath($0.file, root: rep.config_root) }) else { return }
         var st = stat()
         let mtime = stat(file, &st) == 0 ? Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) : nil
         let changes = (try? store.configChanges(path: file)) ?? []

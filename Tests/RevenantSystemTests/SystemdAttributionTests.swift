@@ -88,7 +88,12 @@ import Testing
         }
 
         let d = try DaemonUnderTest(name: "systemd")
-        try await d.start()
+        // An audit rule: its launches are attributed by the daemon, which then watches the
+        // namespaced manager's configuration under its root.
+        let policy = d.dir + "/policy.yaml"
+        try "rules:\n  - name: watch-training\n    match: { script: /opt/rvtest/training_worker.py }\n    action: audit\n"
+            .write(toFile: policy, atomically: true, encoding: .utf8)
+        try await d.start(["--policy", policy])
         let boot = try sh([packageRoot + "/scripts/systemd-ns.sh", "start", dir, "rvtest.target"])
         defer { _ = try? sh([packageRoot + "/scripts/systemd-ns.sh", "stop", dir]) }
         try #require(boot.status == 0, "systemd did not boot: \(boot.err)")
@@ -114,6 +119,14 @@ import Testing
             (Self.units[unit]!.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == needle } ?? -2) + 1
         }
 
+        // A change inside the namespace, to the unit a finding named: recorded with its writer.
+        for _ in 0..<100 where !d.logText.contains("respawn finding: /usr/bin/python3 /opt/rvtest/training_worker.py") {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try sh(["/usr/bin/nsenter", "-t", String(systemd), "-m", "-p", "-r", "-w", "/bin/sh", "-c",
+                        "echo '# edited in the namespace' >> /etc/systemd/system/training-worker.service"]).status == 0)
+
         // An operator's restart: who-spawned names it under "started by".
         #expect(try sh([packageRoot + "/scripts/systemd-ns.sh", "ctl", dir, "restart", "training-worker.service"]).status == 0)
         try await Task.sleep(for: .seconds(2))
@@ -121,6 +134,10 @@ import Testing
 
         // Restart=always: the unit file's line, read inside the namespace's root.
         let r = try respawn("training_worker.py")
+        let configured = (r["configured_by"] as? [[String: Any]])?.first
+        #expect((configured?["command"] as? String)?.hasPrefix("/bin/sh -c echo") == true
+                && (configured?["path"] as? String) == "/proc/\(systemd)/root/etc/systemd/system/training-worker.service",
+                "the edit inside the namespace, under its root: \(r["configured_by"] ?? "none")")
         let started = (r["started_by"] as? [[String: Any]])?.first?["command"] as? String
         #expect(started?.hasSuffix("systemctl restart training-worker.service") == true, "\(r["started_by"] ?? "none")")
         #expect(r["mechanism"] as? String == "systemd service")

@@ -42,6 +42,8 @@ final class AttributionWorker: Service, @unchecked Sendable {
 
     /// Told each configuration file a new finding names (to watch who changes it).
     let sourceNamed = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Told the root of a namespaced manager a new finding read its configuration under.
+    let rootSeen = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     init(timeout: Duration = .seconds(2), logger: Logger) {
         self.timeout = timeout
@@ -96,7 +98,8 @@ final class AttributionWorker: Service, @unchecked Sendable {
         let changed = old.map { $0.mechanism != summary.mechanism || $0.spawner_uid != summary.spawner_uid
             || $0.file != summary.file || $0.line != summary.line } ?? true
         guard changed else { return Answer(respawn: summary, finding: nil) }
-        if let f = summary.file, let tell = sourceNamed.withLock({ $0 }) { tell(f) }
+        if let f = summary.file, let tell = sourceNamed.withLock({ $0 }) { tell(Attributor.hostPath(f, root: rep.config_root)) }
+        if let root = rep.config_root, root != "/", let tell = rootSeen.withLock({ $0 }) { tell(root) }
         DaemonMetrics.shared.finding(mechanism: summary.mechanism)
         log.notice("respawn finding: \(r.key.replacingOccurrences(of: "\0", with: " ")) is respawned by \(summary.mechanism)", metadata: [
             "spawner": "\(summary.spawner_uid ?? "?")", "source": "\(summary.file.map { "\($0):\(summary.line ?? 0)" } ?? "not found")",

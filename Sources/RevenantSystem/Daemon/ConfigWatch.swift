@@ -71,12 +71,38 @@ final class ConfigWatch: @unchecked Sendable {
             byDir[(f as NSString).deletingLastPathComponent, default: []].insert((f as NSString).lastPathComponent)
         }
         want += byDir.map { ($0.key, $0.value) }
+        // A root whose process is gone is forgotten (its PID may come back as another).
+        let live = roots.withLock { r -> [String] in
+            r = r.filter { access($0, F_OK) == 0 }
+            return Array(r)
+        }
+        for root in live {
+            want += ConfigWatch.directories.map { (root + $0, $0 == "/etc" ? ConfigWatch.etcFiles : nil) }
+            for d in ConfigWatch.directories where ConfigWatch.isUnitDirectory(d) { want += ConfigWatch.subdirectories(of: root + d).map { ($0, nil) } }
+        }
         for (d, files) in want { mark(d, files: files) }
+    }
+
+    /// Roots of namespaced managers (`/proc/PID/root`) whose configuration a finding read.
+    private let roots = Mutex<Set<String>>([])
+
+    /// Also watches the configuration directories under a namespaced manager's root (a
+    /// container's systemd, a chroot's cron); rescans pick up what appears there later.
+    func watch(root: String) {
+        guard ConfigWatch.isProcRoot(root), roots.withLock({ $0.insert(root).inserted }) else { return }
+        for d in ConfigWatch.directories { mark(root + d, files: d == "/etc" ? ConfigWatch.etcFiles : nil) }
+    }
+
+    /// `/proc/PID/root`: the only paths under /proc worth a mark.
+    static func isProcRoot(_ p: String) -> Bool {
+        let parts = p.split(separator: "/")
+        return parts.count == 3 && parts[0] == "proc" && Int32(parts[1]) != nil && parts[2] == "root"
     }
 
     /// Also watches this file (its directory, for this name): a source a finding named.
     func watch(file: String) {
-        guard file.hasPrefix("/"), !file.hasPrefix("/proc/") else { return }
+        let underRoot = file.split(separator: "/").count > 3 && ConfigWatch.isProcRoot("/" + file.split(separator: "/").prefix(3).joined(separator: "/"))
+        guard file.hasPrefix("/"), !file.hasPrefix("/proc/") || underRoot else { return }
         let dir = (file as NSString).deletingLastPathComponent, name = (file as NSString).lastPathComponent
         let isNew = extraFiles.withLock { $0.insert(file).inserted }
         if isNew { mark(dir, files: [name]) }

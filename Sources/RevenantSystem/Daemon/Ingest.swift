@@ -478,6 +478,7 @@ final class Ingest: @unchecked Sendable {
         }, error: &error)
         if let w = configWatch {
             worker.sourceNamed.withLock { $0 = { [weak w] file in w?.watch(file: file) } }
+            worker.rootSeen.withLock { $0 = { [weak w] root in w?.watch(root: root) } }
             log.info("configuration sources watched", metadata: ["directories": "\(w.watched.joined(separator: " "))"])
         } else {
             log.warning("configuration sources not watched: changes to units, crontabs and configs are not attributed", metadata: ["error": "\(error ?? "?")"])
