@@ -58,7 +58,23 @@ public enum Attribution {
     /// An instance's respawner: the nearest of its fork-time ancestors that is an ancestor of
     /// another instance too. nil when it shares none.
     public static func respawner(of o: Instance, among all: [Instance]) -> ProcessRecord? {
-        o.ancestry.first { a in all.contains { $0.process.id != o.process.id && $0.ancestry.contains { $0.id == a.id } } }
+        respawner(of: o, counts: ancestorCounts(all))
+    }
+
+    /// `respawner(of:among:)` with `ancestorCounts(all)` counted once: linear in the instances,
+    /// where asking each instance against all the others was quadratic (10,000 instances).
+    public static func respawner(of o: Instance, counts: [Identity: Int]) -> ProcessRecord? {
+        // o counts itself once for each of its ancestors: another instance makes it two.
+        o.ancestry.first { (counts[$0.id] ?? 0) >= 2 }
+    }
+
+    /// For each process, how many of the instances have it among their ancestors.
+    public static func ancestorCounts(_ all: [Instance]) -> [Identity: Int] {
+        var counts: [Identity: Int] = [:]
+        for i in all {
+            for a in Set(i.ancestry.map(\.id)) where a != i.process.id { counts[a, default: 0] += 1 }
+        }
+        return counts
     }
 
     /// The instances grouped by respawner: `target`'s group first (the newest instance's when
@@ -70,10 +86,11 @@ public enum Attribution {
         // The respawner, and what it started on the way to the instance: PID 1 forks a unit's
         // workers itself but only sshd on the way to a run by hand, two different respawns.
         struct Key: Hashable { var respawner: String; var via: String }
+        let counts = ancestorCounts(sorted)
         func key(_ o: Instance) -> Key {
             // A container's restarts each come through a new monitor: the container is the respawner.
             if let c = containerID(o.process.image?.cgroup ?? "") { return Key(respawner: c, via: "container") }
-            guard let r = respawner(of: o, among: sorted), let at = o.ancestry.firstIndex(where: { $0.id == r.id }) else {
+            guard let r = respawner(of: o, counts: counts), let at = o.ancestry.firstIndex(where: { $0.id == r.id }) else {
                 return Key(respawner: o.process.id.description, via: "")   // shares no ancestor: a group of its own
             }
             return Key(respawner: r.id.description, via: at == 0 ? "" : o.ancestry[at - 1].name)
@@ -236,6 +253,8 @@ public enum Attribution {
     /// The container id in a cgroup leaf: docker-ID.scope, libpod-ID.scope, cri-containerd-ID.scope,
     /// crio-ID.scope, or a bare 64-hex id (cgroupfs driver). Shortened to 12 like `docker ps`.
     public static func containerID(_ leaf: String) -> String? {
+        // Most cgroups are not a container's: the length alone says so, without Characters.
+        guard leaf.utf8.count >= 64 else { return nil }
         var s = Substring(leaf)
         if s.hasSuffix(".scope") { s = s.dropLast(6) }
         for p in ["docker-", "libpod-", "cri-containerd-", "crio-"] where s.hasPrefix(p) { s = s.dropFirst(p.count); break }

@@ -216,7 +216,8 @@ public enum Attributor {
         let mineAll = answered[0].group
         rep.first_instance_wall_ns = mineAll.map(\.startWallNs).min()
         if mineAll.count > mine.count {
-            let spawners = Set(mineAll.compactMap { Attribution.respawner(of: $0, among: mineAll)?.id })
+            let counts = Attribution.ancestorCounts(mineAll)
+            let spawners = Set(mineAll.compactMap { Attribution.respawner(of: $0, counts: counts)?.id })
             rep.evidence.append("\(mineAll.count) instances under the same configuration, through \(spawners.count) spawner processes (across restarts or boots)")
             rep.instances = mineAll.count
             rep.evidence.removeAll { $0.hasPrefix("a single instance") }

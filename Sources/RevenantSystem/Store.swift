@@ -643,6 +643,38 @@ public final class Store: Sendable {
         }
     }
 
+    /// `ancestry(of:)` of many processes at once, each ancestor read once: the instances of one
+    /// program share their respawner's chain (10,000 instances, one walk up from it).
+    public func ancestries(of ps: [StoredProcess], limit: Int = 64) throws(StoreError) -> [[StoredProcess]] {
+        try read { db in
+            struct Key: Hashable { var boot: String; var id: Identity }
+            var memo: [Key: [StoredProcess]] = [:]
+            func chain(_ id: Identity?, boot: String, seen: Set<Identity>) throws -> [StoredProcess] {
+                guard let id, seen.count <= limit, !seen.contains(id) else { return [] }
+                if let m = memo[Key(boot: boot, id: id)] { return m }
+                guard let a = try Store.fetch(db, boot: boot, pid: id.pid, startNs: Int64(id.startNs)) else {
+                    memo[Key(boot: boot, id: id)] = []
+                    return []
+                }
+                var seen = seen
+                seen.insert(a.record.id)
+                let c = [a] + (try chain(a.record.parent, boot: boot, seen: seen))
+                memo[Key(boot: boot, id: id)] = c
+                return c
+            }
+            return try ps.map { p in
+                var out = Array(try chain(p.record.parent, boot: p.boot, seen: [p.record.id]).prefix(limit))
+                for i in out.indices.reversed().dropFirst() where out[i].record.images.isEmpty {
+                    if let img = out[i + 1].record.image {
+                        out[i].record.images = [img]
+                        out[i].record.imageInherited = true
+                    }
+                }
+                return out
+            }
+        }
+    }
+
     /// Processes that ran exactly this command line (any image), newest first: the last written
     /// ones, read backwards along the argv index (whose entries for one command line are in row
     /// order), so a command line run 100,000 times costs no more than one run 16 times.

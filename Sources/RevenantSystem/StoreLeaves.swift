@@ -108,7 +108,7 @@ extension Store {
     }
 
     static func imageContains(_ i: Image, _ needle: [UInt8]) -> Bool {
-        joinArgv(i.argv).contains(needle) || Array(i.filename.utf8).contains(needle)
+        ByteSearch.contains(joinArgv(i.argv), needle) || ByteSearch.contains(Array(i.filename.utf8), needle)
     }
 
     /// Newest first by start, at most `limit`: rows and leaves together.

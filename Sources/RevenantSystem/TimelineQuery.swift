@@ -38,6 +38,9 @@ public struct TimelineQuery {
         public var gaps: [TraceGap] = []
     }
 
+    /// The newest instances shown, at most.
+    public static let instanceLimit = 100_000
+
     public var program: Program
     public var db: String
     public var root = "/"
@@ -51,17 +54,18 @@ public struct TimelineQuery {
         switch program {
         case .pid(let pid):
             guard let latest = try store.incarnations(pid: pid).first else { throw QueryError.unknown("no process with PID \(pid) on record in \(db)") }
-            stored = try latest.record.image.map { try store.instances(argv: $0.argv) } ?? [latest]
+            stored = try latest.record.image.map { try store.instances(argv: $0.argv, limit: TimelineQuery.instanceLimit) } ?? [latest]
         case .matching(let text):
-            stored = try store.matching(text).filter { s in s.record.images.contains { $0.runsProgram(matching: text) } }
+            stored = try store.matching(text, limit: TimelineQuery.instanceLimit).filter { s in s.record.images.contains { $0.runsProgram(matching: text) } }
             // One program: the command line that ran most often among the matches.
             let groups = Dictionary(grouping: stored) { $0.record.image?.argv ?? [] }
             if let top = groups.max(by: { $0.value.count < $1.value.count }) { stored = top.value }
             guard !stored.isEmpty else { throw QueryError.unknown("no process matching \(text) on record in \(db)") }
         }
         stored.sort { $0.startWallNs < $1.startWallNs }
-        let instances = try stored.map { s in
-            Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record), startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
+        let chains = try store.ancestries(of: stored)
+        let instances = zip(stored, chains).map { s, chain in
+            Instance(process: s.record, ancestry: chain.map(\.record), startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
         }
         let reader = ProcReader()
         let boots = Dictionary(stored.map { ($0.record.id, $0.boot) }, uniquingKeysWith: { a, _ in a })

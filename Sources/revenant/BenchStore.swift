@@ -15,6 +15,8 @@ struct BenchStore: ParsableCommand {
     /// processes are leaves, stored many to a row.
     @Option var leavesPerChain = 24
     @Option var queries = 500
+    /// Instances of one program under one loop shell, for the timeline figure.
+    @Option var timelineInstances = 10_000
 
     func run() throws {
         try? FileManager.default.removeItem(atPath: db)
@@ -75,6 +77,40 @@ struct BenchStore: ParsableCommand {
         print(String(format: "who-spawned query (store, depth %d, in-process): p50 %.2f ms  p99 %.2f ms  over %d queries",
                      depth, lat[lat.count / 2], lat[lat.count * 99 / 100], lat.count))
         print("leaf-pid \(leaves[leaves.count / 2])")
+
+        // One program respawned by a loop shell, `timelineInstances` times (leaves, as the
+        // daemon stores short-lived workers), then its timeline as the CLI computes it.
+        if timelineInstances > 0 {
+            var tl = StoreBatch(boot: boot, bootEpochNs: batch.bootEpochNs)
+            let shell = ProcessRecord(id: Identity(pid: 4_300_000, startNs: t + 1_000), parent: nil, comm: "sh")
+            var sh = shell
+            sh.images = [Image(time: t + 1_000, filename: "/bin/sh", argv: ["/bin/sh", "/opt/loop.sh"], comm: "sh", cgroup: "rc-local.service", cwd: "/")]
+            tl.processes.append(sh)
+            tl.images.append((sh.id, 0, sh.images[0]))
+            for i in 0..<timelineInstances {
+                t += 100_000_000
+                var r = ProcessRecord(id: Identity(pid: Int32(4_300_001 + i % 90_000), startNs: t), parent: sh.id, comm: "python3")
+                r.exitTime = t + 50_000_000; r.exitStatus = .exited(1)
+                r.images = [Image(time: t, filename: "/usr/bin/python3", argv: ["python3", "/opt/tl/timeline_worker.py"],
+                                  comm: "python3", cgroup: "rc-local.service", cwd: "/opt/tl")]
+                tl.leaves.append(r)
+                if tl.leaves.count >= 3_200 {
+                    try store.write(tl, nowWallNs: 0)
+                    tl = StoreBatch(boot: boot, bootEpochNs: batch.bootEpochNs)
+                }
+            }
+            try store.write(tl, nowWallNs: 0)
+            var times: [Double] = []
+            var shown = 0
+            for _ in 0..<5 {
+                let q0 = ContinuousClock.now
+                shown = try TimelineQuery(program: .matching("timeline_worker.py"), db: db).run().rows.count
+                let d = ContinuousClock.now - q0
+                times.append(Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3)
+            }
+            times.sort()
+            print(String(format: "timeline query (in-process, %d instances shown): p50 %.0f ms", shown, times[times.count / 2]))
+        }
 
         // A retention pass walks up from every live process and every finding to keep their
         // ancestors: 1,000 of each under the chains, nothing old enough to delete.

@@ -51,7 +51,7 @@ struct Timeline: ParsableCommand {
             return
         }
         let out = LineWriter.stdout
-        func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+        let pad = Fmt.pad
         out.line("START                    PID      ENDED                    HOW                 SPAWNED BY        GAP       COMMAND")
         // Trace gaps (instances may be missing there) and changes to the source file, where they fell.
         var marks = (answer.gaps.map { g in (g.fromWallNs, "\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)") }
@@ -62,7 +62,7 @@ struct Timeline: ParsableCommand {
                 out.line(m.1)
                 marks = marks.dropFirst()
             }
-            let gap = r.gapSeconds.map { String(format: "%.1fs", $0) } ?? "-"
+            let gap = r.gapSeconds.map(Fmt.seconds) ?? "-"
             let enforcement = r.process.image?.enforcement.map { "  [\($0.message)]" } ?? ""
             out.line([Fmt.time(r.startWallNs), pad(String(r.process.id.pid), 8), pad(r.exitWallNs.map { Fmt.time($0) } ?? "-", 24),
                       pad(r.how, 19), pad(r.spawnedBy, 17), pad(gap, 9), Timeline.command(r) + enforcement].joined(separator: " "))

@@ -21,6 +21,8 @@ import Testing
         try #require(FileManager.default.fileExists(atPath: "/etc/supervisor/conf.d"), "supervisor is not installed: run scripts/install-deps.sh test")
         let d = try DaemonUnderTest(name: "provenance")
         try await d.start()
+        // Marked right after the first read of /proc: wait for it before writing anything.
+        try await until(10) { d.logText.contains("configuration sources watched") }
         try #require(d.logText.contains("configuration sources watched"), "\(d.logText)")
         let tag = "rvprov\(getpid())"
 

@@ -24,10 +24,11 @@ public final class DaemonUnderTest: @unchecked Sendable {
         self.audit = audit ?? dir + "/audit.jsonl"
     }
 
-    /// Starts it and waits until it serves: seeded, or with `--policy` the policy loaded.
+    /// Starts it and waits until it serves: seeded and its configuration sources marked (or
+    /// said not to be), or with `--policy` the policy loaded, which comes after both.
     public func start(_ extra: [String] = []) async throws {
         try await Self.launch(process, arguments: ["run", "--db", db, "--audit-log", audit] + extra, log: log,
-                              ready: extra.contains("--policy") ? "policy loaded" : "seeded from /proc")
+                              ready: extra.contains("--policy") ? "policy loaded" : "configuration sources")
     }
 
     /// Launches `revenant` with `arguments`, stderr to `log`, and waits for `ready` in it.
