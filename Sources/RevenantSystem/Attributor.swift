@@ -79,6 +79,7 @@ public enum Attributor {
         // ones finds the program's other respawners over the day. Each costs an ancestry query.
         var stored = try program.map { p throws(StoreError) in try store.instances(program: p, limit: Attributor.scanLimit) } ?? [target]
         let total = stored.count
+        let commandLines = Set(stored.compactMap { $0.record.image?.argv })
         stored = Attributor.sample(stored, newest: Attributor.instanceLimit, spread: Attributor.instanceLimit)
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         let instances = try stored.map { s throws(StoreError) in
@@ -90,7 +91,9 @@ public enum Attributor {
         if rep.first_instance_wall_ns == nil { rep.first_instance_wall_ns = instances.map(\.startWallNs).min() }
         if root == "/" { provenance(&rep, store: store) }
         if total > stored.count {
-            let all = total < Attributor.scanLimit ? total : ((try? store.instanceCount(program: program!)) ?? total)
+            // Beyond the newest 512, counted by their command lines from the leaf batches' key
+            // counts (no batch decoded): those the newest ran, so older variants may be missed.
+            let all = total < Attributor.scanLimit ? "\(total)" : "at least \((try? store.instanceCount(program: program!, commandLines: commandLines)) ?? total)"
             rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")
         }
         return rep

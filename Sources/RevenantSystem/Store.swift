@@ -696,6 +696,16 @@ public final class Store: Sendable {
     }
 
     /// How many processes ran exactly this command line.
+    /// Stored rows of the program, plus the leaves that ran one of these command lines, counted
+    /// from the batches' key counts without decoding a batch.
+    public func instanceCount(program: Program, commandLines: Set<[String]>) throws(StoreError) -> Int {
+        try read { db in
+            var n = try Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE program = ?", arguments: [program.key]) ?? 0
+            for argv in commandLines { n += try Store.leafCount(db, argv: argv) }
+            return n
+        }
+    }
+
     public func instanceCount(argv: [String]) throws(StoreError) -> Int {
         try read { db in
             try (Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
@@ -832,7 +842,9 @@ public final class Store: Sendable {
     }
 
     private static func fetch(_ db: Database, boot: String, pid: Int32, startNs: Int64) throws -> StoredProcess? {
-        try Row.fetchOne(db, sql: "\(selectProcess) WHERE p.boot = (SELECT n FROM boot WHERE id = ?) AND p.pid = ? AND p.start_ns = ?",
+        // Cached: an ancestry walk runs it once a link, and preparing a statement (GRDB's
+        // authorizer included) cost more than running it.
+        try Row.fetchOne(db.cachedStatement(sql: "\(selectProcess) WHERE p.boot = (SELECT n FROM boot WHERE id = ?) AND p.pid = ? AND p.start_ns = ?"),
                          arguments: [boot, pid, startNs]).map { try process(from: $0, db) }
     }
 
@@ -859,7 +871,7 @@ public final class Store: Sendable {
             if let s: Int32 = row["exit_signal"] { r.exitStatus = .signaled(s, coreDumped: false) }
         }
         let rowid: Int64 = row["rowid"]
-        r.images = try Row.fetchAll(db, sql: "SELECT * FROM image WHERE process = ? ORDER BY seq", arguments: [rowid]).map { i in
+        r.images = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM image WHERE process = ? ORDER BY seq"), arguments: [rowid]).map { i in
             let argv: Data = i["argv"]
             var img = Image(time: UInt64(i["time_ns"] as Int64), filename: i["exe"], interpreter: i["interpreter"],
                          exeDevice: UInt64(bitPattern: i["exe_dev"]), exeInode: UInt64(bitPattern: i["exe_ino"]),

@@ -74,12 +74,28 @@ extension Store {
         return out
     }
 
+    /// Whether images run `program`, computed once per distinct executable, cwd and command
+    /// line: a respawned program's leaves repeat a few of those, and deriving the identity
+    /// (paths normalised, the script found) was most of a who-spawned on a big store.
+    struct ProgramMatcher {
+        let program: Program
+        var known: [String: Bool] = [:]
+        mutating func runs(_ i: Image) -> Bool {
+            let key = i.filename + "\u{0}" + (i.cwd ?? "") + "\u{0}" + i.argv.joined(separator: "\u{0}")
+            if let k = known[key] { return k }
+            let r = i.program == program
+            if known.count < 4096 { known[key] = r }
+            return r
+        }
+    }
+
     /// Leaves that ran this program, newest batch first, at most `limit`.
     static func leaves(_ db: Database, program: Program, limit: Int) throws -> [StoredProcess] {
         var out: [StoredProcess] = []
         guard limit > 0 else { return out }
+        var m = ProgramMatcher(program: program)
         try forEachLeaf(db, where: "instr(l.keys, ?) > 0", [Data(program.needle.utf8)]) { p in
-            if p.record.images.contains(where: { $0.program == program }) { out.append(p) }
+            if p.record.images.contains(where: { m.runs($0) }) { out.append(p) }
             return out.count < limit
         }
         return out
@@ -88,8 +104,9 @@ extension Store {
     /// How many leaves ran this program (decoding each batch that may hold it).
     static func leafCount(_ db: Database, program: Program) throws -> Int {
         var n = 0
+        var m = ProgramMatcher(program: program)
         try forEachLeaf(db, where: "instr(l.keys, ?) > 0", [Data(program.needle.utf8)]) { p in
-            if p.record.images.contains(where: { $0.program == program }) { n += 1 }
+            if p.record.images.contains(where: { m.runs($0) }) { n += 1 }
             return true
         }
         return n
