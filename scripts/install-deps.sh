@@ -15,7 +15,7 @@ TEST=(cron supervisor podman runc ansible-core # real respawn mechanisms and wha
 # From PyPI (test tier): an OCSF validator that is not ours (the OCSF schemas as JSON Schema,
 # checked by jsonschema).
 PIP_TEST=("ocsf-json-schema==1.2.0" "jsonschema>=4.18")
-BENCH=(hyperfine auditd forkstat)             # what operators would use instead
+BENCH=(hyperfine auditd forkstat libbpf-tools) # what operators would use instead (execsnoop)
 
 case "$tier" in
   build) PACKAGES=("${BUILD[@]}") ;;

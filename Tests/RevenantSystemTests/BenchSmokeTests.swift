@@ -11,7 +11,7 @@ import Testing
             try #require(FileManager.default.isExecutableFile(atPath: t), "\(t) is not installed: run scripts/install-deps.sh bench")
         }
         let env = ["N=200", "ROUNDS=1", "RATES=100", "RATE_SECS=1", "CPU_ROUNDS=2", "STORM_SECS=1", "KILL_N=10", "PKILL_N=2",
-                   "STORE_PROCESSES=700", "RSS_N=200", "DOCS=no"]
+                   "STORE_PROCESSES=700", "TIMELINE_INSTANCES=200", "RSS_N=200", "DOCS=no"]
         // Signals unblocked (the test runner blocks some) and output to files: the script's own
         // background daemons must neither ignore SIGTERM nor hold a pipe open.
         let dir = uniqueTempPath("bench")
@@ -23,10 +23,11 @@ import Testing
                  err: (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "")
         #expect(r.status == 0, "\(r.err.suffix(2000))")
         for figure in ["exec loop slowdown, revenant-audit", "exec loop slowdown, revenant-kill", "exec loop slowdown, auditd",
-                       "exec loop slowdown, forkstat", "exec loop cost from CPU accounting, revenant-audit",
+                       "exec loop slowdown, forkstat", "exec loop slowdown, execsnoop", "exec loop cost from CPU accounting, execsnoop",
+                       "at 100 exec/s, execsnoop", "at 100 exec/s, revenant / execsnoop", "exec loop cost from CPU accounting, revenant-audit",
                        "exec loop cost from CPU accounting, revenant-kill", "at 100 exec/s, revenant", "at 100 exec/s, auditd", "at 100 exec/s, revenant / auditd", "storm:",
                        "kill latency, kernel", "kill latency, userspace", "kill latency, pkill loop", "who-spawned,",
-                       "export --format ocsf", "daemon RSS after 200 processes"] {
+                       "timeline of one program", "export --format ocsf", "daemon RSS after 200 processes"] {
             #expect(r.out.contains("| \(figure)") || r.out.contains(figure), "row \(figure)")
         }
         #expect(!r.out.contains("| ? |"))

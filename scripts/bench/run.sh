@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # revenant against what operators would use instead (auditd's execve rule, forkstat on the proc
-# connector), measured side by side in one run: every figure is a ratio or a count from this
+# connector, libbpf-tools' execsnoop: the minimal eBPF exec tracer), measured side by side in one run: every figure is a ratio or a count from this
 # run, because absolute times drift on shared machines. Prints one table and writes it to
 # docs/benchmarks.md (DOCS=no to skip). Usage: run.sh PATH-TO-revenant
-# Sizes (env): N ROUNDS RATES RATE_SECS CPU_ROUNDS STORM_SECS KILL_N PKILL_N STORE_PROCESSES RSS_N
+# Sizes (env): N ROUNDS RATES RATE_SECS CPU_ROUNDS STORM_SECS KILL_N PKILL_N STORE_PROCESSES TIMELINE_INSTANCES RSS_N
 set -euo pipefail
 BIN=${1:?usage: run.sh PATH-TO-revenant}
 N=${N:-20000}                     # exec-loop iterations per run (2 parallel spawners)
@@ -15,6 +15,7 @@ STORM_SECS=${STORM_SECS:-10}
 KILL_N=${KILL_N:-1000}
 PKILL_N=${PKILL_N:-200}
 STORE_PROCESSES=${STORE_PROCESSES:-1000000}
+TIMELINE_INSTANCES=${TIMELINE_INSTANCES:-10000}   # instances of one program in that store, for timeline
 RSS_N=${RSS_N:-100000}
 DOCS=${DOCS:-yes}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.db* "$OUT"/*.log
 cc -O2 -o "$OUT/spawner" "$HERE/spawner.c"
 cc -O2 -o "$OUT/killlat" "$HERE/killlat.c"
-for t in auditd auditctl forkstat python3; do
+for t in auditd auditctl forkstat execsnoop python3; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing: run scripts/install-deps.sh bench" >&2; exit 2; }
 done
 
@@ -60,13 +61,17 @@ cpu_us() {   # $1 cgroup name, $2 PID (the fallback)
 }
 # A kernel thread (kauditd) cannot be moved: its own run time in ns, one thread.
 kthread_us() { awk '{ printf "%d\n", $1 / 1000 }' "/proc/$1/schedstat"; }
-# Run time of revenant's BPF programs (kernel.bpf_stats_enabled), in ns.
+# Run time of revenant's BPF programs (kernel.bpf_stats_enabled), in ns; `execsnoop`: its own.
 bpf_ns() {
   bpftool prog show -j | python3 -c '
 import json, sys
 names = {"handle_fork", "handle_fork_all", "handle_exec", "handle_exit", "deny_exec", "capture_execve", "capture_execveat"}
-print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name") in names))'
+if sys.argv[1:] == ["execsnoop"]:
+    names = {"tracepoint__syscalls__sys_enter_execve", "tracepoint__syscalls__sys_exit_execve"}
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p.get("name") in names))' "$@"
 }
+# execsnoop reads the syscall tracepoints through tracefs.
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
 
 # --- the contenders --------------------------------------------------------------------------
 DAEMON=
@@ -98,8 +103,16 @@ stop_auditd() {
 FORKSTAT=
 start_forkstat() { forkstat -e fork,exec,exit > /dev/null 2>&1 & FORKSTAT=$!; sleep 0.5; }
 stop_forkstat() { kill -INT "$FORKSTAT" 2>/dev/null || true; kill -TERM "$FORKSTAT" 2>/dev/null || true; wait "$FORKSTAT" || true; FORKSTAT=; }
+EXECSNOOP=
+start_execsnoop() {
+  (in_cg execsnoop execsnoop > /dev/null 2>&1) & EXECSNOOP=$!
+  for _ in $(seq 100); do bpftool prog show 2>/dev/null | grep -q sys_enter_execve && return 0; sleep 0.05; done
+  echo "bench: execsnoop did not attach" >&2; exit 1
+}
+stop_execsnoop() { kill -INT "$EXECSNOOP" 2>/dev/null || true; wait "$EXECSNOOP" || true; EXECSNOOP=; }
 cleanup() {
   local rc=$?
+  if [ -n "$EXECSNOOP" ]; then kill -TERM "$EXECSNOOP" 2>/dev/null || true; fi
   if [ -n "$DAEMON" ]; then kill -TERM "$DAEMON" 2>/dev/null || true; fi
   if [ -n "$AUDITD" ]; then auditctl -D >/dev/null 2>&1 || true; kill -KILL "$AUDITD" 2>/dev/null || true; fi
   if [ -n "$FORKSTAT" ]; then kill -TERM "$FORKSTAT" 2>/dev/null || true; fi
@@ -119,7 +132,7 @@ echo "|---|---|---|" | tee -a "$ROWS"
 
 # --- 1. exec-loop slowdown ----------------------------------------------------------------------
 note "1. exec loop: $N x fork+exec+wait of /bin/true, 2 spawners, $ROUNDS rounds per configuration"
-configs=(none revenant-audit revenant-kill auditd forkstat)
+configs=(none revenant-audit revenant-kill auditd forkstat execsnoop)
 for c in "${configs[@]}"; do : > "$OUT/loop-$c.txt"; : > "$OUT/cost-$c.txt"; done
 # BPF run time is also read during revenant's loops: its in-path cost, free of wall-time noise.
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -133,34 +146,41 @@ for r in $(seq "$ROUNDS"); do
       revenant-kill) start_revenant "$OUT/kill-policy.yaml" loop ;;
       auditd) start_auditd ;;
       forkstat) start_forkstat ;;
+      execsnoop) start_execsnoop ;;
     esac
     sync; sleep 1   # the previous configuration's writeback and the daemon's start-up settle
     if [ -n "$DAEMON" ]; then b0=$(bpf_ns); c0=$(cpu_us revenant "$DAEMON"); fi
+    if [ -n "$EXECSNOOP" ]; then b0=$(bpf_ns execsnoop); c0=$(cpu_us execsnoop "$EXECSNOOP"); fi
     "$OUT/spawner" loop "$N" 2 >> "$OUT/loop-$c.txt"
     if [ -n "$DAEMON" ]; then
       sleep 2.5   # the daemon drains and writes every 2 s: all of this loop's work is counted
       echo "$(($(bpf_ns) - b0)) $(($(cpu_us revenant "$DAEMON") - c0)) $(tail -1 "$OUT/loop-$c.txt")" >> "$OUT/cost-$c.txt"
     fi
+    if [ -n "$EXECSNOOP" ]; then
+      sleep 0.5
+      echo "$(($(bpf_ns execsnoop) - b0)) $(($(cpu_us execsnoop "$EXECSNOOP") - c0)) $(tail -1 "$OUT/loop-$c.txt")" >> "$OUT/cost-$c.txt"
+    fi
     case $c in
       revenant-*) stop_revenant ;;
       auditd) stop_auditd ;;
       forkstat) stop_forkstat ;;
+      execsnoop) stop_execsnoop ;;
     esac
   done
 done
 base=$(median < "$OUT/loop-none.txt")
 spread() { sort -g "$1" | awk -v b="$base" '{ v[NR] = $1 } END { printf "runs %+.1f to %+.1f %%", (v[1] / b - 1) * 100, (v[NR] / b - 1) * 100 }'; }
 row "exec loop, nothing attached" "$(awk -v n="$N" -v t="$base" 'BEGIN { printf "%.0f exec/s", n / t }')" "median of $ROUNDS runs, $N execs each; $(spread "$OUT/loop-none.txt")"
-for c in revenant-audit revenant-kill auditd forkstat; do
+for c in revenant-audit revenant-kill auditd forkstat execsnoop; do
   row "exec loop slowdown, $c" "$(pct "$(median < "$OUT/loop-$c.txt")" "$base")" "median vs nothing attached, same run; $(spread "$OUT/loop-$c.txt")"
 done
 # From CPU accounting: the BPF programs run inside each exec (one spawner's time per exec is
 # 2T/N); the daemon takes its CPU time from the 2 CPUs the 2 spawners use.
-for c in revenant-audit revenant-kill; do
+for c in revenant-audit revenant-kill execsnoop; do
   row "exec loop cost from CPU accounting, $c" "$(awk -v n="$N" -v base="$base" '
     { b += $1; d += $2 / 1e6; t += $3; k++ }
     END { inpath = b / k / n / 1e9 / (2 * base / n) * 100; daemon = d / (2 * t) * 100
-          printf "+%.2f %% (BPF in the exec path %.2f %%, daemon %.2f %%)", inpath + daemon, inpath, daemon }' "$OUT/cost-$c.txt")" \
+          printf "+%.2f %% (BPF in the exec path %.2f %%, userspace %.2f %%)", inpath + daemon, inpath, daemon }' "$OUT/cost-$c.txt")" \
     "BPF $(awk -v n="$N" '{ b += $1; k++ } END { printf "%.2f", b / k / n / 1e3 }' "$OUT/cost-$c.txt") µs per exec (bpf_stats) over a loop exec of $(awk -v n="$N" -v b="$base" 'BEGIN { printf "%.0f", 2 * b / n * 1e6 }') µs; daemon CPU over the loops"
 done
 sysctl -qw kernel.bpf_stats_enabled=0
@@ -174,7 +194,7 @@ KAUDITD=$(pgrep -x kauditd | head -1 || true)
 # count), so the parts shown add up to the total shown; then the totals' range.
 median_round() { sort -g -k1,1 "$1" | awk '{ l[NR] = $0; t[NR] = $1 } END { print l[int(NR / 2) + 1], t[1], t[NR] }'; }
 for rate in $RATES; do
-  : > "$OUT/cpu-rv.txt"; : > "$OUT/cpu-ad.txt"; total=0
+  : > "$OUT/cpu-rv.txt"; : > "$OUT/cpu-ad.txt"; : > "$OUT/cpu-es.txt"; total=0
   for round in $(seq "$CPU_ROUNDS"); do
     start_revenant "$OUT/audit-policy.yaml" rate
     c0=$(cpu_us revenant "$DAEMON"); b0=$(bpf_ns)
@@ -195,13 +215,26 @@ for rate in $RATES; do
     stop_auditd
     awk -v a=$((a1 - a0)) -v k=$((k1 - k0)) -v s="$RATE_SECS" \
       'BEGIN { printf "%.4f %.4f %.4f\n", (a + k) / 1e6 / s * 100, a / 1e6 / s * 100, k / 1e6 / s * 100 }' >> "$OUT/cpu-ad.txt"
+
+    start_execsnoop
+    e0=$(cpu_us execsnoop "$EXECSNOOP"); b0=$(bpf_ns execsnoop)
+    n=$("$OUT/spawner" rate "$rate" "$RATE_SECS")
+    sleep 0.5
+    e1=$(cpu_us execsnoop "$EXECSNOOP"); b1=$(bpf_ns execsnoop)
+    stop_execsnoop
+    awk -v c=$((e1 - e0)) -v b=$((b1 - b0)) -v s="$RATE_SECS" \
+      'BEGIN { printf "%.4f %.4f %.4f\n", (c / 1e6 + b / 1e9) / s * 100, c / 1e6 / s * 100, b / 1e9 / s * 100 }' >> "$OUT/cpu-es.txt"
   done
   read -r rv rv_d rv_b rv_lo rv_hi < <(median_round "$OUT/cpu-rv.txt")
   read -r ad ad_a ad_k ad_lo ad_hi < <(median_round "$OUT/cpu-ad.txt")
+  read -r es es_u es_b es_lo es_hi < <(median_round "$OUT/cpu-es.txt")
   row "CPU of one core at $rate exec/s, revenant" "$(printf '%.2f %% (%.2f–%.2f) (daemon %.2f + BPF %.2f)' "$rv" "$rv_lo" "$rv_hi" "$rv_d" "$rv_b")" \
     "median round (range) of $CPU_ROUNDS runs of ${RATE_SECS}s, $total execs; daemon from $CPU_SRC, BPF run time from bpf_stats"
   row "CPU of one core at $rate exec/s, auditd" "$(printf '%.2f %% (%.2f–%.2f) (auditd %.2f + kauditd %.2f)' "$ad" "$ad_lo" "$ad_hi" "$ad_a" "$ad_k")" \
     "median round (range) of $CPU_ROUNDS runs, alternating with revenant's; the audit cost inside each execve is not in this figure"
+  row "CPU of one core at $rate exec/s, execsnoop" "$(printf '%.2f %% (%.2f–%.2f) (execsnoop %.2f + BPF %.2f)' "$es" "$es_lo" "$es_hi" "$es_u" "$es_b")" \
+    "median round (range) of $CPU_ROUNDS runs, alternating with revenant's; execsnoop prints each exec (to /dev/null), keeps no lineage, enforces nothing"
+  row "CPU at $rate exec/s, revenant / execsnoop" "$(awk -v r="$rv" -v e="$es" 'BEGIN { if (e > 0) printf "%.2f", r / e; else printf "n/a" }')" "ratio of the median rounds"
   row "CPU at $rate exec/s, revenant / auditd" "$(awk -v r="$rv" -v a="$ad" 'BEGIN { if (a > 0) printf "%.2f", r / a; else printf "n/a (auditd used no measurable CPU)" }')" "ratio of the median rounds"
 done
 sysctl -qw kernel.bpf_stats_enabled=0
@@ -242,7 +275,7 @@ done
 
 # --- 5. who-spawned on a large store, daemon memory -------------------------------------------------
 note "5. store of $STORE_PROCESSES processes; daemon RSS after $RSS_N processes"
-"$BIN" bench-store --db "$OUT/bench.db" --processes "$STORE_PROCESSES" > "$OUT/store.txt"
+"$BIN" bench-store --db "$OUT/bench.db" --processes "$STORE_PROCESSES" --timeline-instances "$TIMELINE_INSTANCES" > "$OUT/store.txt"
 leaf=$(awk '/^leaf-pid/ { print $2 }' "$OUT/store.txt")
 ingest=$(sed -n 's/.*= \([0-9]*\) processes\/s.*/\1 processes\/s ingested/p' "$OUT/store.txt")
 p50=$(sed -n 's/.*in-process): \(p50 [0-9.]* ms  p99 [0-9.]* ms\).*/\1/p' "$OUT/store.txt")
@@ -254,6 +287,14 @@ for _ in $(seq 21); do
 done
 cli=$(sort -n "$OUT/cli.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 row "who-spawned, $STORE_PROCESSES-process store" "CLI p50 $cli ms" "in-process: $p50; $ingest"
+tl=$(sed -n 's/^timeline query (in-process, \([0-9]*\) instances shown): \(p50 [0-9]* ms\)/\2 in-process, \1 instances/p' "$OUT/store.txt")
+: > "$OUT/tl.txt"
+for _ in $(seq 11); do
+  t0=$(date +%s%N)
+  "$BIN" timeline --match timeline_worker.py --db "$OUT/bench.db" > /dev/null
+  echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/tl.txt"
+done
+row "timeline of one program, same store" "CLI p50 $(sort -n "$OUT/tl.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') ms" "$tl (text output, one loop shell)"
 exp=$(python3 -c '
 import resource, subprocess, sys, time
 t = time.time()
@@ -283,7 +324,8 @@ if [ "$DOCS" = yes ]; then
     echo "Configurations: revenant-audit = the daemon with an audit rule (matches nothing here);"
     echo "revenant-kill = kill rules by exe and by script (argv hashing on every exec) that match nothing;"
     echo "auditd = \`auditd -n\` with \`-a always,exit -F arch=b64 -S execve\`; forkstat = \`forkstat -e fork,exec,exit\`"
-    echo "(proc connector) writing to /dev/null. CPU figures are percent of one core over the window."
+    echo "(proc connector) writing to /dev/null; execsnoop = libbpf-tools' \`execsnoop\` (syscall tracepoints, perf buffer)"
+    echo "writing to /dev/null. CPU figures are percent of one core over the window."
   } > "$ROOT/docs/benchmarks.md"
   note "written to docs/benchmarks.md"
 fi
