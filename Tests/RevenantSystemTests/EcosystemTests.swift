@@ -50,6 +50,11 @@ func httpGet(_ url: String) -> String? {
     return String(text[body.upperBound...])
 }
 
+/// A policy that kills the marker worker's v1 at exec (rule `block-v1`).
+func blockV1(_ w: MarkerWorker) throws -> String {
+    try w.policy("rules:\n  - name: block-v1\n    match: { exe: \(w.path("v1")) }\n    action: kill\n")
+}
+
 /// revenant plugged into the engines a fleet already runs: Debian's Prometheus scrapes it.
 @Suite(.serialized) struct MetricsTests {
     @Test(.kernel, .timeLimit(.minutes(3))) func prometheusScrapesTheKillCount() async throws {
@@ -57,12 +62,7 @@ func httpGet(_ url: String) -> String? {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus"), "prometheus missing: run scripts/install-deps.sh test")
         let w = try MarkerWorker()
         defer { w.cleanup() }
-        let policy = try w.policy("""
-            rules:
-              - name: block-v1
-                match: { exe: \(w.path("v1")) }
-                action: kill
-            """)
+        let policy = try blockV1(w)
         let mport = try freePort()
         let d = try DaemonUnderTest(name: "metrics")
         try await d.start(["--policy", policy, "--metrics", "127.0.0.1:\(mport)"])
@@ -129,12 +129,7 @@ func httpGet(_ url: String) -> String? {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/sbin/rsyslogd"), "rsyslog missing: run scripts/install-deps.sh test")
         let w = try MarkerWorker()
         defer { w.cleanup() }
-        let policy = try w.policy("""
-            rules:
-              - name: block-v1
-                match: { exe: \(w.path("v1")) }
-                action: kill
-            """)
+        let policy = try blockV1(w)
         let d = try DaemonUnderTest(name: "forward")
         let udp = try freePort(), tcp = try freePort()
         let sock = d.dir + "/log.sock", received = d.dir + "/received.log"
