@@ -138,66 +138,6 @@ enum RespawnText {
     }
 }
 
-enum Fmt {
-    /// Local time, `yyyy-MM-dd HH:mm:ss.SSS` (short: `HH:mm:ss.SS`). By hand: a DateFormatter
-    /// made per call, then String(format:), cost more than the rest of a 10,000-row timeline.
-    static func time(_ wallNs: Int64, short: Bool = false) -> String {
-        let ns = wallNs % 1_000_000_000 < 0 ? wallNs % 1_000_000_000 + 1_000_000_000 : wallNs % 1_000_000_000
-        var secs = time_t((wallNs - ns) / 1_000_000_000), tm = Glibc.tm()
-        localtime_r(&secs, &tm)
-        var o = ""
-        o.reserveCapacity(23)
-        if !short {
-            digits(&o, Int(tm.tm_year) + 1900, 4); o += "-"; digits(&o, Int(tm.tm_mon) + 1, 2); o += "-"; digits(&o, Int(tm.tm_mday), 2); o += " "
-        }
-        digits(&o, Int(tm.tm_hour), 2); o += ":"; digits(&o, Int(tm.tm_min), 2); o += ":"; digits(&o, Int(tm.tm_sec), 2); o += "."
-        if short { digits(&o, Int(ns / 10_000_000), 2) } else { digits(&o, Int(ns / 1_000_000), 3) }
-        return o
-    }
-
-    /// `v` in `width` decimal digits, zero-padded.
-    static func digits(_ o: inout String, _ v: Int, _ width: Int) {
-        var div = 1
-        for _ in 1..<width { div *= 10 }
-        var v = v
-        while div > 0 {
-            o.unicodeScalars.append(Unicode.Scalar(UInt8(48 + (v / div) % 10)))
-            v %= div
-            div /= 10
-        }
-    }
-
-    /// Seconds with one decimal and an `s`, as `%.1fs`, without String(format:).
-    static func seconds(_ v: Double) -> String {
-        let t = Int((v * 10).rounded())
-        return (t < 0 ? "-" : "") + "\(abs(t) / 10).\(abs(t) % 10)s"
-    }
-
-    /// `s` followed by spaces up to `n` characters (never cut).
-    static func pad(_ s: String, _ n: Int) -> String {
-        let c = s.count
-        return c >= n ? s : s + String(repeating: " ", count: n - c)
-    }
-
-    /// RFC 3339 UTC with milliseconds, as ISO8601DateFormatter wrote it, at a fraction of its cost.
-    static func iso(_ wallNs: Int64) -> String {
-        let ns = wallNs % 1_000_000_000 < 0 ? wallNs % 1_000_000_000 + 1_000_000_000 : wallNs % 1_000_000_000
-        var secs = time_t((wallNs - ns) / 1_000_000_000), tm = Glibc.tm()
-        gmtime_r(&secs, &tm)
-        var o = ""
-        o.reserveCapacity(24)
-        digits(&o, Int(tm.tm_year) + 1900, 4); o += "-"; digits(&o, Int(tm.tm_mon) + 1, 2); o += "-"; digits(&o, Int(tm.tm_mday), 2); o += "T"
-        digits(&o, Int(tm.tm_hour), 2); o += ":"; digits(&o, Int(tm.tm_min), 2); o += ":"; digits(&o, Int(tm.tm_sec), 2); o += "."
-        digits(&o, Int(ns / 1_000_000), 3); o += "Z"
-        return o
-    }
-
-    static func user(_ uid: UInt32) -> String {
-        guard let pw = getpwuid(uid) else { return String(uid) }
-        return String(cString: pw.pointee.pw_name)
-    }
-}
-
 /// A trace gap in every JSON output (who-spawned's `uncertain`, timeline's `trace_gaps`, an
 /// export line): `type` tells it from an exec line in a stream.
 struct GapJSON: Encodable {

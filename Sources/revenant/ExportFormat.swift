@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import RevenantCore
+import RevenantSystem
+
+enum ExportFormat {
+    struct Flat: Encodable {
+        var time: String
+        var boot: String
+        var pid: Int32
+        var id: String
+        var parent_pid: Int32?
+        var parent_id: String?
+        var parent_comm: String?
+        var exe: String
+        var argv: [String]
+        var cwd: String?
+        var uid: UInt32
+        var cgroup: String
+        var seeded: Bool
+        var enforcement: String?
+        var exit_time: String?
+        var exit_code: Int32?
+        var signal: Int32?
+    }
+
+    static func flat(_ r: ExportRow) -> Flat {
+        var code: Int32?, sig: Int32?
+        switch r.exitStatus {
+        case .exited(let c): code = c
+        case .signaled(let s, _): sig = s
+        case nil: break
+        }
+        return Flat(time: Fmt.iso(r.wallNs), boot: r.boot, pid: r.id.pid, id: r.id.description, parent_pid: r.parent?.pid,
+                    parent_id: r.parent?.description, parent_comm: r.parentComm, exe: r.image.filename, argv: r.image.argv,
+                    cwd: r.image.cwd, uid: r.image.uid, cgroup: r.image.cgroup, seeded: r.seeded, enforcement: r.enforcement?.message,
+                    exit_time: r.exitWallNs.map(Fmt.iso), exit_code: code, signal: sig)
+    }
+
+    static func text(_ g: TraceGap) -> String { "trace gap (\(g.kind.rawValue)) until \(Fmt.iso(g.toWallNs)): \(g.detail)" }
+
+    /// A trace gap in csv: its time, and the text in the enforcement column.
+    static func csv(_ g: TraceGap) -> String {
+        var cols = [String](repeating: "", count: csvHeader.split(separator: ",").count)
+        cols[0] = Fmt.iso(g.fromWallNs)
+        cols[13] = text(g)
+        return cols.map { quote(Visible.csvCell(Visible.escape($0))) }.joined(separator: ",")
+    }
+
+    static let csvHeader = "time,boot,pid,id,parent_pid,parent_id,parent_comm,exe,cmd_line,cwd,uid,cgroup,seeded,enforcement,exit_time,exit_code,signal"
+
+    static func csv(_ r: ExportRow) -> String {
+        let f = flat(r)
+        let cols: [String?] = [f.time, f.boot, "\(f.pid)", f.id, f.parent_pid.map { "\($0)" }, f.parent_id, f.parent_comm, f.exe,
+                               f.argv.joined(separator: " "), f.cwd, "\(f.uid)", f.cgroup, f.seeded ? "1" : "0", f.enforcement,
+                               f.exit_time, f.exit_code.map { "\($0)" }, f.signal.map { "\($0)" }]
+        return cols.map { quote(Visible.csvCell(Visible.escape($0 ?? ""))) }.joined(separator: ",")
+    }
+
+    /// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+    static func quote(_ s: String) -> String {
+        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func ocsf(_ r: ExportRow) -> [AuditEvent] {
+        var p = ProcessRecord(id: r.id, parent: r.parent, comm: r.comm)
+        p.images = [r.image]
+        p.exitStatus = r.exitStatus
+        var ancestry: [ProcessRecord] = []
+        if let pid = r.parent {
+            var pr = ProcessRecord(id: pid, parent: nil, comm: r.parentComm ?? "?")
+            if let a = r.parentArgv { pr.images = [Image(time: 0, filename: a.first ?? "", argv: a, comm: pr.comm)] }
+            ancestry = [pr]
+        }
+        let bootEpochNs = r.wallNs - Int64(r.image.time)
+        let e = r.enforcement
+        var out = [AuditEvent.launch(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: r.wallNs / 1_000_000,
+                                     rules: e?.rules ?? [], tier: e?.tier?.rawValue, blocked: e?.blocked ?? false,
+                                     message: e?.message ?? "exec \(r.image.argv.joined(separator: " "))")]
+        if r.isLast, let x = r.exitWallNs {
+            out.append(.terminate(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: x / 1_000_000, rules: e?.rules ?? []))
+        }
+        return out
+    }
+}
+
+extension TimeArgument {
+    /// A point in time, or an age (`90s`, `15m`, `2h`, `7d`) counted back from now.
+    static func wallNs(_ s: String, flag: String) throws -> Int64 {
+        if let secs = duration(s), !s.allSatisfy(\.isNumber) { return Int64((Date().timeIntervalSince1970 - secs) * 1e9) }
+        guard let d = parse(s) else { throw Failure("\(flag) \(s): expected ISO 8601, HH:MM[:SS], Unix seconds or an age like 2h") }
+        return Int64(d.timeIntervalSince1970 * 1e9)
+    }
+
+    /// `300`, `90s`, `15m`, `2h`, `7d` in seconds.
+    static func duration(_ s: String) -> Double? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let u = s.last, let mul = units[u], let n = Double(s.dropLast()), n >= 0 { return n * mul }
+        return Double(s).flatMap { $0 >= 0 ? $0 : nil }
+    }
+}
