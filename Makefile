@@ -58,7 +58,7 @@ $(GEN)/%.skel.h: $(OUT)/%.bpf.o
 bpf: $(SKEL)
 
 build: bpf
-	$(Q)$(SWIFT) build -c $(CONFIG)
+	$(Q)$(SWIFT) build -c $(CONFIG) $(SWIFT_BUILD_FLAGS)
 
 # The daemon with its embedded defaults: a local store and the sample policy.
 run: build
@@ -80,7 +80,12 @@ completions: build
 	$(Q)$(BIN) --generate-completion-script fish > build/completions/revenant.fish
 
 # Binary, hardened unit, sample policy (kept if one exists) and completions. DESTDIR for packaging.
+# Release builds carry the Swift runtime (no toolchain needed on the host, and a CLI call
+# starts sooner: docs/benchmarks.md).
+STATIC  := --static-swift-stdlib
+
 install: CONFIG = release
+install: SWIFT_BUILD_FLAGS = $(STATIC)
 install: build completions
 	$(Q)install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/revenant
 	$(Q)install -d -m 0755 $(DESTDIR)/etc/systemd/system
@@ -106,7 +111,7 @@ test: bpf build/.deps-test build/.deps-bench   # the bench script runs at a tiny
 	$(Q)$(SWIFT) test --skip-build --no-parallel   # end-to-end tests share the kernel, PIDs and the CPUs
 
 bench: bpf build/.deps-bench
-	$(Q)$(SWIFT) build -c release
+	$(Q)$(SWIFT) build -c release $(STATIC)
 	$(Q)scripts/bench/run.sh "$$($(SWIFT) build -c release --show-bin-path)/revenant"
 
 clean:

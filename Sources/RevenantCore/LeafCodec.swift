@@ -389,7 +389,13 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     /// The texts box of the last leaf `append(_: UnsafePointer<ShortLived>)` counted, if that was the last one counted.
     private var lastBox: ExecTexts?
     package var first = UInt64.max, last: UInt64 = 0
+    /// The distinct `pid >> LeafBatch.bucketShift` of its leaves: the store's PID index.
+    package var buckets = Set<Int32>()
+    private var lastBucket = Int32.min
     public private(set) var count = 0
+
+    /// 64 PIDs a bucket: PIDs are handed out in order, so one flush's leaves fill a few dozen.
+    package static let bucketShift: Int32 = 6
 
     public init() {}
     public init(arrayLiteral elements: ProcessRecord...) { self.init(elements) }
@@ -430,6 +436,8 @@ public struct LeafBatch: Sendable, ExpressibleByArrayLiteral {
     private mutating func added(_ id: Identity, end: UInt64) {
         count += 1
         LeafBatch.decimal(id.pid, to: &pids); pids.append(UInt8(ascii: ","))
+        let bucket = id.pid >> LeafBatch.bucketShift
+        if bucket != lastBucket { lastBucket = bucket; buckets.insert(bucket) }
         first = min(first, id.startNs)
         last = max(last, end)
     }

@@ -77,10 +77,10 @@ public enum Attributor {
         let program = target.record.image?.program
         // The newest instances settle this one's respawner and the recent gaps; a spread of older
         // ones finds the program's other respawners over the day. Each costs an ancestry query.
-        var stored = try program.map { p throws(StoreError) in try store.instances(program: p, limit: Attributor.scanLimit) } ?? [target]
-        let total = stored.count
-        let commandLines = Set(stored.compactMap { $0.record.image?.argv })
-        stored = Attributor.sample(stored, newest: Attributor.instanceLimit, spread: Attributor.instanceLimit)
+        let refs = try program.map { p throws(StoreError) in try store.instanceRefs(program: p, limit: Attributor.scanLimit) } ?? []
+        let total = max(refs.count, 1)
+        let commandLines = Set(refs.compactMap(\.argv))
+        var stored = try store.processes(Attributor.sample(refs, newest: Attributor.instanceLimit, spread: Attributor.instanceLimit))
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         let instances = try stored.map { s throws(StoreError) in
             Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),
@@ -93,7 +93,8 @@ public enum Attributor {
         if total > stored.count {
             // Beyond the newest 512, counted by their command lines from the leaf batches' key
             // counts (no batch decoded): those the newest ran, so older variants may be missed.
-            let all = total < Attributor.scanLimit ? "\(total)" : "at least \((try? store.instanceCount(program: program!, commandLines: commandLines)) ?? total)"
+            let counted = total < Attributor.scanLimit ? nil : try? store.instanceCount(program: program!, commandLines: commandLines, cap: Attributor.countCap)
+            let all = counted.map { "\($0.capped ? "more than" : "at least") \($0.count)" } ?? "\(total)"
             rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")
         }
         return rep
@@ -188,6 +189,8 @@ public enum Attributor {
 
     static let instanceLimit = 16
     static let scanLimit = 512
+    /// Stored rows counted for the evidence's total: counting is a walk along the program index.
+    static let countCap = 10_000
 
     /// The `newest` first entries of a newest-first list, and `spread` more evenly spaced over the rest.
     static func sample<T>(_ all: [T], newest: Int, spread: Int) -> [T] {
@@ -200,8 +203,10 @@ public enum Attributor {
 
     /// What respawns `target` (the newest instance when nil), from the instances that share
     /// its respawner, and the other respawners of the program after it (at most 4).
-    public static func report(grouping instances: [Instance], target: Identity?, root: String, reader: ProcReader) -> RespawnReport {
-        let groups = Attribution.respawnGroups(instances, target: target)
+    /// `groups`: `Attribution.respawnGroups(instances, target:)` when the caller has them.
+    public static func report(grouping instances: [Instance], target: Identity?, root: String, reader: ProcReader,
+                              groups: [[Instance]]? = nil) -> RespawnReport {
+        let groups = groups ?? Attribution.respawnGroups(instances, target: target)
         guard let mine = groups.first else { return report(Attribution.analyze(instances), instances: instances, root: root, reader: reader) }
         // Groups answered by the same configuration are one respawner: a unit or a cron line
         // forks through a new PID 1 or cron daemon every boot.

@@ -26,6 +26,16 @@ public struct StoredProcess: Sendable, Equatable {
     }
 }
 
+/// A stored process found by a search, read in full by `Store.processes(_:)`: a leaf is
+/// decoded already, a row is read only if chosen.
+public struct InstanceRef: Sendable {
+    public var id: Identity
+    public var startWallNs: Int64
+    public var argv: [String]?
+    let row: Int64?
+    let leaf: StoredProcess?
+}
+
 /// One daemon lifetime: gaps between runs are gaps in the history.
 public struct DaemonRun: Sendable, Equatable {
     public var id: Int64
@@ -359,6 +369,21 @@ public final class Store: Sendable {
         m.registerMigration("v13-config-session") { db in
             try db.execute(sql: "ALTER TABLE config_change ADD COLUMN session TEXT")
         }
+        // Which leaf batches hold a PID, by buckets of 64 PIDs: a lookup by PID read every
+        // batch's PID list before.
+        m.registerMigration("v14-leaf-pid-index") { db in
+            try db.execute(sql: """
+                CREATE TABLE leaf_pid (
+                    bucket INTEGER NOT NULL,             -- pid >> 6
+                    batch INTEGER NOT NULL,              -- leaf_batch.id
+                    PRIMARY KEY (bucket, batch)
+                ) WITHOUT ROWID;
+                """)
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, pids FROM leaf_batch")
+            while let row = try rows.next() {
+                try Store.indexPids(Store.buckets(ofPids: row["pids"]), batch: row["id"], db)
+            }
+        }
         return m
     }()
 
@@ -576,6 +601,7 @@ public final class Store: Sendable {
                 deleted += n
                 excess -= n
             }
+            try db.execute(sql: "DELETE FROM leaf_pid WHERE batch NOT IN (SELECT id FROM leaf_batch)")
             return deleted
         }
     }
@@ -623,13 +649,33 @@ public final class Store: Sendable {
     public func ancestry(of p: StoredProcess, limit: Int = 64) throws(StoreError) -> [StoredProcess] {
         try read { db in
             var out: [StoredProcess] = []
-            var cur = p.record.parent
+            guard let parent = p.record.parent else { return out }
+            // One statement walks up the parent keys and reads each link with its images.
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+                WITH RECURSIVE up(id, depth) AS (
+                    SELECT p.rowid, 1 FROM process p WHERE p.boot = (SELECT n FROM boot WHERE id = ?) AND p.pid = ? AND p.start_ns = ?
+                    UNION ALL
+                    SELECT a.rowid, up.depth + 1 FROM up JOIN process c ON c.rowid = up.id
+                    JOIN process a ON a.boot = c.boot AND a.pid = c.parent_pid AND a.start_ns = c.parent_start_ns
+                    WHERE up.depth < ?
+                )
+                SELECT \(Store.processColumns), \(Store.imageColumns)
+                FROM up JOIN process p ON p.rowid = up.id JOIN boot b ON b.n = p.boot LEFT JOIN image i ON i.process = p.rowid
+                ORDER BY up.depth, i.seq
+                """),
+                arguments: [p.boot, parent.pid, Int64(parent.startNs), limit])
             var seen: Set<Identity> = [p.record.id]
-            while let id = cur, out.count < limit, !seen.contains(id),
-                  let a = try Store.fetch(db, boot: p.boot, pid: id.pid, startNs: Int64(id.startNs)) {
-                out.append(a)
-                seen.insert(id)
-                cur = a.record.parent
+            var lastRow: Int64?
+            while let row = try rows.next() {
+                let rowid: Int64 = row[0]
+                if rowid != lastRow {
+                    let a = try Store.process(from: row, nil)
+                    // A cycle of parent keys ends the chain where it repeats.
+                    guard seen.insert(a.record.id).inserted else { break }
+                    out.append(a)
+                    lastRow = rowid
+                }
+                if !row.hasNull(atIndex: Store.processColumnCount) { out[out.count - 1].record.images.append(Store.image(from: row, at: Store.processColumnCount)) }
             }
             // One that only forked runs its parent's image: the kernel saw its comm, and a
             // lazily announced fork whose parent had left memory was stored without an image.
@@ -696,16 +742,6 @@ public final class Store: Sendable {
     }
 
     /// How many processes ran exactly this command line.
-    /// Stored rows of the program, plus the leaves that ran one of these command lines, counted
-    /// from the batches' key counts without decoding a batch.
-    public func instanceCount(program: Program, commandLines: Set<[String]>) throws(StoreError) -> Int {
-        try read { db in
-            var n = try Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE program = ?", arguments: [program.key]) ?? 0
-            for argv in commandLines { n += try Store.leafCount(db, argv: argv) }
-            return n
-        }
-    }
-
     public func instanceCount(argv: [String]) throws(StoreError) -> Int {
         try read { db in
             try (Int.fetchOne(db, sql: "SELECT count(DISTINCT process) FROM image WHERE argv = ?",
@@ -717,6 +753,58 @@ public final class Store: Sendable {
     /// Processes that ran this program (any arguments), newest first.
     public func instances(program: Program, limit: Int = 500) throws(StoreError) -> [StoredProcess] {
         try instances(column: "program", program.key, limit: limit) { db in try Store.leaves(db, program: program, limit: limit) }
+    }
+
+    /// The newest processes that ran `program` (any arguments), newest first, at most `limit`,
+    /// as references: a stored row is read in full only when `processes(_:)` asks for it.
+    public func instanceRefs(program: Program, limit: Int) throws(StoreError) -> [InstanceRef] {
+        try read { db in
+            // Along the program index, newest row first; rows are written about in start order,
+            // so twice the limit are read and sorted with the leaves.
+            let st = try db.cachedStatement(sql: """
+                SELECT i.process, p.pid, p.start_ns, p.precise, p.start_wall_ns, i.argv FROM image i JOIN process p ON p.rowid = i.process
+                WHERE i.program = ? ORDER BY i.process DESC LIMIT ?
+                """)
+            var refs: [InstanceRef] = []
+            var last: Int64?
+            let rows = try Row.fetchCursor(st, arguments: [program.key, limit * 2])
+            while let r = try rows.next() {
+                let rowid: Int64 = r[0]
+                guard rowid != last else { continue }
+                last = rowid
+                let pid: Int32 = r[1], start = UInt64(r[2] as Int64), precise: Bool = r[3]
+                refs.append(InstanceRef(id: precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick),
+                                        startWallNs: r[4], argv: Store.splitArgv([UInt8](r[5] as Data)), row: rowid, leaf: nil))
+            }
+            let leaves = try Store.leaves(db, program: program, limit: limit).map {
+                InstanceRef(id: $0.record.id, startWallNs: $0.startWallNs, argv: $0.record.image?.argv, row: nil, leaf: $0)
+            }
+            return Array((refs + leaves).sorted { $0.startWallNs > $1.startWallNs }.prefix(limit))
+        }
+    }
+
+    /// The processes of these references, in their order.
+    public func processes(_ refs: [InstanceRef]) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            let st = try db.cachedStatement(sql: "\(Store.selectProcess) WHERE p.rowid = ?")
+            return try refs.compactMap { ref in
+                if let l = ref.leaf { return l }
+                return try Row.fetchOne(st, arguments: [ref.row]).map { try Store.process(from: $0, db) }
+            }
+        }
+    }
+
+    /// How many processes ran this program (any arguments): the stored rows, plus the leaves that
+    /// ran one of these command lines, from the batches' key counts (newest batch first, none
+    /// decoded); counting stops past `cap` (`capped`: there are more).
+    public func instanceCount(program: Program, commandLines: Set<[String]>, cap: Int) throws(StoreError) -> (count: Int, capped: Bool) {
+        try read { db in
+            let rows = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM (SELECT DISTINCT process FROM image WHERE program = ? LIMIT ?)"),
+                                        arguments: [program.key, cap + 1]) ?? 0
+            guard rows <= cap else { return (cap, true) }
+            let leaves = try Store.leafCount(db, argvs: commandLines, upTo: cap - rows + 1)
+            return (min(rows + leaves, cap), rows + leaves > cap)
+        }
     }
 
     /// How many processes ran this program.
@@ -829,7 +917,15 @@ public final class Store: Sendable {
     // MARK: - plumbing
 
     /// Process rows with their boot's id (`boot_id`).
-    static let selectProcess = "SELECT p.*, b.id AS boot_id FROM process p JOIN boot b ON b.n = p.boot"
+    /// Read by position in `process(from:_:)`: GRDB's lookup of a column by name compares
+    /// lowercased names, which was most of an ancestry walk.
+    static let processColumnCount = 19
+    static let processColumns = """
+        p.rowid, p.pid, p.start_ns, p.precise, p.parent_pid, p.parent_start_ns, p.comm, p.parent_current_only,
+        p.adopted_pid, p.adopted_start_ns, p.seeded, p.images_dropped, p.exit_ns, p.exit_code, p.exit_signal,
+        b.id, p.start_wall_ns, p.exit_wall_ns, p.gone_by_wall_ns
+        """
+    static let selectProcess = "SELECT \(processColumns) FROM process p JOIN boot b ON b.n = p.boot"
 
     /// The boot's integer key, adding the boot on first sight.
     static func bootKey(_ db: Database, _ id: String, epochNs: Int64) throws -> Int64 {
@@ -848,42 +944,55 @@ public final class Store: Sendable {
                          arguments: [boot, pid, startNs]).map { try process(from: $0, db) }
     }
 
-    private static func process(from row: Row, _ db: Database) throws -> StoredProcess {
-        let precise: Bool = row["precise"]
-        let pid: Int32 = row["pid"]
-        let start = UInt64(row["start_ns"] as Int64)
+    private static func process(from row: Row, _ db: Database?) throws -> StoredProcess {
+        let rowid: Int64 = row[0]
+        let pid: Int32 = row[1]
+        let start = UInt64(row[2] as Int64)
+        let precise: Bool = row[3]
         let id = precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
         var parent: Identity?
-        if let pp: Int32 = row["parent_pid"], let ps: Int64 = row["parent_start_ns"] {
+        if let pp: Int32 = row[4], let ps: Int64 = row[5] {
             // A parent at exact tick boundary may be a seeded (tick) identity; the key is what matters.
             parent = Identity(pid: pp, startNs: UInt64(ps))
         }
-        var r = ProcessRecord(id: id, parent: parent, comm: row["comm"])
-        r.parentIsCurrentOnly = row["parent_current_only"]
-        if let ap: Int32 = row["adopted_pid"], let s: Int64 = row["adopted_start_ns"] {
+        var r = ProcessRecord(id: id, parent: parent, comm: row[6])
+        r.parentIsCurrentOnly = row[7]
+        if let ap: Int32 = row[8], let s: Int64 = row[9] {
             r.adoptedBy = Identity(pid: ap, startNs: UInt64(s))
         }
-        r.seeded = row["seeded"]
-        r.imagesDropped = row["images_dropped"]
-        if let e: Int64 = row["exit_ns"] {
+        r.seeded = row[10]
+        r.imagesDropped = row[11]
+        if let e: Int64 = row[12] {
             r.exitTime = UInt64(e)
-            if let c: Int32 = row["exit_code"] { r.exitStatus = .exited(c) }
-            if let s: Int32 = row["exit_signal"] { r.exitStatus = .signaled(s, coreDumped: false) }
+            if let c: Int32 = row[13] { r.exitStatus = .exited(c) }
+            if let s: Int32 = row[14] { r.exitStatus = .signaled(s, coreDumped: false) }
         }
-        let rowid: Int64 = row["rowid"]
-        r.images = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM image WHERE process = ? ORDER BY seq"), arguments: [rowid]).map { i in
-            let argv: Data = i["argv"]
-            var img = Image(time: UInt64(i["time_ns"] as Int64), filename: i["exe"], interpreter: i["interpreter"],
-                         exeDevice: UInt64(bitPattern: i["exe_dev"]), exeInode: UInt64(bitPattern: i["exe_ino"]),
-                         argv: Store.splitArgv([UInt8](argv)), argvTruncated: i["argv_truncated"], comm: i["comm"],
-                         uid: UInt32(i["uid"] as Int64), euid: UInt32(i["euid"] as Int64), gid: UInt32(i["gid"] as Int64),
-                         loginuid: (i["loginuid"] as Int64?).map { UInt32($0) }, cgroupId: UInt64(bitPattern: i["cgroup_id"]),
-                         cgroup: i["cgroup"], cwd: i["cwd"])
-            img.enforcement = Store.enforcement(i)
-            return img
+        guard let db else { return StoredProcess(boot: row[15], record: r, startWallNs: row[16], exitWallNs: row[17], goneByWallNs: row[18]) }
+        r.images = try Row.fetchAll(db.cachedStatement(sql: "SELECT \(imageColumns) FROM image i WHERE i.process = ? ORDER BY i.seq"),
+                                    arguments: [rowid]).map { image(from: $0, at: 0) }
+        return StoredProcess(boot: row[15], record: r, startWallNs: row[16], exitWallNs: row[17], goneByWallNs: row[18])
+    }
+
+    /// Read by position in `image(from:at:)`.
+    static let imageColumns = """
+        i.time_ns, i.exe, i.interpreter, i.exe_dev, i.exe_ino, i.argv, i.argv_truncated, i.comm, i.uid, i.euid, i.gid, i.loginuid,
+        i.cgroup_id, i.cgroup, i.cwd, i.enforcement, i.enforcement_rules, i.enforcement_tier, i.enforcement_blocked
+        """
+
+    static func image(from i: Row, at k: Int) -> Image {
+        let argv: Data = i[k + 5]
+        var img = Image(time: UInt64(i[k] as Int64), filename: i[k + 1], interpreter: i[k + 2],
+                        exeDevice: UInt64(bitPattern: i[k + 3]), exeInode: UInt64(bitPattern: i[k + 4]),
+                        argv: Store.splitArgv([UInt8](argv)), argvTruncated: i[k + 6], comm: i[k + 7],
+                        uid: UInt32(i[k + 8] as Int64), euid: UInt32(i[k + 9] as Int64), gid: UInt32(i[k + 10] as Int64),
+                        loginuid: (i[k + 11] as Int64?).map { UInt32($0) }, cgroupId: UInt64(bitPattern: i[k + 12]),
+                        cgroup: i[k + 13], cwd: i[k + 14])
+        if let message: String = i[k + 15] {
+            let rules = (i[k + 16] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+            img.enforcement = Enforcement(rules: rules, tier: (i[k + 17] as String?).flatMap(EnforcementTier.init(rawValue:)),
+                                          blocked: (i[k + 18] as Bool?) ?? false, message: message)
         }
-        return StoredProcess(boot: row["boot_id"], record: r, startWallNs: row["start_wall_ns"], exitWallNs: row["exit_wall_ns"],
-                             goneByWallNs: row["gone_by_wall_ns"])
+        return img
     }
 
     static func joinArgv(_ argv: [String]) -> [UInt8] { ArgvBytes.join(argv) }

@@ -14,6 +14,23 @@ extension Store {
         b.int(boot); b.int(batch.bootEpochNs + Int64(l.first)); b.int(batch.bootEpochNs + Int64(l.last))
         b.int(Int64(l.count)); b.bytes(l.pids, asText: true); b.bytes(l.keys()); b.bytes(l.records.bytes)
         try st.run()
+        try indexPids(l.buckets, batch: db.lastInsertedRowID, db)
+    }
+
+    /// The PID index of leaf batches: which batches hold a PID of each bucket (`LeafBatch.buckets`).
+    /// A lookup reads the few batches of its bucket, not every batch's PID list.
+    static func indexPids(_ buckets: some Sequence<Int32>, batch: Int64, _ db: Database) throws {
+        let st = try RawStatement(db.cachedStatement(sql: "INSERT OR IGNORE INTO leaf_pid (bucket, batch) VALUES (?, ?)"), db)
+        for k in buckets {
+            var b = st.begin()
+            b.int(Int64(k)); b.int(batch)
+            try st.run()
+        }
+    }
+
+    /// The buckets of a batch's ",pid,pid," list (migrating batches written before the index).
+    static func buckets(ofPids text: String) -> Set<Int32> {
+        Set(text.split(separator: ",").compactMap { Int32($0).map { $0 >> LeafBatch.bucketShift } })
     }
 
     /// The leaves of batches matching `condition` (SQL on `l`, the batch), newest batch first;
@@ -38,7 +55,8 @@ extension Store {
     /// Leaves with this PID, of any boot.
     static func leaves(_ db: Database, pid: Int32) throws -> [StoredProcess] {
         var out: [StoredProcess] = []
-        try forEachLeaf(db, where: "instr(l.pids, ?) > 0", [",\(pid),"]) { p in
+        try forEachLeaf(db, where: "l.id IN (SELECT batch FROM leaf_pid WHERE bucket = ?) AND instr(l.pids, ?) > 0",
+                        [pid >> LeafBatch.bucketShift, ",\(pid),"]) { p in
             if p.record.id.pid == pid { out.append(p) }
             return true
         }
@@ -47,17 +65,23 @@ extension Store {
 
     /// How many leaves ran exactly this command line, from each batch's counts.
     static func leafCount(_ db: Database, argv: [String]) throws -> Int {
-        let needle = joinArgv(argv)
-        guard !needle.isEmpty else { return 0 }
+        try leafCount(db, argvs: [argv])
+    }
+
+    /// How many leaves ran exactly one of these command lines, newest batch first, stopping
+    /// once `upTo` are counted: one pass over the batches' keys.
+    static func leafCount(_ db: Database, argvs: Set<[String]>, upTo: Int = .max) throws -> Int {
+        let needles = Set(argvs.map { joinArgv($0) }.filter { !$0.isEmpty })
+        guard !needles.isEmpty else { return 0 }
         var n = 0
-        let rows = try Row.fetchCursor(db, sql: "SELECT keys FROM leaf_batch WHERE instr(keys, ?) > 0", arguments: [Data(needle)])
-        while let row = try rows.next() {
-            let data: Data = row["keys"]
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT keys FROM leaf_batch ORDER BY id DESC"))
+        while n < upTo, let row = try rows.next() {
+            let data: Data = row[0]
             var r = LeafCodec.Reader([UInt8](data))
             while true {
                 let count = try r.uint()
                 if count == 0 { break }
-                if try r.blob() == needle[...] { n += Int(count) }
+                if needles.contains(Array(try r.blob())) { n += Int(count) }
             }
         }
         return n

@@ -94,6 +94,63 @@ import Testing
         #expect(try s.instances(argv: ["python3", "./w.py", "--id", "4"]).count == 1, "command lines stay exact")
     }
 
+    /// The PID index: batches by buckets of 64 PIDs. A PID is found in every batch that holds
+    /// it and only there, whichever bucket neighbours share it, after a migration that built the
+    /// index from the batches' PID lists, and after retention dropped a batch.
+    @Test func leavesAreFoundByPidThroughTheBucketIndex() throws {
+        let (s, _, _, _, _) = try populated()
+        // 64 and 127 share a bucket, 128 does not; 64 is in two batches, 4_000_000 in a far bucket.
+        for (k, pids) in [[64, 127], [64, 128], [4_000_000]].enumerated() {
+            var b = StoreBatch(boot: boot, bootEpochNs: epoch)
+            b.leaves = LeafBatch(pids.map { process(Int32($0), start: UInt64(20_000 + k * 1_000 + $0 % 7), parent: nil, exitAt: UInt64(20_500 + k * 1_000), images: []) })
+            try s.write(b, nowWallNs: 0)
+        }
+        func found(_ s: Store) throws -> [Int32: Int] {
+            Dictionary(uniqueKeysWithValues: try [64, 127, 128, 65, 4_000_000, 12, 13].map { ($0, try s.incarnations(pid: $0).count) })
+        }
+        let expected: [Int32: Int] = [64: 2, 127: 1, 128: 1, 65: 0, 4_000_000: 1, 12: 1, 13: 1]
+        #expect(try found(s) == expected)
+        let buckets = try DatabaseQueue(path: dir + "/s.db").read { try Int.fetchOne($0, sql: "SELECT count(*) FROM leaf_pid") }
+        #expect(buckets == 5, "bucket 0 (12, 13), bucket 1 of two batches, bucket 2, bucket 62500")
+
+        // A store written before the index: the migration reads the PID lists.
+        try DatabaseQueue(path: dir + "/s.db").write { db in
+            try db.execute(sql: "DROP TABLE leaf_pid; DELETE FROM grdb_migrations WHERE identifier = 'v14-leaf-pid-index'")
+        }
+        let migrated = try Store(path: dir + "/s.db")
+        #expect(try found(migrated) == expected)
+
+        // Retention drops the first batches and their index entries.
+        _ = try migrated.enforceRetention(exitedBeforeWallNs: epoch + 21_000, maxProcesses: 100, currentBoot: boot)
+        #expect(try found(migrated) == [64: 1, 127: 0, 128: 1, 65: 0, 4_000_000: 1, 12: 0, 13: 0])
+        let left = try DatabaseQueue(path: dir + "/s.db").read { try Int.fetchOne($0, sql: "SELECT count(*) FROM leaf_pid") }
+        #expect(left == 3)
+    }
+
+    /// What who-spawned reads for a program: references newest first across rows and leaves, the
+    /// chosen ones read in full, and a count that stops at its cap.
+    @Test func instanceReferencesAndACappedCount() throws {
+        let (s, _, row, leaf, _) = try populated()
+        let w = Program(executable: "/usr/bin/python3", script: "/opt/w.py")
+        let refs = try s.instanceRefs(program: w, limit: 10)
+        #expect(refs.map(\.id) == [leaf.id, row.id])
+        #expect(refs.map(\.argv) == [["python3", "w.py"], ["python3", "w.py"]])
+        let full = try s.processes(refs)
+        #expect(full.map(\.record.id) == [leaf.id, row.id])
+        #expect(full[0].record == leaf)
+        #expect(full[1] == (try s.incarnations(pid: row.id.pid).first), "a row read as any query reads it")
+        #expect(try s.instanceRefs(program: w, limit: 1).map(\.id) == [leaf.id])
+        var b = StoreBatch(boot: boot, bootEpochNs: epoch)
+        b.leaves = LeafBatch((0..<5).map { process(40 + $0, start: 8_000 + UInt64($0), parent: nil, exitAt: 9_000, images: [image(8_100, ["python3", "w.py"])]) })
+        try s.write(b, nowWallNs: 0)
+        let all = try s.instanceCount(program: w, commandLines: [["python3", "w.py"]], cap: 100)
+        #expect(all.count == 7 && !all.capped)
+        let capped = try s.instanceCount(program: w, commandLines: [["python3", "w.py"]], cap: 3)
+        #expect(capped.count == 3 && capped.capped)
+        let rowOnly = try s.instanceCount(program: w, commandLines: [["python3", "other.py"]], cap: 100)
+        #expect(rowOnly.count == 1 && !rowOnly.capped, "the row; no leaf ran that command line")
+    }
+
     @Test func exportMergesLeavesIntoTimeOrder() throws {
         let (s, shell, row, leaf, odd) = try populated()
         // A later batch whose leaf started before the previous batch's last exec.
