@@ -85,15 +85,15 @@ public enum Attribution {
         guard let first = sorted.last(where: { target == nil || $0.process.id == target }) ?? sorted.last else { return [] }
         // The respawner, and what it started on the way to the instance: PID 1 forks a unit's
         // workers itself but only sshd on the way to a run by hand, two different respawns.
-        struct Key: Hashable { var respawner: String; var via: String }
+        struct Key: Hashable { var respawner: Identity; var container: String? = nil; var via: String }
         let counts = ancestorCounts(sorted)
         func key(_ o: Instance) -> Key {
             // A container's restarts each come through a new monitor: the container is the respawner.
-            if let c = containerID(o.process.image?.cgroup ?? "") { return Key(respawner: c, via: "container") }
+            if let c = containerID(o.process.image?.cgroup ?? "") { return Key(respawner: Identity(pid: 0, startNs: 0), container: c, via: "container") }
             guard let r = respawner(of: o, counts: counts), let at = o.ancestry.firstIndex(where: { $0.id == r.id }) else {
-                return Key(respawner: o.process.id.description, via: "")   // shares no ancestor: a group of its own
+                return Key(respawner: o.process.id, via: "")   // shares no ancestor: a group of its own
             }
-            return Key(respawner: r.id.description, via: at == 0 ? "" : o.ancestry[at - 1].name)
+            return Key(respawner: r.id, via: at == 0 ? "" : o.ancestry[at - 1].name)
         }
         var groups: [Key: [Instance]] = [:]
         var order: [Key] = []

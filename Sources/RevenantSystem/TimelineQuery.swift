@@ -69,7 +69,8 @@ public struct TimelineQuery {
         }
         let reader = ProcReader()
         let boots = Dictionary(stored.map { ($0.record.id, $0.boot) }, uniquingKeysWith: { a, _ in a })
-        var report = Attributor.report(grouping: instances, target: nil, root: root, reader: reader)
+        let groups = Attribution.respawnGroups(instances)
+        var report = Attributor.report(grouping: instances, target: nil, root: root, reader: reader, groups: groups)
         if root == "/" { Attributor.provenance(&report, store: store) }
         var rows: [Row] = []
         var prev: Int64?
@@ -84,7 +85,7 @@ public struct TimelineQuery {
         let gaps = try rows.first.map { try store.gaps(fromWallNs: $0.startWallNs) } ?? []
         var index: [Identity: Int] = [:]
         for (k, r) in rows.enumerated() { index[r.process.id] = k }
-        let lanes = Attribution.respawnGroups(instances).map { g -> Lane in
+        let lanes = groups.map { g -> Lane in
             let f = Attribution.analyze(g)
             let who = f.spawner.map { " (\($0.name)(\($0.id.pid)))" } ?? ""
             return Lane(label: "\(f.mechanism.rawValue)\(f.unit.map { " " + $0 } ?? "")\(who)", rows: g.compactMap { index[$0.process.id] }.sorted())

@@ -1,13 +1,14 @@
 import Foundation
 import Glibc
+import Synchronization
 
 enum Fmt {
     /// Local time, `yyyy-MM-dd HH:mm:ss.SSS` (short: `HH:mm:ss.SS`). By hand: a DateFormatter
     /// made per call, then String(format:), cost more than the rest of a 10,000-row timeline.
     static func time(_ wallNs: Int64, short: Bool = false) -> String {
         let ns = wallNs % 1_000_000_000 < 0 ? wallNs % 1_000_000_000 + 1_000_000_000 : wallNs % 1_000_000_000
-        var secs = time_t((wallNs - ns) / 1_000_000_000), tm = Glibc.tm()
-        localtime_r(&secs, &tm)
+        let secs = (wallNs - ns) / 1_000_000_000
+        var tm = localTime(secs)
         var o = ""
         o.reserveCapacity(23)
         if !short {
@@ -17,6 +18,29 @@ enum Fmt {
         if short { digits(&o, Int(ns / 10_000_000), 2) } else { digits(&o, Int(ns / 1_000_000), 3) }
         return o
     }
+
+    /// Local time of `secs`: converted once per quarter hour (every zone's offset and change
+    /// falls on one), the rest added: a timeline prints tens of thousands of times.
+    static func localTime(_ secs: Int64) -> Glibc.tm {
+        let slot = secs - ((secs % 900) + 900) % 900
+        let f = cachedSlot.withLock { c -> (Int32, Int32, Int32, Int32, Int32) in
+            if c.slot != slot {
+                var t = time_t(slot), tm = Glibc.tm()
+                localtime_r(&t, &tm)
+                c = (slot, tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min)
+            }
+            return (c.year, c.mon, c.mday, c.hour, c.min)
+        }
+        var tm = Glibc.tm()
+        (tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min) = f
+        let into = Int32(secs - slot)
+        tm.tm_sec = into % 60
+        tm.tm_min += into / 60
+        if tm.tm_min >= 60 { tm.tm_min -= 60; tm.tm_hour += 1 }
+        return tm
+    }
+
+    private static let cachedSlot = Mutex<(slot: Int64, year: Int32, mon: Int32, mday: Int32, hour: Int32, min: Int32)>((.min, 0, 0, 0, 0, 0))
 
     /// `v` in `width` decimal digits, zero-padded.
     static func digits(_ o: inout String, _ v: Int, _ width: Int) {
