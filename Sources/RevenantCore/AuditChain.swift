@@ -7,11 +7,13 @@ import Foundation
 public enum AuditChain {
     public static let genesis = String(repeating: "0", count: 64)
 
-    public static func hash(_ line: String) -> String {
+    public static func hash(_ line: String) -> String { hash(bytes: Array(line.utf8)) }
+
+    public static func hash(bytes line: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(64)
-        for b in SHA256.hash(data: Data(line.utf8)) { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        for b in SHA256.hash(data: line) { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
         return String(decoding: out, as: UTF8.self)
     }
 

@@ -53,13 +53,16 @@ struct Export: ParsableCommand {
         var chain = (seq: 0, hash: AuditChain.genesis)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let device = HostProbe.device
         func emit(_ line: String) { sink.write(line); records += 1 }
+        func emit(bytes line: [UInt8]) { sink.write(bytes: line); records += 1 }
+        // Written by hand (`AuditEvent.json()`, `ExportFormat.jsonl`): JSONEncoder was most of an export's time.
         func emitOCSF(_ e: AuditEvent) throws {
             var e = e
-            e.chain(seq: chain.seq + 1, prevHash: chain.hash, device: HostProbe.device)
-            let line = String(decoding: try enc.encode(e), as: UTF8.self)
-            chain = (chain.seq + 1, AuditChain.hash(line))
-            emit(line)
+            e.chain(seq: chain.seq + 1, prevHash: chain.hash, device: device)
+            let line = e.json()
+            chain = (chain.seq + 1, AuditChain.hash(bytes: line))
+            emit(bytes: line)
         }
         if format == .csv { emit(ExportFormat.csvHeader) }
         // Trace gaps go in where they fell: execs may be missing there, whatever the filter.
@@ -80,7 +83,7 @@ struct Export: ParsableCommand {
                 try emitGaps(before: r.wallNs)
                 rows += 1
                 switch format {
-                case .jsonl: emit(String(decoding: try enc.encode(ExportFormat.flat(r)), as: UTF8.self))
+                case .jsonl: emit(bytes: ExportFormat.jsonl(r))
                 case .csv: emit(ExportFormat.csv(r))
                 case .ocsf: for e in ExportFormat.ocsf(r) { try emitOCSF(e) }
                 }
@@ -106,7 +109,13 @@ final class BufferedOutput {
     private var buf = Data()
     init(_ h: FileHandle) { handle = h; buf.reserveCapacity(1 << 16) }
     func write(_ line: String) {
-        buf.append(contentsOf: Array(line.utf8))
+        var line = line
+        line.withUTF8 { buf.append(contentsOf: $0) }
+        buf.append(0x0a)
+        if buf.count >= 1 << 16 { flush() }
+    }
+    func write(bytes line: [UInt8]) {
+        buf.append(contentsOf: line)
         buf.append(0x0a)
         if buf.count >= 1 << 16 { flush() }
     }

@@ -37,6 +37,27 @@ enum ExportFormat {
                     exit_time: r.exitWallNs.map(Fmt.iso), exit_code: code, signal: sig)
     }
 
+    /// `flat(r)` as JSONEncoder (sorted keys) writes it, written from the row itself.
+    static func jsonl(_ r: ExportRow) -> [UInt8] {
+        var j = JSONBytes(capacity: 512)
+        j.object { j in
+            j.field("argv", r.image.argv); j.field("boot", r.boot); j.field("cgroup", r.image.cgroup); j.field("cwd", r.image.cwd)
+            j.field("enforcement", r.enforcement?.message); j.field("exe", r.image.filename)
+            switch r.exitStatus {
+            case .exited(let c): j.field("exit_code", c)
+            default: break
+            }
+            if let x = r.exitWallNs { j.key("exit_time"); j.isoTime(x) }
+            j.field("id", r.id.description); j.field("parent_comm", r.parentComm)
+            j.field("parent_id", r.parent?.description); j.field("parent_pid", r.parent?.pid); j.field("pid", r.id.pid)
+            j.field("seeded", r.seeded)
+            if case .signaled(let s, _) = r.exitStatus { j.field("signal", s) }
+            j.key("time"); j.isoTime(r.wallNs)
+            j.field("uid", r.image.uid)
+        }
+        return j.bytes
+    }
+
     static func text(_ g: TraceGap) -> String { "trace gap (\(g.kind.rawValue)) until \(Fmt.iso(g.toWallNs)): \(g.detail)" }
 
     /// A trace gap in csv: its time, and the text in the enforcement column.
