@@ -361,17 +361,23 @@ package enum LeafCodec {
 
     /// Every record in a batch's blob.
     package static func decode(_ bytes: [UInt8]) throws(Malformed) -> [ProcessRecord] {
-        var r = Reader(bytes)
         var out: [ProcessRecord] = []
+        try forEach(bytes) { out.append($0); return true }
+        return out
+    }
+
+    /// The records in order, decoded one at a time until `body` returns false: a reader after
+    /// one record or the first few need not decode the rest of a batch.
+    package static func forEach(_ bytes: [UInt8], _ body: (ProcessRecord) throws(Malformed) -> Bool) throws(Malformed) {
+        var r = Reader(bytes)
         guard bytes.first == 0 else {
-            while !r.atEnd { out.append(try r.record()) }
-            return out
+            while !r.atEnd { guard try body(try r.record()) else { return } }
+            return
         }
         guard bytes.starts(with: form2) else { throw Malformed() }
         r.at = form2.count
         var c = Context()
-        while !r.atEnd { out.append(try r.record(&c)) }
-        return out
+        while !r.atEnd { guard try body(try r.record(&c)) else { return } }
     }
 }
 

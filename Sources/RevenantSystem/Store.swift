@@ -651,7 +651,7 @@ public final class Store: Sendable {
             var out: [StoredProcess] = []
             guard let parent = p.record.parent else { return out }
             // One statement walks up the parent keys and reads each link with its images.
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            let st = try db.cachedStatement(sql: """
                 WITH RECURSIVE up(id, depth) AS (
                     SELECT p.rowid, 1 FROM process p WHERE p.boot = (SELECT n FROM boot WHERE id = ?) AND p.pid = ? AND p.start_ns = ?
                     UNION ALL
@@ -662,20 +662,23 @@ public final class Store: Sendable {
                 SELECT \(Store.processColumns), \(Store.imageColumns)
                 FROM up JOIN process p ON p.rowid = up.id JOIN boot b ON b.n = p.boot LEFT JOIN image i ON i.process = p.rowid
                 ORDER BY up.depth, i.seq
-                """),
-                arguments: [p.boot, parent.pid, Int64(parent.startNs), limit])
+                """)
+            st.arguments = [p.boot, parent.pid, Int64(parent.startNs), limit]
             var seen: Set<Identity> = [p.record.id]
             var lastRow: Int64?
-            while let row = try rows.next() {
-                let rowid: Int64 = row[0]
+            // Read through SQLite's column functions: GRDB's generic decoding of ~40 columns a
+            // link was most of a who-spawned's 33 ancestries.
+            try RawStatement(st, db).rows { row in
+                let rowid = row.int(0)
                 if rowid != lastRow {
-                    let a = try Store.process(from: row, nil)
+                    let a = Store.process(raw: row)
                     // A cycle of parent keys ends the chain where it repeats.
-                    guard seen.insert(a.record.id).inserted else { break }
+                    guard seen.insert(a.record.id).inserted else { return false }
                     out.append(a)
                     lastRow = rowid
                 }
-                if !row.hasNull(atIndex: Store.processColumnCount) { out[out.count - 1].record.images.append(Store.image(from: row, at: Store.processColumnCount)) }
+                if !row.isNull(Store.processColumnCount) { out[out.count - 1].record.images.append(Store.image(raw: row, at: Store.processColumnCount)) }
+                return true
             }
             // One that only forked runs its parent's image: the kernel saw its comm, and a
             // lazily announced fork whose parent had left memory was stored without an image.
@@ -767,14 +770,20 @@ public final class Store: Sendable {
                 """)
             var refs: [InstanceRef] = []
             var last: Int64?
-            let rows = try Row.fetchCursor(st, arguments: [program.key, limit * 2])
-            while let r = try rows.next() {
-                let rowid: Int64 = r[0]
-                guard rowid != last else { continue }
+            var lastArgv: (bytes: [UInt8], argv: [String])?
+            st.arguments = [program.key, limit * 2]
+            try RawStatement(st, db).rows { r in
+                let rowid = r.int(0)
+                guard rowid != last else { return true }
                 last = rowid
-                let pid: Int32 = r[1], start = UInt64(r[2] as Int64), precise: Bool = r[3]
-                refs.append(InstanceRef(id: precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick),
-                                        startWallNs: r[4], argv: Store.splitArgv([UInt8](r[5] as Data)), row: rowid, leaf: nil))
+                let pid = Int32(truncatingIfNeeded: r.int(1)), start = UInt64(bitPattern: r.int(2))
+                // Split once per run of the same command line.
+                let bytes = r.blob(5)
+                let argv = lastArgv.flatMap { $0.bytes == bytes ? $0.argv : nil } ?? Store.splitArgv(bytes)
+                lastArgv = (bytes, argv)
+                refs.append(InstanceRef(id: r.int(3) != 0 ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick),
+                                        startWallNs: r.int(4), argv: argv, row: rowid, leaf: nil))
+                return true
             }
             let leaves = try Store.leaves(db, program: program, limit: limit).map {
                 InstanceRef(id: $0.record.id, startWallNs: $0.startWallNs, argv: $0.record.image?.argv, row: nil, leaf: $0)
@@ -786,10 +795,20 @@ public final class Store: Sendable {
     /// The processes of these references, in their order.
     public func processes(_ refs: [InstanceRef]) throws(StoreError) -> [StoredProcess] {
         try read { db in
-            let st = try db.cachedStatement(sql: "\(Store.selectProcess) WHERE p.rowid = ?")
+            let st = try db.cachedStatement(sql: """
+                SELECT \(Store.processColumns), \(Store.imageColumns)
+                FROM process p JOIN boot b ON b.n = p.boot LEFT JOIN image i ON i.process = p.rowid WHERE p.rowid = ? ORDER BY i.seq
+                """)
             return try refs.compactMap { ref in
                 if let l = ref.leaf { return l }
-                return try Row.fetchOne(st, arguments: [ref.row]).map { try Store.process(from: $0, db) }
+                st.arguments = [ref.row]
+                var p: StoredProcess?
+                try RawStatement(st, db).rows { row in
+                    if p == nil { p = Store.process(raw: row) }
+                    if !row.isNull(Store.processColumnCount) { p?.record.images.append(Store.image(raw: row, at: Store.processColumnCount)) }
+                    return true
+                }
+                return p
             }
         }
     }
@@ -919,7 +938,7 @@ public final class Store: Sendable {
     /// Process rows with their boot's id (`boot_id`).
     /// Read by position in `process(from:_:)`: GRDB's lookup of a column by name compares
     /// lowercased names, which was most of an ancestry walk.
-    static let processColumnCount = 19
+    static let processColumnCount: Int32 = 19
     static let processColumns = """
         p.rowid, p.pid, p.start_ns, p.precise, p.parent_pid, p.parent_start_ns, p.comm, p.parent_current_only,
         p.adopted_pid, p.adopted_start_ns, p.seeded, p.images_dropped, p.exit_ns, p.exit_code, p.exit_signal,
@@ -978,6 +997,40 @@ public final class Store: Sendable {
         i.time_ns, i.exe, i.interpreter, i.exe_dev, i.exe_ino, i.argv, i.argv_truncated, i.comm, i.uid, i.euid, i.gid, i.loginuid,
         i.cgroup_id, i.cgroup, i.cwd, i.enforcement, i.enforcement_rules, i.enforcement_tier, i.enforcement_blocked
         """
+
+    /// `process(from:_:)` without images, from SQLite's columns.
+    static func process(raw row: RawStatement.RawRow) -> StoredProcess {
+        let pid = Int32(truncatingIfNeeded: row.int(1)), start = UInt64(bitPattern: row.int(2))
+        let id = row.int(3) != 0 ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
+        var r = ProcessRecord(id: id, parent: row.optInt(4).flatMap { pp in row.optInt(5).map { Identity(pid: Int32(truncatingIfNeeded: pp), startNs: UInt64(bitPattern: $0)) } },
+                              comm: row.text(6))
+        r.parentIsCurrentOnly = row.int(7) != 0
+        if let ap = row.optInt(8), let s = row.optInt(9) { r.adoptedBy = Identity(pid: Int32(truncatingIfNeeded: ap), startNs: UInt64(bitPattern: s)) }
+        r.seeded = row.int(10) != 0
+        r.imagesDropped = Int(row.int(11))
+        if let e = row.optInt(12) {
+            r.exitTime = UInt64(bitPattern: e)
+            if let c = row.optInt(13) { r.exitStatus = .exited(Int32(truncatingIfNeeded: c)) }
+            if let s = row.optInt(14) { r.exitStatus = .signaled(Int32(truncatingIfNeeded: s), coreDumped: false) }
+        }
+        return StoredProcess(boot: row.text(15), record: r, startWallNs: row.int(16), exitWallNs: row.optInt(17), goneByWallNs: row.optInt(18))
+    }
+
+    /// `image(from:at:)` from SQLite's columns.
+    static func image(raw i: RawStatement.RawRow, at k: Int32) -> Image {
+        var img = Image(time: UInt64(bitPattern: i.int(k)), filename: i.text(k + 1), interpreter: i.optText(k + 2),
+                        exeDevice: UInt64(bitPattern: i.int(k + 3)), exeInode: UInt64(bitPattern: i.int(k + 4)),
+                        argv: Store.splitArgv(i.blob(k + 5)), argvTruncated: i.int(k + 6) != 0, comm: i.text(k + 7),
+                        uid: UInt32(truncatingIfNeeded: i.int(k + 8)), euid: UInt32(truncatingIfNeeded: i.int(k + 9)),
+                        gid: UInt32(truncatingIfNeeded: i.int(k + 10)), loginuid: i.optInt(k + 11).map { UInt32(truncatingIfNeeded: $0) },
+                        cgroupId: UInt64(bitPattern: i.int(k + 12)), cgroup: i.text(k + 13), cwd: i.optText(k + 14))
+        if let message = i.optText(k + 15) {
+            let rules = i.optText(k + 16).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+            img.enforcement = Enforcement(rules: rules, tier: i.optText(k + 17).flatMap(EnforcementTier.init(rawValue:)),
+                                          blocked: (i.optInt(k + 18) ?? 0) != 0, message: message)
+        }
+        return img
+    }
 
     static func image(from i: Row, at k: Int) -> Image {
         let argv: Data = i[k + 5]
@@ -1070,6 +1123,36 @@ struct RawStatement {
     func begin() -> Binder {
         sqlite3_reset(handle)
         return Binder(handle: handle)
+    }
+
+    /// A result row, read by column index.
+    struct RawRow {
+        let handle: OpaquePointer
+        func isNull(_ i: Int32) -> Bool { sqlite3_column_type(handle, i) == SQLITE_NULL }
+        func int(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+        func optInt(_ i: Int32) -> Int64? { isNull(i) ? nil : int(i) }
+        func text(_ i: Int32) -> String {
+            guard let p = sqlite3_column_text(handle, i) else { return "" }
+            return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))), as: UTF8.self)
+        }
+        func optText(_ i: Int32) -> String? { isNull(i) ? nil : text(i) }
+        func blob(_ i: Int32) -> [UInt8] {
+            guard let p = sqlite3_column_blob(handle, i) else { return [] }
+            return Array(UnsafeRawBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, i))))
+        }
+    }
+
+    /// Steps through the rows the bound statement returns; `body` returns false to stop.
+    func rows(_ body: (RawRow) throws -> Bool) throws {
+        defer { sqlite3_reset(handle) }
+        while true {
+            let rc = sqlite3_step(handle)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+            }
+            guard try body(RawRow(handle: handle)) else { return }
+        }
     }
 
     /// Runs an INSERT … ON CONFLICT DO UPDATE: the new row's id when it inserted, nil when it

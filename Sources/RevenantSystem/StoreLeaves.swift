@@ -35,28 +35,53 @@ extension Store {
 
     /// The leaves of batches matching `condition` (SQL on `l`, the batch), newest batch first;
     /// `body` returns false to stop.
+    /// `pidsUpTo`: stop decoding a batch after the last record whose PID is this one (records
+    /// are in the order of the batch's PID list).
     static func forEachLeaf(_ db: Database, where condition: String, _ arguments: StatementArguments,
-                            _ body: (StoredProcess) throws -> Bool) throws {
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT b.id AS boot_id, b.epoch_ns, l.records FROM leaf_batch l JOIN boot b ON b.n = l.boot
+                            pidsUpTo pid: Int32? = nil, _ body: (StoredProcess) throws -> Bool) throws {
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT b.id, b.epoch_ns, l.records, \(pid == nil ? "NULL" : "l.pids") FROM leaf_batch l JOIN boot b ON b.n = l.boot
             WHERE \(condition) ORDER BY l.id DESC
-            """, arguments: arguments)
-        while let row = try rows.next() {
-            let epoch: Int64 = row["epoch_ns"], boot: String = row["boot_id"]
-            let data: Data = row["records"]
-            for r in try LeafCodec.decode([UInt8](data)) {
+            """), arguments: arguments)
+        var stop = false
+        while !stop, let row = try rows.next() {
+            let boot: String = row[0], epoch: Int64 = row[1]
+            let data: Data = row[2]
+            var left = Int.max
+            if let pid, let pids: String = row[3] { left = Store.lastIndex(of: pid, in: pids).map { $0 + 1 } ?? 0 }
+            var failure: (any Error)?
+            try LeafCodec.forEach([UInt8](data)) { r in
+                guard left > 0 else { return false }
+                left -= 1
                 let p = StoredProcess(boot: boot, record: r, startWallNs: epoch + Int64(r.id.startNs),
                                       exitWallNs: r.exitTime.map { epoch + Int64($0) })
-                guard try body(p) else { return }
+                do { stop = !(try body(p)) } catch { failure = error; stop = true }
+                return !stop
             }
+            if let failure { throw failure }
         }
+    }
+
+    /// The position in a ",pid,pid," list of the last entry that is `pid`.
+    static func lastIndex(of pid: Int32, in pids: String) -> Int? {
+        let needle = Array(",\(pid),".utf8), list = Array(pids.utf8)
+        var found: Int?, entry = 0, i = 0
+        // Entry k starts at the k-th comma.
+        while i + needle.count <= list.count {
+            if list[i] == UInt8(ascii: ",") {
+                if list[i..<i + needle.count].elementsEqual(needle) { found = entry }
+                entry += 1
+            }
+            i += 1
+        }
+        return found
     }
 
     /// Leaves with this PID, of any boot.
     static func leaves(_ db: Database, pid: Int32) throws -> [StoredProcess] {
         var out: [StoredProcess] = []
         try forEachLeaf(db, where: "l.id IN (SELECT batch FROM leaf_pid WHERE bucket = ?) AND instr(l.pids, ?) > 0",
-                        [pid >> LeafBatch.bucketShift, ",\(pid),"]) { p in
+                        [pid >> LeafBatch.bucketShift, ",\(pid),"], pidsUpTo: pid) { p in
             if p.record.id.pid == pid { out.append(p) }
             return true
         }

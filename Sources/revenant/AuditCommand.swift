@@ -9,7 +9,7 @@ struct AuditCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the hash chain; name the first record changed, removed or reordered. Exit 1 if broken.",
+            commandName: "verify", abstract: "Check the hash chain; name the first record changed, removed or reordered. Exit 1 if broken.",
             discussion: """
                 Examples:
                   revenant audit verify /var/log/revenant/audit.jsonl

@@ -4,7 +4,7 @@ import RevenantSystem
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "What this kernel allows: tracing, enforcement tiers, and how to fix what is missing.",
+        commandName: "doctor", abstract: "What this kernel allows: tracing, enforcement tiers, and how to fix what is missing.",
         discussion: """
             Examples:
               revenant doctor

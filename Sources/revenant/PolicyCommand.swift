@@ -9,7 +9,7 @@ struct PolicyCommand: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate a policy and print what each rule compiles to. Exit 1 when invalid.",
+            commandName: "check", abstract: "Validate a policy and print what each rule compiles to. Exit 1 when invalid.",
             discussion: """
                 Examples:
                   revenant policy check /etc/revenant/policy.yaml

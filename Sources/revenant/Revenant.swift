@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 
+/// Every command names itself (`commandName:`): otherwise the argument parser derives each
+/// name by reflection at every start, a sixth of a who-spawned's time.
 @main
 struct Revenant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

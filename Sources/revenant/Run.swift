@@ -6,7 +6,7 @@ import RevenantSystem
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the daemon: trace, keep the lineage history store, enforce the policy, write the audit log.",
+        commandName: "run", abstract: "Run the daemon: trace, keep the lineage history store, enforce the policy, write the audit log.",
         discussion: """
             SIGTERM/SIGINT stop it cleanly; SIGHUP reloads the policy (an invalid file is rejected \
             and the running policy stays).
@@ -98,7 +98,7 @@ struct Run: AsyncParsableCommand {
 
 struct Unpin: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Remove the programs `run --pin` left in the kernel: kill at exec ends until a daemon runs again.",
+        commandName: "unpin", abstract: "Remove the programs `run --pin` left in the kernel: kill at exec ends until a daemon runs again.",
         discussion: "A running daemon's own programs stay attached until it stops.")
     @Option(help: "The directory `run --pin-dir` pinned in.") var pinDir: String = Tracer.defaultPinDir
 

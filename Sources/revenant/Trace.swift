@@ -6,7 +6,7 @@ import RevenantSystem
 
 struct Trace: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stream exec and exit events live, each with its fork-time ancestry.",
+        commandName: "trace", abstract: "Stream exec and exit events live, each with its fork-time ancestry.",
         discussion: """
             Examples:
               revenant trace

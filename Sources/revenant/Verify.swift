@@ -5,7 +5,7 @@ import RevenantSystem
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Watch for a while and say whether a program started again.",
+        commandName: "verify", abstract: "Watch for a while and say whether a program started again.",
         discussion: """
             Exit 0 when nothing matching started during the window (starts that the policy blocked \
             at exec are listed but do not count: they never ran), 1 with the attribution of each \

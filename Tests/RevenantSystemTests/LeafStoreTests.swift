@@ -127,6 +127,14 @@ import Testing
         #expect(left == 3)
     }
 
+    /// Where a PID's last record in a batch is: decoding stops there.
+    @Test func lastPositionOfAPidInABatchList() {
+        #expect(Store.lastIndex(of: 64, in: ",5,64,7,64,8,") == 3)
+        #expect(Store.lastIndex(of: 64, in: ",64,") == 0)
+        #expect(Store.lastIndex(of: 64, in: ",6,4,164,640,") == nil)
+        #expect(Store.lastIndex(of: 4, in: ",6,4,") == 1)
+    }
+
     /// What who-spawned reads for a program: references newest first across rows and leaves, the
     /// chosen ones read in full, and a count that stops at its cap.
     @Test func instanceReferencesAndACappedCount() throws {
