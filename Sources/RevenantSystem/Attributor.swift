@@ -404,8 +404,9 @@ public enum Attributor {
 
     static func commandLines(_ instances: [Instance]) -> [String] {
         var seen = Set<[String]>(), out: [String] = []
-        for o in instances.sorted(by: { $0.startWallNs > $1.startWallNs }) {
-            guard let argv = o.process.image?.argv, seen.insert(argv).inserted else { continue }
+        // Indices sorted, not the instances: each is a process with its images and ancestry.
+        for i in instances.indices.sorted(by: { instances[$0].startWallNs > instances[$1].startWallNs }) {
+            guard let argv = instances[i].process.image?.argv, seen.insert(argv).inserted else { continue }
             out.append(argv.joined(separator: " "))
             if out.count == 5 { break }
         }

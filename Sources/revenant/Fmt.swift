@@ -6,17 +6,26 @@ enum Fmt {
     /// Local time, `yyyy-MM-dd HH:mm:ss.SSS` (short: `HH:mm:ss.SS`). By hand: a DateFormatter
     /// made per call, then String(format:), cost more than the rest of a 10,000-row timeline.
     static func time(_ wallNs: Int64, short: Bool = false) -> String {
-        let ns = wallNs % 1_000_000_000 < 0 ? wallNs % 1_000_000_000 + 1_000_000_000 : wallNs % 1_000_000_000
-        let secs = (wallNs - ns) / 1_000_000_000
-        var tm = localTime(secs)
-        var o = ""
+        var o: [UInt8] = []
         o.reserveCapacity(23)
-        if !short {
-            digits(&o, Int(tm.tm_year) + 1900, 4); o += "-"; digits(&o, Int(tm.tm_mon) + 1, 2); o += "-"; digits(&o, Int(tm.tm_mday), 2); o += " "
+        time(wallNs, short: short, into: &o)
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    /// `time(_:short:)` appended as bytes: a String grown a character at a time was most of its cost.
+    static func time(_ wallNs: Int64, short: Bool = false, into o: inout [UInt8]) {
+        let ns = wallNs % 1_000_000_000 < 0 ? wallNs % 1_000_000_000 + 1_000_000_000 : wallNs % 1_000_000_000
+        let tm = localTime((wallNs - ns) / 1_000_000_000)
+        func put(_ v: Int32, _ width: Int) {
+            var div: Int32 = 1
+            for _ in 1..<width { div *= 10 }
+            while div > 0 { o.append(UInt8(48 + (v / div) % 10)); div /= 10 }
         }
-        digits(&o, Int(tm.tm_hour), 2); o += ":"; digits(&o, Int(tm.tm_min), 2); o += ":"; digits(&o, Int(tm.tm_sec), 2); o += "."
-        if short { digits(&o, Int(ns / 10_000_000), 2) } else { digits(&o, Int(ns / 1_000_000), 3) }
-        return o
+        if !short {
+            put(tm.tm_year + 1900, 4); o.append(45); put(tm.tm_mon + 1, 2); o.append(45); put(tm.tm_mday, 2); o.append(32)
+        }
+        put(tm.tm_hour, 2); o.append(58); put(tm.tm_min, 2); o.append(58); put(tm.tm_sec, 2); o.append(46)
+        if short { put(Int32(ns / 10_000_000), 2) } else { put(Int32(ns / 1_000_000), 3) }
     }
 
     /// Local time of `secs`: converted once per quarter hour (every zone's offset and change

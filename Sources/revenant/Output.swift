@@ -15,8 +15,27 @@ final class LineWriter: Sendable {
     var collected: String { kept.withLock { $0 } }
 
     /// One line, control characters escaped: nothing printed can move the cursor or start a line.
-    func line(_ s: String) {
-        let text = Visible.escape(s) + "\n"
+    func line(_ s: String) { write(Visible.escape(s) + "\n") }
+
+    /// Many lines in few writes (a timeline's thousands of rows), each escaped as `line` does.
+    func lines(_ ss: [[UInt8]]) {
+        var buf: [UInt8] = []
+        buf.reserveCapacity(1 << 16)
+        for l in ss {
+            // Only a control byte, DEL, or the lead byte of a C1 control (C2) or of a bidi or
+            // direction mark (E2) can need escaping: other lines go as they are.
+            if l.contains(where: { $0 < 0x20 || $0 == 0x7f || $0 == 0xc2 || $0 == 0xe2 }) {
+                buf.append(contentsOf: Visible.escape(String(decoding: l, as: UTF8.self)).utf8)
+            } else {
+                buf.append(contentsOf: l)
+            }
+            buf.append(0x0a)
+            if buf.count >= 1 << 16 { write(String(decoding: buf, as: UTF8.self)); buf.removeAll(keepingCapacity: true) }
+        }
+        if !buf.isEmpty { write(String(decoding: buf, as: UTF8.self)) }
+    }
+
+    private func write(_ text: String) {
         let written = handle.withLock { h -> Bool in
             guard let h else { return false }
             h.write(Data(text.utf8))

@@ -5,7 +5,7 @@ import RevenantSystem
 
 struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Every start and end of one program, who spawned each, and the gaps between them.",
+        commandName: "timeline", abstract: "Every start and end of one program, who spawned each, and the gaps between them.",
         discussion: """
             Examples:
               revenant timeline 7085
@@ -51,23 +51,47 @@ struct Timeline: ParsableCommand {
             return
         }
         let out = LineWriter.stdout
-        let pad = Fmt.pad
         out.line("START                    PID      ENDED                    HOW                 SPAWNED BY        GAP       COMMAND")
         // Trace gaps (instances may be missing there) and changes to the source file, where they fell.
         var marks = (answer.gaps.map { g in (g.fromWallNs, "\(Fmt.time(g.fromWallNs)) TRACE GAP until \(Fmt.time(g.toWallNs, short: true)): \(g.detail)") }
             + answer.respawn.configured_by.map { c in (c.timeWallNs, "\(Fmt.time(c.timeWallNs)) CONFIG \(c.kind.rawValue) \(c.path) by \(c.command)  ← \(c.ancestry)") })
             .sorted { $0.0 < $1.0 }[...]
+        var lines: [[UInt8]] = []
+        lines.reserveCapacity(answer.rows.count + marks.count)
+        // Rows made in bytes; instances of one program mostly share their command line: shortened once.
+        var last: (argv: [String], text: [UInt8])?
+        func pad(_ l: inout [UInt8], from start: Int, to width: Int) {
+            // Columns hold ASCII but for the spawner's name: padded by characters, as `Fmt.pad`.
+            let n = l.count - start
+            let chars = l[start...].allSatisfy({ $0 < 0x80 }) ? n : String(decoding: l[start...], as: UTF8.self).count
+            if chars < width { l.append(contentsOf: repeatElement(UInt8(ascii: " "), count: width - chars)) }
+            l.append(UInt8(ascii: " "))
+        }
         for r in answer.rows {
             while let m = marks.first, m.0 <= r.startWallNs {
-                out.line(m.1)
+                lines.append(Array(m.1.utf8))
                 marks = marks.dropFirst()
             }
-            let gap = r.gapSeconds.map(Fmt.seconds) ?? "-"
-            let enforcement = r.process.image?.enforcement.map { "  [\($0.message)]" } ?? ""
-            out.line([Fmt.time(r.startWallNs), pad(String(r.process.id.pid), 8), pad(r.exitWallNs.map { Fmt.time($0) } ?? "-", 24),
-                      pad(r.how, 19), pad(r.spawnedBy, 17), pad(gap, 9), Timeline.command(r) + enforcement].joined(separator: " "))
+            var l: [UInt8] = []
+            l.reserveCapacity(160)
+            Fmt.time(r.startWallNs, into: &l); l.append(UInt8(ascii: " "))
+            var at = l.count
+            l.append(contentsOf: String(r.process.id.pid).utf8); pad(&l, from: at, to: 8)
+            at = l.count
+            if let x = r.exitWallNs { Fmt.time(x, into: &l) } else { l.append(UInt8(ascii: "-")) }
+            pad(&l, from: at, to: 24)
+            at = l.count; l.append(contentsOf: r.how.utf8); pad(&l, from: at, to: 19)
+            at = l.count; l.append(contentsOf: r.spawnedBy.utf8); pad(&l, from: at, to: 17)
+            at = l.count; l.append(contentsOf: (r.gapSeconds.map(Fmt.seconds) ?? "-").utf8); pad(&l, from: at, to: 9)
+            let argv = r.process.image?.argv ?? []
+            let command = (argv.isEmpty ? nil : last.flatMap { $0.argv == argv ? $0.text : nil }) ?? Array(Timeline.command(r).utf8)
+            last = (argv, command)
+            l.append(contentsOf: command)
+            if let e = r.process.image?.enforcement { l.append(contentsOf: "  [\(e.message)]".utf8) }
+            lines.append(l)
         }
-        for m in marks { out.line(m.1) }
+        lines += marks.map { Array($0.1.utf8) }
+        out.lines(lines)
         let g = answer.respawn.gap_seconds
         out.line("")
         out.line("\(answer.rows.count) instances" + (g.isEmpty ? "" : String(format: "; restart gap mean %.1fs, min %.1fs, max %.1fs", g.reduce(0, +) / Double(g.count), g.min()!, g.max()!)))
