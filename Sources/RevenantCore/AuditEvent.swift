@@ -180,9 +180,10 @@ public struct AuditEvent: Encodable, Sendable {
     }
 
     /// A process exit (OCSF activity 2 Terminate), with its exit code or signal.
+    /// `process`: the launch record's, when the caller has it (export writes both).
     public static func terminate(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
-                                 rules: [String]) -> AuditEvent {
-        let p = process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
+                                 rules: [String], process built: Process? = nil) -> AuditEvent {
+        let p = built ?? process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
         var ext = Extension(event: "exit", rule: rules.isEmpty ? nil : rules)
         ext.ancestry = ancestors(ancestry)
         var code: Int32?

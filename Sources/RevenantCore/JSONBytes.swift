@@ -90,6 +90,13 @@ public struct JSONBytes {
 
     /// A wall-clock time as a quoted ISO 8601 UTC string with milliseconds (`Fmt.iso`).
     public mutating func isoTime(_ wallNs: Int64) {
+        bytes.append(UInt8(ascii: "\""))
+        JSONBytes.iso(wallNs, into: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `2026-12-04T07:06:40.123Z`, computed (no gmtime_r, no formatter).
+    public static func iso(_ wallNs: Int64, into bytes: inout [UInt8]) {
         let ns = ((wallNs % 1_000_000_000) + 1_000_000_000) % 1_000_000_000
         let secs = (wallNs - ns) / 1_000_000_000
         let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
@@ -104,17 +111,15 @@ public struct JSONBytes {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        bytes.append(UInt8(ascii: "\""))
+        func digits(_ v: Int, _ width: Int) {
+            var div = 1
+            for _ in 1..<width { div *= 10 }
+            while div > 0 { bytes.append(UInt8(ascii: "0") + UInt8((v / div) % 10)); div /= 10 }
+        }
         digits(Int(year), 4); bytes.append(UInt8(ascii: "-")); digits(Int(month), 2); bytes.append(UInt8(ascii: "-")); digits(Int(day), 2)
         bytes.append(UInt8(ascii: "T")); digits(sod / 3600, 2); bytes.append(UInt8(ascii: ":")); digits(sod / 60 % 60, 2)
         bytes.append(UInt8(ascii: ":")); digits(sod % 60, 2); bytes.append(UInt8(ascii: ".")); digits(Int(ns / 1_000_000), 3)
-        bytes.append(UInt8(ascii: "Z")); bytes.append(UInt8(ascii: "\""))
-    }
-
-    private mutating func digits(_ v: Int, _ width: Int) {
-        var div = 1
-        for _ in 1..<width { div *= 10 }
-        while div > 0 { bytes.append(UInt8(ascii: "0") + UInt8((v / div) % 10)); div /= 10 }
+        bytes.append(UInt8(ascii: "Z"))
     }
 
     private mutating func open(_ c: UInt8) { bytes.append(c); filled.append(false) }

@@ -46,7 +46,7 @@ extension Store {
         if let m = f.match { conds.append("(instr(i.argv, ?) > 0 OR instr(i.exe, ?) > 0)"); args.append(Data(m.utf8)); args.append(m) }
         let sql = """
             SELECT b.id AS boot_id, p.pid, p.start_ns, p.precise, p.parent_pid, p.parent_start_ns, p.comm AS pcomm, p.seeded,
-                   p.exit_wall_ns, p.exit_code, p.exit_signal, b.epoch_ns + i.time_ns AS wall_ns, i.*,
+                   p.exit_wall_ns, p.exit_code, p.exit_signal, b.epoch_ns + i.time_ns AS wall_ns, \(Store.imageColumns),
                    i.seq = (SELECT max(seq) FROM image WHERE process = p.rowid) AS is_last,
                    pp.comm AS parent_comm,
                    (SELECT argv FROM image WHERE process = pp.rowid ORDER BY seq DESC LIMIT 1) AS parent_argv
@@ -69,25 +69,23 @@ extension Store {
         }
     }
 
+    /// By column position (the select list above): by name, GRDB lowercases every column name.
     static func exportRow(_ row: Row) -> ExportRow {
-        let precise: Bool = row["precise"]
-        let pid: Int32 = row["pid"]
-        let start = UInt64(row["start_ns"] as Int64)
-        let id = precise ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
+        let pid: Int32 = row[1]
+        let start = UInt64(row[2] as Int64)
+        let id = (row[3] as Bool) ? Identity(pid: pid, startNs: start) : Identity(pid: pid, startTicks: start / Identity.nsPerTick)
         var parent: Identity?
-        if let pp: Int32 = row["parent_pid"], let ps: Int64 = row["parent_start_ns"] { parent = Identity(pid: pp, startNs: UInt64(ps)) }
-        let argv: Data = row["argv"]
-        let img = Image(time: UInt64(row["time_ns"] as Int64), filename: row["exe"], interpreter: row["interpreter"],
-                        argv: Store.splitArgv([UInt8](argv)), argvTruncated: row["argv_truncated"], comm: row["comm"],
-                        uid: UInt32(row["uid"] as Int64), euid: UInt32(row["euid"] as Int64), gid: UInt32(row["gid"] as Int64),
-                        cgroup: row["cgroup"], cwd: row["cwd"])
+        if let pp: Int32 = row[4], let ps: Int64 = row[5] { parent = Identity(pid: pp, startNs: UInt64(ps)) }
         var status: ExitStatus?
-        if let c: Int32 = row["exit_code"] { status = .exited(c) }
-        if let s: Int32 = row["exit_signal"] { status = .signaled(s, coreDumped: false) }
-        return ExportRow(boot: row["boot_id"], id: id, parent: parent, parentComm: row["parent_comm"],
-                         parentArgv: (row["parent_argv"] as Data?).map { Store.splitArgv([UInt8]($0)) },
-                         comm: row["pcomm"], wallNs: row["wall_ns"], image: img, enforcement: Store.enforcement(row),
-                         seeded: row["seeded"], isLast: row["is_last"], exitWallNs: row["exit_wall_ns"], exitStatus: status)
+        if let c: Int32 = row[9] { status = .exited(c) }
+        if let s: Int32 = row[10] { status = .signaled(s, coreDumped: false) }
+        var img = Store.image(from: row, at: 12)
+        let enforcement = img.enforcement
+        img.enforcement = nil
+        return ExportRow(boot: row[0], id: id, parent: parent, parentComm: row[32],
+                         parentArgv: (row[33] as Data?).map { Store.splitArgv([UInt8]($0)) },
+                         comm: row[6], wallNs: row[11], image: img, enforcement: enforcement,
+                         seeded: row[7], isLast: row[31], exitWallNs: row[8], exitStatus: status)
     }
 }
 
@@ -171,11 +169,12 @@ private struct LeafExport {
     /// A leaf's parent is a row (a leaf forks nothing); most leaves share a few parents.
     private mutating func parentOf(_ id: Identity, boot: Int64) throws -> (comm: String, argv: [String]?)? {
         if let known = parents[id] { return known }
-        let row = try Row.fetchOne(db, sql: """
+        // Cached: preparing it (GRDB's authorizer included) cost more than running it, once a parent.
+        let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT p.comm, (SELECT argv FROM image WHERE process = p.rowid ORDER BY seq DESC LIMIT 1) AS argv
             FROM process p WHERE p.boot = ? AND p.pid = ? AND p.start_ns = ?
-            """, arguments: [boot, id.pid, Int64(id.startNs)])
-        let found = row.map { r in (comm: r["comm"] as String, argv: (r["argv"] as Data?).map { Store.splitArgv([UInt8]($0)) }) }
+            """), arguments: [boot, id.pid, Int64(id.startNs)])
+        let found = row.map { r in (comm: r[0] as String, argv: (r[1] as Data?).map { Store.splitArgv([UInt8]($0)) }) }
         if parents.count > 4096 { parents.removeAll(keepingCapacity: true) }
         parents[id] = .some(found)
         return found

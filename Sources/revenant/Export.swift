@@ -5,7 +5,7 @@ import RevenantSystem
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export the recorded execs and exits from the store.",
+        commandName: "export", abstract: "Export the recorded execs and exits from the store.",
         discussion: """
             Streams in time order with constant memory. ocsf: a Process Activity Launch per exec, \
             followed by the process's Terminate once it has exited, hash-chained like the audit log \
@@ -84,7 +84,7 @@ struct Export: ParsableCommand {
                 rows += 1
                 switch format {
                 case .jsonl: emit(bytes: ExportFormat.jsonl(r))
-                case .csv: emit(ExportFormat.csv(r))
+                case .csv: emit(bytes: ExportFormat.csv(r))
                 case .ocsf: for e in ExportFormat.ocsf(r) { try emitOCSF(e) }
                 }
                 if showProgress, rows % 10_000 == 0, Date().timeIntervalSince(lastReport) > 1 {

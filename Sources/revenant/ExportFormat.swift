@@ -65,23 +65,26 @@ enum ExportFormat {
         var cols = [String](repeating: "", count: csvHeader.split(separator: ",").count)
         cols[0] = Fmt.iso(g.fromWallNs)
         cols[13] = text(g)
-        return cols.map { quote(Visible.csvCell(Visible.escape($0))) }.joined(separator: ",")
+        return cols.map(CSVBytes.slowCell).joined(separator: ",")
     }
 
     static let csvHeader = "time,boot,pid,id,parent_pid,parent_id,parent_comm,exe,cmd_line,cwd,uid,cgroup,seeded,enforcement,exit_time,exit_code,signal"
 
-    static func csv(_ r: ExportRow) -> String {
-        let f = flat(r)
-        let cols: [String?] = [f.time, f.boot, "\(f.pid)", f.id, f.parent_pid.map { "\($0)" }, f.parent_id, f.parent_comm, f.exe,
-                               f.argv.joined(separator: " "), f.cwd, "\(f.uid)", f.cgroup, f.seeded ? "1" : "0", f.enforcement,
-                               f.exit_time, f.exit_code.map { "\($0)" }, f.signal.map { "\($0)" }]
-        return cols.map { quote(Visible.csvCell(Visible.escape($0 ?? ""))) }.joined(separator: ",")
-    }
-
-    /// RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
-    static func quote(_ s: String) -> String {
-        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    /// The columns of `csvHeader`, each a `CSVBytes` cell.
+    static func csv(_ r: ExportRow) -> [UInt8] {
+        var c = CSVBytes()
+        c.cell(isoTime: r.wallNs); c.cell(r.boot); c.cell(Int64(r.id.pid)); c.cell(r.id.description); c.cell(r.parent.map { Int64($0.pid) })
+        c.cell(r.parent?.description); c.cell(r.parentComm); c.cell(r.image.filename); c.cell(r.image.argv.joined(separator: " "))
+        c.cell(r.image.cwd); c.cell(Int64(r.image.uid)); c.cell(r.image.cgroup); c.cell(r.seeded ? "1" : "0"); c.cell(r.enforcement?.message)
+        c.cell(isoTime: r.exitWallNs)
+        var code: Int64?, sig: Int64?
+        switch r.exitStatus {
+        case .exited(let x): code = Int64(x)
+        case .signaled(let x, _): sig = Int64(x)
+        case nil: break
+        }
+        c.cell(code); c.cell(sig)
+        return c.bytes
     }
 
     static func ocsf(_ r: ExportRow) -> [AuditEvent] {
@@ -100,7 +103,8 @@ enum ExportFormat {
                                      rules: e?.rules ?? [], tier: e?.tier?.rawValue, blocked: e?.blocked ?? false,
                                      message: e?.message ?? "exec \(r.image.argv.joined(separator: " "))")]
         if r.isLast, let x = r.exitWallNs {
-            out.append(.terminate(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: x / 1_000_000, rules: e?.rules ?? []))
+            out.append(.terminate(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: x / 1_000_000, rules: e?.rules ?? [],
+                                  process: out[0].process))
         }
         return out
     }

@@ -71,4 +71,18 @@ import Testing
             #expect(String(decoding: j.bytes, as: UTF8.self) == "\"" + f.string(from: Date(timeIntervalSince1970: secs + ms)) + "\"", "\(ns)")
         }
     }
+
+    /// CSV cells by the byte scan are what the careful path makes of them.
+    @Test func csvCellsMatchTheCarefulPath() {
+        let texts = ["", "plain text /opt/w.py --id 4", "a,b", "say \"hi\"", "=cmd|' /C calc'!A0", "+1", "-3", "@SUM(1)", "\tx", "\rx",
+                     "line\nbreak", "\u{1b}[31mred", "naïve", "漢字", "\u{202e}evil", "x\u{7f}", JSONBytesTests.hostile, " lead", "trail ", "'"]
+        for t in texts {
+            var c = CSVBytes()
+            c.cell(t)
+            #expect(String(decoding: c.bytes, as: UTF8.self) == CSVBytes.slowCell(t), "\(t.debugDescription)")
+        }
+        var row = CSVBytes()
+        row.cell(Int64(-3)); row.cell(Int64(0)); row.cell(nil as String?); row.cell(isoTime: 1_700_000_000_123_000_000); row.cell(isoTime: nil)
+        #expect(String(decoding: row.bytes, as: UTF8.self) == [CSVBytes.slowCell("-3"), "0", "", "2023-11-14T22:13:20.123Z", ""].joined(separator: ","))
+    }
 }
