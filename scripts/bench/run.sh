@@ -286,21 +286,32 @@ for _ in $(seq 21); do
   echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/cli.txt"
 done
 cli=$(sort -n "$OUT/cli.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-row "who-spawned, $STORE_PROCESSES-process store" "CLI p50 $cli ms" "in-process: $p50; $ingest"
-tl=$(sed -n 's/^timeline query (in-process, \([0-9]*\) instances shown): \(p50 [0-9]* ms\)/\2 in-process, \1 instances/p' "$OUT/store.txt")
-: > "$OUT/tl.txt"
-for _ in $(seq 11); do
-  t0=$(date +%s%N)
-  "$BIN" timeline --match timeline_worker.py --db "$OUT/bench.db" > /dev/null
-  echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/tl.txt"
-done
-row "timeline of one program, same store" "CLI p50 $(sort -n "$OUT/tl.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') ms" "$tl (text output, one loop shell)"
-exp=$(python3 -c '
+answer=$(sed -n 's/^who-spawned answer (in-process, lineage + respawner): \(p50 [0-9.]* ms\)/\1/p' "$OUT/store.txt")
+row "who-spawned, $STORE_PROCESSES-process store" "CLI p50 $cli ms" "in-process: lookup + ancestry $p50, whole answer $answer; $ingest"
+# CLI p50 of 11 runs of a command, text output to /dev/null.
+cli_p50() {
+  : > "$OUT/tl.txt"
+  for _ in $(seq 11); do
+    t0=$(date +%s%N)
+    "$@" > /dev/null
+    echo "$(( ($(date +%s%N) - t0) / 1000000 ))" >> "$OUT/tl.txt"
+  done
+  sort -n "$OUT/tl.txt" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+tl=$(sed -n 's/^timeline query (in-process, --match, \([0-9]*\) instances shown): \(p50 [0-9]* ms\)/\2 in-process, \1 instances/p' "$OUT/store.txt")
+tlpid=$(sed -n 's/^timeline query (in-process, by PID): \(p50 [0-9]* ms\)/\1 in-process/p' "$OUT/store.txt")
+row "timeline of one program by PID, same store" "CLI p50 $(cli_p50 "$BIN" timeline 4300001 --db "$OUT/bench.db") ms" "$tlpid (text output, one loop shell)"
+row "timeline of one program, --match, same store" "CLI p50 $(cli_p50 "$BIN" timeline --match timeline_worker.py --db "$OUT/bench.db") ms" \
+  "$tl; --match searches every stored command line"
+for fmt in ocsf jsonl csv; do
+  exp=$(python3 -c '
 import resource, subprocess, sys, time
 t = time.time()
-n = subprocess.run([sys.argv[1], "export", "--db", sys.argv[2], "--format", "ocsf"], stdout=subprocess.PIPE).stdout.count(b"\n")
-print("%d records in %.1f s, max RSS %.0f MiB" % (n, time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))' "$BIN" "$OUT/bench.db")
-row "export --format ocsf of that store" "$exp" "streamed through one cursor"
+n = subprocess.run([sys.argv[1], "export", "--db", sys.argv[2], "--format", sys.argv[3]], stdout=subprocess.PIPE).stdout.count(b"\n")
+s = time.time() - t
+print("%d records in %.1f s = %.0f records/s, max RSS %.0f MiB" % (n, s, n / s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))' "$BIN" "$OUT/bench.db" "$fmt")
+  row "export --format $fmt of that store" "$exp" "streamed through one cursor"
+done
 # Processes that fork and exit without exec all enter the daemon's table (an exec'd
 # short-lived leaf goes to the store without it): the table's bound, not the leaves', is measured.
 start_revenant "$OUT/audit-policy.yaml" rss
