@@ -13,7 +13,9 @@ public enum AuditChain {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(64)
-        for b in SHA256.hash(data: line) { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        var h = SHA256()
+        line.withUnsafeBytes { h.update(bufferPointer: $0) }
+        for b in h.finalize() { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
         return String(decoding: out, as: UTF8.self)
     }
 

@@ -17,7 +17,15 @@ public struct AuditEvent: Encodable, Sendable {
         public var name: String
         /// 1: a regular file.
         public var type_id = 1
-        public init(path: String) { self.path = path; name = path.split(separator: "/").last.map(String.init) ?? path }
+        public init(path: String) {
+            self.path = path
+            // The last component; a path ending in "/" (never an exec's) takes the split.
+            if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), path.utf8.index(after: slash) != path.utf8.endIndex {
+                name = String(path[path.utf8.index(after: slash)...])
+            } else {
+                name = path.split(separator: "/").last.map(String.init) ?? path
+            }
+        }
     }
     /// The host a record is about (required by the System Activity classes).
     public struct Device: Encodable, Sendable {
@@ -149,7 +157,7 @@ public struct AuditEvent: Encodable, Sendable {
                    unmapped: Unmapped(revenant: Extension(event: what, detail: detail)))
     }
 
-    static func process(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64) -> Process {
+    public static func process(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64) -> Process {
         let img = r.image
         let parent = ancestry.first.map {
             Parent(pid: $0.id.pid, uid: $0.id.description, name: $0.name, cmd_line: $0.image.map { $0.argv.joined(separator: " ") })
@@ -167,8 +175,8 @@ public struct AuditEvent: Encodable, Sendable {
     /// `blocked`: killed at exec or denied (action 2 Denied, disposition 2 Blocked).
     public static func launch(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
                               rules: [String], tier: String?, blocked: Bool, message: String,
-                              respawnedBy: Respawn? = nil) -> AuditEvent {
-        let p = process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
+                              respawnedBy: Respawn? = nil, process built: Process? = nil) -> AuditEvent {
+        let p = built ?? process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
         var ext = Extension(event: blocked ? "blocked" : rules.isEmpty ? "exec" : "matched", rule: rules.isEmpty ? nil : rules, tier: tier)
         ext.ancestry = ancestors(ancestry)
         ext.respawned_by = respawnedBy

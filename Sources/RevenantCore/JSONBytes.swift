@@ -4,8 +4,10 @@
 /// `.withoutEscapingSlashes` (the tests compare the two).
 public struct JSONBytes {
     public var bytes: [UInt8] = []
-    /// Whether the open object or array has a member yet.
-    private var filled: [Bool] = []
+    /// Whether each open object or array has a member yet, one bit a level (the writers here
+    /// nest a few levels; an array of flags cost a uniqueness check per member).
+    private var filled: UInt64 = 0
+    private var depth = 0
 
     public init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
 
@@ -122,17 +124,22 @@ public struct JSONBytes {
         bytes.append(UInt8(ascii: "Z"))
     }
 
-    private mutating func open(_ c: UInt8) { bytes.append(c); filled.append(false) }
-    private mutating func close(_ c: UInt8) { bytes.append(c); filled.removeLast() }
+    private mutating func open(_ c: UInt8) {
+        precondition(depth < 64, "JSON nested deeper than 64")
+        bytes.append(c); depth += 1; filled &= ~(1 << (depth - 1))
+    }
+    private mutating func close(_ c: UInt8) { bytes.append(c); depth -= 1 }
     private mutating func member() {
-        if filled.last == true { bytes.append(UInt8(ascii: ",")) } else if !filled.isEmpty { filled[filled.count - 1] = true }
+        guard depth > 0 else { return }
+        let bit: UInt64 = 1 << (depth - 1)
+        if filled & bit != 0 { bytes.append(UInt8(ascii: ",")) } else { filled |= bit }
     }
 }
 
 extension AuditEvent {
     /// The record as JSONEncoder (sorted keys, slashes as they are) writes it, without JSONEncoder.
     public func json() -> [UInt8] {
-        var j = JSONBytes()
+        var j = JSONBytes(capacity: 2048)
         j.object { j in
             j.field("action_id", action_id)
             j.field("activity_id", activity_id)

@@ -50,19 +50,18 @@ struct Export: ParsableCommand {
         let showProgress = progress || isatty(2) == 1
         var lastReport = Date()
         var rows = 0, records = 0
-        var chain = (seq: 0, hash: AuditChain.genesis)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let device = HostProbe.device
         func emit(_ line: String) { sink.write(line); records += 1 }
         func emit(bytes line: [UInt8]) { sink.write(bytes: line); records += 1 }
-        // Written by hand (`AuditEvent.json()`, `ExportFormat.jsonl`): JSONEncoder was most of an export's time.
-        func emitOCSF(_ e: AuditEvent) throws {
-            var e = e
-            e.chain(seq: chain.seq + 1, prevHash: chain.hash, device: device)
-            let line = e.json()
-            chain = (chain.seq + 1, AuditChain.hash(bytes: line))
-            emit(bytes: line)
+        // Written by hand (`AuditEvent.json()`, `ExportFormat.jsonl`): JSONEncoder was most of an
+        // export's time. OCSF records are chained and written on a second thread, in batches.
+        let chained = format == .ocsf ? ChainedWriter(device: HostProbe.device) { sink.write(bytes: $0) } : nil
+        var batch: [AuditEvent] = []
+        func emitOCSF(_ e: AuditEvent) {
+            batch.append(e)
+            records += 1
+            if batch.count == 256 { chained?.put(batch); batch.removeAll(keepingCapacity: true) }
         }
         if format == .csv { emit(ExportFormat.csvHeader) }
         // Trace gaps go in where they fell: execs may be missing there, whatever the filter.
@@ -74,7 +73,7 @@ struct Export: ParsableCommand {
                 switch format {
                 case .jsonl: emit(String(decoding: try enc.encode(GapJSON(g)), as: UTF8.self))
                 case .csv: emit(ExportFormat.csv(g))
-                case .ocsf: try emitOCSF(.daemon("trace gap", timeMs: g.fromWallNs / 1_000_000, detail: ExportFormat.text(g), severity: 4))
+                case .ocsf: emitOCSF(.daemon("trace gap", timeMs: g.fromWallNs / 1_000_000, detail: ExportFormat.text(g), severity: 4))
                 }
             }
         }
@@ -85,7 +84,7 @@ struct Export: ParsableCommand {
                 switch format {
                 case .jsonl: emit(bytes: ExportFormat.jsonl(r))
                 case .csv: emit(bytes: ExportFormat.csv(r))
-                case .ocsf: for e in ExportFormat.ocsf(r) { try emitOCSF(e) }
+                case .ocsf: for e in ExportFormat.ocsf(r) { emitOCSF(e) }
                 }
                 if showProgress, rows % 10_000 == 0, Date().timeIntervalSince(lastReport) > 1 {
                     lastReport = Date()
@@ -94,8 +93,13 @@ struct Export: ParsableCommand {
             }
             try emitGaps(before: .max)
         } catch {
+            chained?.put(batch)
+            _ = chained?.finish()
+            sink.flush()
             throw Failure("\(error)", status: 2)
         }
+        chained?.put(batch)
+        _ = chained?.finish()
         sink.flush()
         if showProgress || out != nil {
             FileHandle.standardError.write(Data("revenant export: \(rows) execs, \(records) records\(out.map { " to \($0)" } ?? "")\n".utf8))
@@ -103,8 +107,9 @@ struct Export: ParsableCommand {
     }
 }
 
-/// Whole lines, written in 64 KiB chunks.
-final class BufferedOutput {
+/// Whole lines, written in 64 KiB chunks. Used by one thread at a time (an OCSF export's
+/// writer thread until it finishes, then the caller's).
+final class BufferedOutput: @unchecked Sendable {
     private let handle: FileHandle
     private var buf = Data()
     init(_ h: FileHandle) { handle = h; buf.reserveCapacity(1 << 16) }
