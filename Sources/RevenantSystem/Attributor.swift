@@ -91,8 +91,9 @@ public enum Attributor {
         if rep.first_instance_wall_ns == nil { rep.first_instance_wall_ns = instances.map(\.startWallNs).min() }
         if root == "/" { provenance(&rep, store: store) }
         if total > stored.count {
-            // Beyond the newest 512, counted by their command lines from the leaf batches' key
-            // counts (no batch decoded): those the newest ran, so older variants may be missed.
+            // Beyond the newest 512, counted up to `countCap`: rows along the program index, leaves
+            // by the command lines the newest ran, from the batches' key counts (older variants may
+            // be missed: "at least").
             let counted = total < Attributor.scanLimit ? nil : try? store.instanceCount(program: program!, commandLines: commandLines, cap: Attributor.countCap)
             let all = counted.map { "\($0.capped ? "more than" : "at least") \($0.count)" } ?? "\(total)"
             rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")

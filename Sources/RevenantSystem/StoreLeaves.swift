@@ -99,7 +99,10 @@ extension Store {
         let needles = Set(argvs.map { joinArgv($0) }.filter { !$0.isEmpty })
         guard !needles.isEmpty else { return 0 }
         var n = 0
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT keys FROM leaf_batch ORDER BY id DESC"))
+        // One command line: SQLite skips the batches without it.
+        let one = needles.count == 1 ? needles.first : nil
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT keys FROM leaf_batch \(one == nil ? "" : "WHERE instr(keys, ?) > 0") ORDER BY id DESC"),
+                                       arguments: one.map { [Data($0)] } ?? [])
         while n < upTo, let row = try rows.next() {
             let data: Data = row[0]
             var r = LeafCodec.Reader([UInt8](data))
