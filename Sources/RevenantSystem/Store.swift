@@ -384,6 +384,11 @@ public final class Store: Sendable {
                 try Store.indexPids(Store.buckets(ofPids: row["pids"]), batch: row["id"], db)
             }
         }
+        // `timeline --match` searches the distinct command lines (few on a host), hopping along
+        // this index, then fetches their rows by it; exact command-line lookups use its prefix.
+        m.registerMigration("v15-command-index") { db in
+            try db.execute(sql: "DROP INDEX image_by_argv; CREATE INDEX image_by_command ON image (argv, exe)")
+        }
         return m
     }()
 
@@ -835,17 +840,61 @@ public final class Store: Sendable {
         }
     }
 
-    /// Processes whose exe or command line contains `text`, newest first.
-    public func matching(_ text: String, limit: Int = 500) throws(StoreError) -> [StoredProcess] {
+    /// Processes whose exe or command line contains `text`, newest first. Past
+    /// `commandLinesUpTo` distinct command lines every image row is searched instead.
+    public func matching(_ text: String, limit: Int = 500, commandLinesUpTo: Int = 2_000) throws(StoreError) -> [StoredProcess] {
         try read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                \(Store.selectProcess) WHERE p.rowid IN (
-                    SELECT DISTINCT process FROM image WHERE instr(argv, ?) > 0 OR instr(exe, ?) > 0)
-                ORDER BY p.start_wall_ns DESC LIMIT ?
-                """, arguments: [Data(text.utf8), text, limit])
+            let needle = Data(text.utf8)
+            let selected: String, arguments: StatementArguments
+            if let lines = try Store.commandLines(db, upTo: commandLinesUpTo) {
+                let hits = lines.filter { Store.contains($0.argv, needle) || Store.contains($0.exe, needle) }
+                selected = hits.isEmpty ? "SELECT NULL WHERE 0" : """
+                    SELECT i.process FROM (VALUES \(Array(repeating: "(?, ?)", count: hits.count).joined(separator: ", "))) v
+                    JOIN image i ON i.argv = v.column1 AND i.exe = v.column2
+                    """
+                arguments = StatementArguments(hits.flatMap { [$0.argv, $0.exe] })
+            } else {
+                selected = "SELECT DISTINCT process FROM image WHERE instr(argv, ?) > 0 OR instr(exe, ?) > 0"
+                arguments = [needle, text]
+            }
+            let rows = try Row.fetchAll(db, sql: "\(Store.selectProcess) WHERE p.rowid IN (\(selected)) ORDER BY p.start_wall_ns DESC LIMIT ?",
+                                        arguments: arguments + [limit])
             return Store.newestFirst(try rows.map { try Store.process(from: $0, db) },
                                      try Store.leaves(db, containing: text, limit: limit), limit: limit)
         }
+    }
+
+    /// The distinct (command line, exe) pairs of the image rows, one index seek each; nil when
+    /// there are more than `upTo`. Values are passed back as read, so a seek stays among
+    /// values of the same storage class.
+    static func commandLines(_ db: Database, upTo cap: Int) throws -> [(argv: DatabaseValue, exe: DatabaseValue)]? {
+        // Two single-column ranges: SQLite seeks on `argv > ?`, not on `(argv, exe) > (?, ?)`.
+        let nextArgv = try db.cachedStatement(sql: "SELECT argv FROM image WHERE argv > ? ORDER BY argv LIMIT 1")
+        let firstExe = try db.cachedStatement(sql: "SELECT exe FROM image WHERE argv = ? ORDER BY exe LIMIT 1")
+        let nextExe = try db.cachedStatement(sql: "SELECT exe FROM image WHERE argv = ? AND exe > ? ORDER BY exe LIMIT 1")
+        var out: [(argv: DatabaseValue, exe: DatabaseValue)] = []
+        var argv = try DatabaseValue.fetchOne(db.cachedStatement(sql: "SELECT argv FROM image ORDER BY argv LIMIT 1"))
+        while let a = argv {
+            var exe = try DatabaseValue.fetchOne(firstExe, arguments: [a])
+            while let e = exe {
+                guard out.count < cap else { return nil }
+                out.append((a, e))
+                exe = try DatabaseValue.fetchOne(nextExe, arguments: [a, e])
+            }
+            argv = try DatabaseValue.fetchOne(nextArgv, arguments: [a])
+        }
+        return out
+    }
+
+    /// Whether a text or blob holds these bytes, as SQLite's instr.
+    static func contains(_ value: DatabaseValue, _ needle: Data) -> Bool {
+        let bytes: Data
+        switch value.storage {
+        case .blob(let d): bytes = d
+        case .string(let s): bytes = Data(s.utf8)
+        default: return false
+        }
+        return bytes.withUnsafeBytes { h in needle.withUnsafeBytes { ByteSearch.contains(h.bindMemory(to: UInt8.self), $0.bindMemory(to: UInt8.self)) } }
     }
 
     /// The newest changes to a configuration file, newest first.

@@ -177,12 +177,20 @@ extension Store {
     }
 
     static func imageContains(_ i: Image, _ needle: [UInt8]) -> Bool {
-        ByteSearch.contains(joinArgv(i.argv), needle) || ByteSearch.contains(Array(i.filename.utf8), needle)
+        // Without a NUL the needle lies within one argument: nothing is joined or copied.
+        guard !needle.contains(0) else { return ByteSearch.contains(joinArgv(i.argv), needle) || ByteSearch.contains(Array(i.filename.utf8), needle) }
+        return needle.withUnsafeBufferPointer { n in
+            var f = i.filename
+            if f.withUTF8({ ByteSearch.contains($0, n) }) { return true }
+            return i.argv.contains { a in var a = a; return a.withUTF8 { ByteSearch.contains($0, n) } }
+        }
     }
 
     /// Newest first by start, at most `limit`: rows and leaves together.
     static func newestFirst(_ a: [StoredProcess], _ b: [StoredProcess], limit: Int) -> [StoredProcess] {
         guard !b.isEmpty else { return a }
-        return Array((a + b).sorted { $0.startWallNs > $1.startWallNs }.prefix(limit))
+        // Positions are sorted, not the processes: each move of one copies all its fields.
+        let all = a + b
+        return all.indices.sorted { all[$0].startWallNs > all[$1].startWallNs }.prefix(limit).map { all[$0] }
     }
 }

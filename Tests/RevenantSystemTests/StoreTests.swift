@@ -15,11 +15,40 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index", "v15-command-index"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index", "v15-command-index"])
+    }
+
+    /// `timeline --match` on rows: the distinct command lines are searched, then their rows
+    /// fetched; past the bound every row is searched. Both find the same processes, by the
+    /// exe or the arguments, byte for byte.
+    @Test func matchingSearchesDistinctCommandLinesOrEveryRow() throws {
+        let s = try Store(path: dir + "/match.db")
+        var b = StoreBatch(boot: "b1", bootEpochNs: 0)
+        let runs: [(Int32, [String], String)] = [
+            (20, ["python3", "/opt/w/train.py"], "/usr/bin/python3.11"),
+            (21, ["python3", "/opt/w/train.py"], "/usr/bin/python3.11"),
+            (22, ["python3", "/opt/w/train.py"], "/usr/local/bin/python3"),
+            (23, ["./run", "naïve"], "/opt/w/run"),
+            (24, ["sleep", "5"], "/usr/bin/sleep"),
+        ]
+        for (k, r) in runs.enumerated() {
+            let p = Build.process(r.0, start: UInt64(1_000 * (k + 1)), parent: nil, exitAt: UInt64(1_000 * (k + 1) + 500),
+                                  images: [Build.image(UInt64(1_000 * (k + 1)), r.1, exe: r.2)])
+            b.processes.append(p)
+            b.images.append((p.id, 0, p.images[0]))
+        }
+        try s.write(b, nowWallNs: 0)
+        let cases: [(String, [Int32])] = [("train.py", [22, 21, 20]), ("python3.11", [21, 20]), ("local/bin", [22]),
+                                          ("/opt/w", [23, 22, 21, 20]), ("ïve", [23]), ("nothing", []), ("", [24, 23, 22, 21, 20])]
+        for (text, pids) in cases {
+            #expect(try s.matching(text).map(\.record.id.pid) == pids, "\(text)")
+            #expect(try s.matching(text, commandLinesUpTo: 2).map(\.record.id.pid) == pids, "\(text), every row searched")
+        }
+        #expect(try s.matching("train.py", limit: 1).map(\.record.id.pid) == [22])
     }
 
     /// Age and the row bound never take the ancestors of a live process or of a process the
@@ -100,7 +129,7 @@ import Testing
             (e as? StoreError)?.reason.contains("older than this revenant") == true
         }
         let s = try Store(path: path)
-        #expect(try s.schemaVersions().last == "v14-leaf-pid-index")
+        #expect(try s.schemaVersions().last == "v15-command-index")
         let byPid = try s.incarnations(pid: 42)
         #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
         let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))
@@ -110,6 +139,7 @@ import Testing
         #expect(worker.record.images.first?.enforcement?.blocked == true, "read once from a store written before the fields")
         #expect(try s.ancestry(of: worker).map(\.record.name) == ["init"])
         #expect(try s.instances(argv: ["python3", "w.py"]).map(\.record.id) == [worker.record.id])
+        #expect(try s.matching("w.py").map(\.record.id) == [worker.record.id], "found through the command-line index")
         #expect(try s.instances(program: Program(executable: "/usr/bin/python3", script: "w.py")).map(\.record.id) == [worker.record.id],
                 "rows written before programs were indexed are found by program")
         var rows: [ExportRow] = []
