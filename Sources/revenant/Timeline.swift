@@ -5,7 +5,8 @@ import RevenantSystem
 
 struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "timeline", abstract: "Every start and end of one program, who spawned each, and the gaps between them.",
+        commandName: "timeline", _superCommandName: "revenant",
+        abstract: "Every start and end of one program, who spawned each, and the gaps between them.",
         discussion: """
             Examples:
               revenant timeline 7085

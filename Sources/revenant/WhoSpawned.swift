@@ -6,6 +6,7 @@ import RevenantSystem
 struct WhoSpawned: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "who-spawned",
+        _superCommandName: "revenant",
         abstract: "Show the fork-time ancestry of a process, live or exited, from the store.",
         discussion: """
             Reads the store (the daemon need not run). A live process missing from the store is read \

@@ -64,6 +64,14 @@ import Testing
             #expect(h.status == 0)
             #expect(h.out.contains("Examples:\n  revenant \(c.joined(separator: " "))"), "\(c) --help has an example")
         }
+        // The queries parse without the root (Revenant.queries); their help and errors still
+        // come through it, naming the tool.
+        for q in ["who-spawned", "timeline"] {
+            #expect(try revenant([q, "--help"]).out.contains("USAGE: revenant \(q)"))
+            #expect(try revenant([q, "--help"]).out.contains("--version"), "the root's options, as for every subcommand")
+            let bad = try revenant([q, "--no-such-option"])
+            #expect(bad.status == 64 && bad.err.contains("See 'revenant \(q) --help'"), "\(bad.err)")
+        }
         for shell in ["bash", "zsh", "fish"] {
             let g = try revenant(["--generate-completion-script", shell])
             #expect(g.status == 0 && g.out.contains("who-spawned"), "\(shell) completion")
