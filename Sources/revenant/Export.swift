@@ -46,6 +46,12 @@ struct Export: ParsableCommand {
             sink = BufferedOutput(h)
         } else {
             sink = BufferedOutput(FileHandle.standardOutput)
+            // Into a pipe (a shipper, gzip): a larger buffer than the kernel's 64 KiB lets export
+            // and reader run without waking each other every chunk. Refused above the system's
+            // pipe-max-size: the default buffer stays.
+            var st = stat()
+            let setPipeSize: Int32 = 1031   // F_SETPIPE_SZ: glibc declares it only under _GNU_SOURCE
+            if fstat(1, &st) == 0, st.st_mode & S_IFMT == S_IFIFO { _ = fcntl(1, setPipeSize, Int32(1 << 20)) }
         }
         let showProgress = progress || isatty(2) == 1
         var lastReport = Date()

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import RevenantCore
-import RevenantSystem
+@testable import RevenantSystem
 import RevenantTestSupport
 import Testing
 
@@ -95,6 +95,31 @@ func parseCSV(_ text: String) -> [[String]] {
         #expect(future.status == 0 && future.out.isEmpty)
         let bad = try revenant(["export", "--db", d.db, "--since", "yesterday-ish"])
         #expect(bad.status != 0 && bad.err.contains("--since"))
+    }
+
+    /// Into a pipe, export asks for a 1 MiB buffer: with the kernel's 64 KiB, writer and reader
+    /// woke each other every chunk (docs/benchmarks.md). The records are the same either way.
+    @Test func widensThePipeItWritesInto() throws {
+        let dir = uniqueTempPath("export-pipe")
+        let store = try Store(path: dir + "/s.db")
+        var b = StoreBatch(boot: "b", bootEpochNs: 1_700_000_000_000_000_000)
+        let p = Build.process(40, start: 1_000, parent: nil, exitAt: 2_000, images: [Build.image(1_100, ["python3", "w.py"])])
+        b.processes = [p]
+        b.images = [(p.id, 0, p.images[0])]
+        try store.write(b, nowWallNs: 0)
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: revenantBinary)
+        proc.arguments = ["export", "--db", dir + "/s.db", "--format", "jsonl"]
+        let out = Pipe()
+        proc.standardOutput = out
+        proc.standardError = FileHandle.nullDevice
+        try proc.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        proc.waitUntilExit()
+        #expect(proc.terminationStatus == 0)
+        #expect(text.contains("w.py"), "\(text)")
+        let getPipeSize: Int32 = 1032   // F_GETPIPE_SZ
+        #expect(fcntl(out.fileHandleForReading.fileDescriptor, getPipeSize) == 1 << 20)
     }
 }
 

@@ -2,11 +2,14 @@
  *   spawner loop N P          fork+exec+wait /bin/true N times over P parallel workers; prints wall seconds
  *   spawner rate R SECS       start /bin/true R times a second for SECS (paced on the clock); prints count
  *   spawner storm SECS P ARG  P workers fork+exec+wait "/bin/true ARG" flat out for SECS; prints count
- *   spawner forks N P         fork+_exit+wait N times (no exec) over P parallel workers; prints wall seconds */
+ *   spawner forks N P         fork+_exit+wait N times (no exec) over P parallel workers; prints wall seconds
+ *   spawner time N CMD ARG..  run CMD N times, stdout to /dev/null; prints the median ms from fork to
+ *                             reaped (a shell loop timing with date adds two forks of its own) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -75,8 +78,35 @@ static long storm_body(int i, void *c)
 	return k;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 4 && !strcmp(argv[1], "time")) {
+		int n = atoi(argv[2]);
+		double *ms = calloc(n > 0 ? n : 1, sizeof(double));
+		for (int i = 0; i < n; i++) {
+			double t0 = now();
+			pid_t pid = fork();
+			if (pid == 0) {
+				int fd = open("/dev/null", O_WRONLY);
+				dup2(fd, 1);
+				execv(argv[3], argv + 3);
+				_exit(127);
+			}
+			int st;
+			while (waitpid(pid, &st, 0) < 0) {}
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "spawner: %s failed\n", argv[3]); return 1; }
+			ms[i] = (now() - t0) * 1e3;
+		}
+		qsort(ms, n, sizeof(double), cmp_double);
+		printf("%.1f\n", n > 0 ? ms[(n - 1) / 2] : 0);
+		return 0;
+	}
 	if (argc == 4 && (!strcmp(argv[1], "loop") || !strcmp(argv[1], "forks"))) {
 		struct loop_ctx c = { atol(argv[2]), atoi(argv[3]), !strcmp(argv[1], "loop") };
 		double t0 = now();
@@ -108,6 +138,6 @@ int main(int argc, char **argv)
 		printf("%ld\n", parallel(atoi(argv[3]), storm_body, &c));
 		return 0;
 	}
-	fprintf(stderr, "usage: spawner loop N P | rate R SECS | storm SECS P ARG | forks N P\n");
+	fprintf(stderr, "usage: spawner loop N P | rate R SECS | storm SECS P ARG | forks N P | time N CMD ARG...\n");
 	return 2;
 }
