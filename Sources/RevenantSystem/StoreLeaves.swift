@@ -177,13 +177,7 @@ extension Store {
     }
 
     static func imageContains(_ i: Image, _ needle: [UInt8]) -> Bool {
-        // Without a NUL the needle lies within one argument: nothing is joined or copied.
-        guard !needle.contains(0) else { return ByteSearch.contains(joinArgv(i.argv), needle) || ByteSearch.contains(Array(i.filename.utf8), needle) }
-        return needle.withUnsafeBufferPointer { n in
-            var f = i.filename
-            if f.withUTF8({ ByteSearch.contains($0, n) }) { return true }
-            return i.argv.contains { a in var a = a; return a.withUTF8 { ByteSearch.contains($0, n) } }
-        }
+        ByteSearch.contains(joinArgv(i.argv), needle) || ByteSearch.contains(Array(i.filename.utf8), needle)
     }
 
     /// Newest first by start, at most `limit`: rows and leaves together.
