@@ -4,40 +4,9 @@ import RevenantCore
 import RevenantSystem
 
 enum ExportFormat {
-    struct Flat: Encodable {
-        var time: String
-        var boot: String
-        var pid: Int32
-        var id: String
-        var parent_pid: Int32?
-        var parent_id: String?
-        var parent_comm: String?
-        var exe: String
-        var argv: [String]
-        var cwd: String?
-        var uid: UInt32
-        var cgroup: String
-        var seeded: Bool
-        var enforcement: String?
-        var exit_time: String?
-        var exit_code: Int32?
-        var signal: Int32?
-    }
-
-    static func flat(_ r: ExportRow) -> Flat {
-        var code: Int32?, sig: Int32?
-        switch r.exitStatus {
-        case .exited(let c): code = c
-        case .signaled(let s, _): sig = s
-        case nil: break
-        }
-        return Flat(time: Fmt.iso(r.wallNs), boot: r.boot, pid: r.id.pid, id: r.id.description, parent_pid: r.parent?.pid,
-                    parent_id: r.parent?.description, parent_comm: r.parentComm, exe: r.image.filename, argv: r.image.argv,
-                    cwd: r.image.cwd, uid: r.image.uid, cgroup: r.image.cgroup, seeded: r.seeded, enforcement: r.enforcement?.message,
-                    exit_time: r.exitWallNs.map(Fmt.iso), exit_code: code, signal: sig)
-    }
-
-    /// `flat(r)` as JSONEncoder (sorted keys) writes it, written from the row itself.
+    /// One flat object per exec, keys sorted (the form JSONEncoder gave it before it was written
+    /// by hand): time, boot, pid, id, parent_pid, parent_id, parent_comm, exe, argv, cwd, uid,
+    /// cgroup, seeded, enforcement, exit_time, exit_code, signal.
     static func jsonl(_ r: ExportRow) -> [UInt8] {
         var j = JSONBytes(capacity: 512)
         j.object { j in
