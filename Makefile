@@ -100,7 +100,7 @@ install: build completions
 	@echo "  systemctl daemon-reload && systemctl enable --now revenant"
 
 # The pure tests: no root, no kernel, nothing installed beyond the build's packages.
-CHECK_SUITES := RevenantCoreTests|RevenantSystemTests\.(StoreTests|LeafStoreTests|ConfigReaderTests|SafeReadTests|SpawnerNameTests|AcrossBootsTests|ConfigSecretTests|PrivateFileTests|LineFileTests|FlushHandshakeTests|ChainedWriterTests)
+CHECK_SUITES := RevenantCoreTests|RevenantTests\.(StoreTests|LeafStoreTests|ConfigReaderTests|SafeReadTests|SpawnerNameTests|AcrossBootsTests|ConfigSecretTests|PrivateFileTests|LineFileTests|FlushHandshakeTests|ChainedWriterTests)
 check: bpf
 	$(Q)$(SWIFT) build --build-tests
 	$(Q)$(SWIFT) test --skip-build --filter '$(CHECK_SUITES)'

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(

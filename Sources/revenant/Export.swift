@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,7 +63,7 @@ struct Export: ParsableCommand {
         func emit(bytes line: [UInt8]) { sink.write(bytes: line); records += 1 }
         // Written by hand (`AuditEvent.json()`, `ExportFormat.jsonl`): JSONEncoder was most of an
         // export's time. OCSF records are chained and written on a second thread, in batches.
-        let chained = format == .ocsf ? ChainedWriter(device: HostProbe.device) { sink.write(bytes: $0) } : nil
+        let chained = format == .ocsf ? ChainedWriter(device: HostIdentity.device) { sink.write(bytes: $0) } : nil
         var batch: [AuditEvent] = []
         func emitOCSF(_ e: AuditEvent) {
             batch.append(e)

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 enum ExportFormat {
     /// One flat object per exec, keys sorted (the form JSONEncoder gave it before it was written

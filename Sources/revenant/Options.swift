@@ -1,5 +1,6 @@
 import ArgumentParser
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 /// `--db`: the store a command reads.
 struct StoreOptions: ParsableArguments {

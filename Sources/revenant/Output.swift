@@ -1,6 +1,7 @@
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 import Synchronization
 
 /// Whole lines to stdout from any task, never interleaved.

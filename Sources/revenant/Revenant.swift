@@ -9,7 +9,7 @@ struct Revenant: AsyncParsableCommand {
         commandName: "revenant",
         abstract: "Finds what keeps bringing a process back, from fork-time lineage traced in the kernel.",
         version: "0.1.0",
-        subcommands: [Run.self, Trace.self, WhoSpawned.self, Timeline.self, Export.self, Verify.self, PolicyCommand.self, AuditCommand.self, Unpin.self, Doctor.self, BenchStore.self]
+        subcommands: [Run.self, Trace.self, WhoSpawned.self, Timeline.self, Export.self, Verify.self, PolicyCommand.self, AuditCommand.self, Unpin.self, Doctor.self]
     )
 
     /// The queries an operator waits on, parsed as commands of their own: parsing from the root

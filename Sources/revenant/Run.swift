@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

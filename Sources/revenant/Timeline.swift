@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,7 +2,8 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct Trace: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

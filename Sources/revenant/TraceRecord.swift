@@ -1,6 +1,7 @@
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 /// One line of `revenant trace`: the JSON field names are a stable interface.
 struct TraceRecord: Encodable {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 struct WhoSpawned: ParsableCommand {
     static let configuration = CommandConfiguration(

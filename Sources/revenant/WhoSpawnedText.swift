@@ -1,6 +1,7 @@
 import Foundation
 import RevenantCore
-import RevenantSystem
+import RevenantQuery
+import RevenantDaemon
 
 /// `who-spawned`'s answer as text and as JSON.
 struct WhoSpawnedText {

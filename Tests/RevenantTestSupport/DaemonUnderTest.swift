@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
-import RevenantSystem
+import RevenantHost
+import RevenantStore
 
 public struct TestSupportError: Error, CustomStringConvertible {
     public let description: String

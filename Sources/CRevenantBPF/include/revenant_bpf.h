@@ -47,8 +47,6 @@ int rv_wake_fd(void);
 /* Sums the per-CPU counters into out[RV_CNT__MAX]. Returns 0 or -errno. */
 int rv_bpf_counters(struct rv_bpf *b, unsigned long long *out);
 
-/* Entries currently in the per-process map (walks it: for diagnostics, not hot paths). */
-long rv_bpf_proc_count(struct rv_bpf *b);
 /* Up to `cap` live processes the ring has not announced yet (lazy forks); returns how many. */
 long rv_bpf_unannounced(struct rv_bpf *b, struct rv_proc *out, long cap);
 
@@ -70,15 +68,6 @@ int rv_map_delete(int fd, const void *key);
 /* The key after `key` (NULL: the first); -ENOENT after the last. */
 int rv_map_next_key(int fd, const void *key, void *next);
 
-/* pidfd_open(2) and pidfd_send_signal(2): -1 with errno on failure. */
-int rv_pidfd_open(int pid);
-int rv_pidfd_send_signal(int pidfd, int sig);
-
-/* openat2(2) for reading a file under a root as that root sees it: RESOLVE_IN_ROOT and
- * RESOLVE_NO_MAGICLINKS, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC. -1 with errno on
- * failure; errno ENOSYS where the kernel has no openat2 (before 5.6). */
-int rv_open_in_root(int dirfd, const char *path);
-
 /* Pins the attached programs' links under dir (on a bpffs) so they outlive this process:
  * kill at exec stays in force while no daemon runs. An earlier daemon's pins are replaced by
  * rename, so its programs detach only once this one's are attached. 0 or -errno. */
@@ -91,17 +80,8 @@ int rv_mount_bpffs(const char *path);
 /* How many pins are present under dir. */
 int rv_bpf_pinned(const char *dir);
 
-/* Configuration watch (fanotify, FAN_REPORT_DFID_NAME). rv_fan_init: an fd or -errno.
- * rv_fan_mark_dir: watches dir's entries (create, delete, rename, write, attrib) and copies
- * its file handle (type, then bytes) to handle; returns the handle's length or -errno.
- * rv_fan_read: blocks for events and calls fn for each with the writer's tgid, the fanotify
- * mask, its directory's handle and the entry's name; returns events or -errno. */
-typedef void (*rv_fan_fn)(void *ctx, int pid, unsigned long long mask, const unsigned char *handle, int hlen, const char *name);
 /* Bytes written to the ring buffer and not yet consumed (its size in *size); -ENOENT when unknown. */
 long rv_bpf_ring_fill(struct rv_bpf *b, unsigned long *size);
-int rv_fan_init(void);
-int rv_fan_mark_dir(int fd, const char *dir, unsigned char *handle, int cap);
-int rv_fan_read(int fd, rv_fan_fn fn, void *ctx);
 
 void rv_bpf_stop(struct rv_bpf *b);
 

@@ -1,0 +1,307 @@
+import Foundation
+import Glibc
+import RevenantHost
+import RevenantKernel
+import RevenantStore
+import RevenantQuery
+import RevenantOutputs
+import RevenantDaemon
+import RevenantTestSupport
+import Testing
+
+/// A real systemd 252 as PID 1 of its own PID+mount namespace, on an overlay of / (see
+/// scripts/systemd-ns.sh), drives `Restart=always`, a double-forking `Type=forking` service,
+/// a timer, and rc.local starting a `while true` loop. The daemon on the host records them; who-spawned must
+/// read the unit files through `/proc/<systemd>/root`, where alone they exist.
+@Suite(.serialized) struct SystemdAttributionTests {
+    static let units: [String: String] = [
+        "rvtest.target": "[Unit]\nDescription=revenant test target\nDefaultDependencies=no\n",
+        "training-worker.service": """
+            [Unit]
+            Description=training worker
+            DefaultDependencies=no
+            StartLimitIntervalSec=0
+
+            [Service]
+            ExecStart=/usr/bin/python3 /opt/rvtest/training_worker.py
+            Restart=always
+            RestartSec=1
+
+            [Install]
+            WantedBy=rvtest.target
+
+            """,
+        "forked-worker.service": """
+            [Unit]
+            DefaultDependencies=no
+            StartLimitIntervalSec=0
+
+            [Service]
+            Type=forking
+            ExecStart=/bin/sh -c 'nohup /usr/bin/python3 /opt/rvtest/forked_worker.py >/dev/null 2>&1 &'
+            Restart=always
+            RestartSec=1
+
+            """,
+        // Debian's rc-local.service, without the default dependencies that would boot the overlay.
+        "rc-local.service": """
+            [Unit]
+            DefaultDependencies=no
+            ConditionFileIsExecutable=/etc/rc.local
+
+            [Service]
+            Type=forking
+            ExecStart=/etc/rc.local start
+            RemainAfterExit=yes
+            GuessMainPID=no
+
+            """,
+        "sweep.service": "[Unit]\nDefaultDependencies=no\n\n[Service]\nExecStart=/usr/bin/python3 /opt/rvtest/sweep.py\n",
+        "sweep.timer": """
+            [Unit]
+            DefaultDependencies=no
+
+            [Timer]
+            OnActiveSec=1
+            OnUnitActiveSec=2
+            AccuracySec=100ms
+
+            """,
+    ]
+
+    static let rcLocal = "#!/bin/sh -e\n# started at boot\n/opt/rvtest/loop.sh &\nexit 0\n"
+    static let loop = "#!/bin/sh\nwhile true; do\n    /usr/bin/python3 /opt/rvtest/rc_worker.py\n    sleep 1\ndone\n"
+
+    @Test(.kernel, .timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
+        try Kernel.check()
+        try #require(FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd"), "systemd is not installed")
+        let dir = uniqueTempPath("sdns")
+        let etc = dir + "/upper/etc/systemd/system"
+        try FileManager.default.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, text) in Self.units { try text.write(toFile: "\(etc)/\(name)", atomically: true, encoding: .utf8) }
+        for u in ["training-worker.service", "forked-worker.service", "sweep.timer", "rc-local.service"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(etc)/rvtest.target.wants/\(u)", withDestinationPath: "../\(u)")
+        }
+        for w in ["training_worker.py", "forked_worker.py", "sweep.py", "rc_worker.py"] {
+            try "import time\ntime.sleep(1)\n".write(toFile: "\(dir)/upper/opt/rvtest/\(w)", atomically: true, encoding: .utf8)
+        }
+        for (path, text) in [("/etc/rc.local", Self.rcLocal), ("/opt/rvtest/loop.sh", Self.loop)] {
+            try text.write(toFile: dir + "/upper" + path, atomically: true, encoding: .utf8)
+            chmod(dir + "/upper" + path, 0o755)
+        }
+
+        let d = try DaemonUnderTest(name: "systemd")
+        // An audit rule: its launches are attributed by the daemon, which then watches the
+        // namespaced manager's configuration under its root.
+        let policy = d.dir + "/policy.yaml"
+        try "rules:\n  - name: watch-training\n    match: { script: /opt/rvtest/training_worker.py }\n    action: audit\n"
+            .write(toFile: policy, atomically: true, encoding: .utf8)
+        try await d.start(["--policy", policy])
+        let boot = try sh([packageRoot + "/scripts/systemd-ns.sh", "start", dir, "rvtest.target"])
+        defer { _ = try? sh([packageRoot + "/scripts/systemd-ns.sh", "stop", dir]) }
+        try #require(boot.status == 0, "systemd did not boot: \(boot.err)")
+        let systemd = try #require(Int(boot.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        func argv(_ w: String) -> [String] { ["/usr/bin/python3", "/opt/rvtest/\(w)"] }
+        var counts: [Int] = []
+        for _ in 0..<60 {
+            try await Task.sleep(for: .seconds(1))
+            let store = try? Store(path: d.db, readOnly: true)
+            counts = ["training_worker.py", "forked_worker.py", "sweep.py", "rc_worker.py"].map { (try? store?.instances(argv: argv($0)).count) ?? 0 }
+            if counts.allSatisfy({ $0 >= 3 }) { break }
+        }
+        try #require(counts.allSatisfy { $0 >= 3 }, "instances seen (worker, forked, sweep, rc.local loop): \(counts)")
+        try await d.settle()
+
+        func respawn(_ w: String) throws -> [String: Any] {
+            let latest = try #require(try Store(path: d.db, readOnly: true).instances(argv: argv(w)).first)
+            let j = try whoSpawnedJSON(latest.record.id.pid, db: d.db, extra: ["--id", latest.record.id.description])
+            return try #require(j["respawned_by"] as? [String: Any], "\(w): no respawned_by")
+        }
+        func line(of needle: String, in unit: String) -> Int {
+            (Self.units[unit]!.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == needle } ?? -2) + 1
+        }
+
+        // A change inside the namespace, to the unit a finding named: recorded with its writer.
+        for _ in 0..<100 where !d.logText.contains("respawn finding: /usr/bin/python3 /opt/rvtest/training_worker.py") {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try sh(["/usr/bin/nsenter", "-t", String(systemd), "-m", "-p", "-r", "-w", "/bin/sh", "-c",
+                        "echo '# edited in the namespace' >> /etc/systemd/system/training-worker.service"]).status == 0)
+
+        // An operator's restart: who-spawned names it under "started by".
+        #expect(try sh([packageRoot + "/scripts/systemd-ns.sh", "ctl", dir, "restart", "training-worker.service"]).status == 0)
+        try await Task.sleep(for: .seconds(2))
+        try await d.settle()
+
+        // Restart=always: the unit file's line, read inside the namespace's root.
+        let r = try respawn("training_worker.py")
+        let configured = (r["configured_by"] as? [[String: Any]])?.first
+        #expect((configured?["command"] as? String)?.hasPrefix("/bin/sh -c echo") == true
+                && (configured?["path"] as? String) == "/proc/\(systemd)/root/etc/systemd/system/training-worker.service",
+                "the edit inside the namespace, under its root: \(r["configured_by"] ?? "none")")
+        let started = (r["started_by"] as? [[String: Any]])?.first?["command"] as? String
+        #expect(started?.hasSuffix("systemctl restart training-worker.service") == true, "\(r["started_by"] ?? "none")")
+        #expect(r["mechanism"] as? String == "systemd service")
+        #expect(r["unit"] as? String == "training-worker.service")
+        #expect((r["spawner"] as? [String: Any])?["pid"] as? Int == systemd)
+        #expect(r["config_root"] as? String == "/proc/\(systemd)/root")
+        let src = try #require(r["source"] as? [String: Any])
+        #expect(src["file"] as? String == "/etc/systemd/system/training-worker.service")
+        #expect(src["line"] as? Int == line(of: "Restart=always", in: "training-worker.service"))
+        #expect((src["notes"] as? [String])?.contains("pulled in by rvtest.target.wants (enabled)") == true)
+        #expect((r["settings"] as? [String: String]) == ["Restart": "always", "RestartSec": "1"])
+        let rem = r["remediation"] as? [String] ?? []
+        #expect(rem.first == "systemctl disable --now training-worker.service")
+        #expect(rem.contains { $0.contains("cannot be masked") })
+
+        // Double fork inside a unit: the shell is gone, the cgroup and the lineage still name systemd.
+        let f = try respawn("forked_worker.py")
+        #expect(f["mechanism"] as? String == "systemd service")
+        #expect(f["unit"] as? String == "forked-worker.service")
+        #expect((f["spawner"] as? [String: Any])?["pid"] as? Int == systemd)
+        let fsrc = try #require(f["source"] as? [String: Any])
+        #expect(fsrc["file"] as? String == "/etc/systemd/system/forked-worker.service")
+        #expect(fsrc["line"] as? Int == line(of: "Restart=always", in: "forked-worker.service"))
+
+        // The timer, not the service, is what brings the sweep back.
+        let t = try respawn("sweep.py")
+        #expect(t["mechanism"] as? String == "systemd timer")
+        #expect(t["unit"] as? String == "sweep.service")
+        let tsrc = try #require(t["source"] as? [String: Any])
+        #expect(tsrc["file"] as? String == "/etc/systemd/system/sweep.timer")
+        #expect(tsrc["line"] as? Int == line(of: "OnActiveSec=1", in: "sweep.timer"))
+        #expect((tsrc["notes"] as? [String])?.contains("timer pulled in by rvtest.target.wants (enabled)") == true)
+        #expect((t["remediation"] as? [String])?.first?.hasPrefix("systemctl disable --now sweep.timer") == true)
+
+        // rc.local started a `while true` loop: the loop shell respawns, rc.local launched it.
+        let l = try respawn("rc_worker.py")
+        #expect(l["mechanism"] as? String == "shell loop")
+        #expect(l["launcher_mechanism"] as? String == "rc.local")
+        #expect((l["spawner"] as? [String: Any])?["argv"] as? [String] == ["/bin/sh", "/opt/rvtest/loop.sh"])
+        let lsrc = try #require(l["source"] as? [String: Any])
+        #expect(lsrc["file"] as? String == "/opt/rvtest/loop.sh")
+        #expect(lsrc["line"] as? Int == 3)
+        let lrem = l["remediation"] as? [String] ?? []
+        let loopPid = (l["spawner"] as? [String: Any])?["pid"] as? Int ?? -1
+        #expect(lrem.first?.hasPrefix("kill \(loopPid)") == true, "the loop shell before its child")
+        #expect(lrem.contains("# started at boot by /etc/rc.local:3: /opt/rvtest/loop.sh &"))
+
+        // The text report says the same.
+        let text = try revenant(["who-spawned", String(try Store(path: d.db, readOnly: true).instances(argv: argv("sweep.py"))[0].record.id.pid), "--db", d.db])
+        #expect(text.out.contains("Respawned by  systemd timer sweep.service"))
+        #expect(text.out.contains("/etc/systemd/system/sweep.timer:5  OnActiveSec=1"))
+        d.stop()
+    }
+}
+
+/// The hardened unit in packaging/ under a real systemd (in its namespace): it starts with the
+/// capabilities it lists, enforces, writes its audit log with the modes it promises, reloads.
+@Suite(.serialized) struct ServiceUnitTests {
+    @Test(.kernel, .timeLimit(.minutes(2))) func hardenedUnitStartsEnforcesAndReloads() async throws {
+        try Kernel.check()
+        let dir = uniqueTempPath("unit")
+        let etc = dir + "/upper/etc/systemd/system"
+        let pinDir = "/sys/fs/bpf/rvtest-unit-\(getpid())"
+        // The namespace shares the host's /sys: pins made there outlive it.
+        defer { Tracer.unpin(pinDir) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/upper/etc/revenant", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
+        // Where `make install` puts it: the unit's PrivateTmp would hide a build under /tmp.
+        try fm.createDirectory(atPath: dir + "/upper/usr/local/bin", withIntermediateDirectories: true)
+        do { try fm.linkItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
+        catch { try fm.copyItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
+        let unit = try String(contentsOfFile: packageRoot + "/packaging/revenant.service", encoding: .utf8)
+            .replacingOccurrences(of: "@BINDIR@", with: "/usr/local/bin")
+            // Its own pin directory: a host daemon's pins are not the test's to replace.
+            .replacingOccurrences(of: " --pin\n", with: " --pin --pin-dir \(pinDir)\n")
+        try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
+        try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
+        // The shipped watchdog, shortened so a hang is seen within the test.
+        try fm.createDirectory(atPath: etc + "/revenant.service.d", withIntermediateDirectories: true)
+        try "[Service]\nWatchdogSec=10s\nTimeoutAbortSec=2s\n".write(toFile: etc + "/revenant.service.d/test.conf", atomically: true, encoding: .utf8)
+        try "rules:\n  - name: block-sweeper\n    match: { script: /opt/rvtest/blocked.py }\n    action: kill\n"
+            .write(toFile: dir + "/upper/etc/revenant/policy.yaml", atomically: true, encoding: .utf8)
+        try "open('/opt/rvtest/ran', 'w').write('ran')\n".write(toFile: dir + "/upper/opt/rvtest/blocked.py", atomically: true, encoding: .utf8)
+
+        // The namespace's /var/log lies over the host's: what a daemon run on the host logged
+        // there shows through, and must not be taken for the unit's.
+        let loads = { (t: String?) in ((t ?? "").components(separatedBy: "\"event\":\"policy loaded\"").count - 1) }
+        let hostLoads = loads(try? String(contentsOfFile: "/var/log/revenant/audit.jsonl", encoding: .utf8))
+        let script = packageRoot + "/scripts/systemd-ns.sh"
+        let boot = try sh([script, "start", dir, "rvtest.target"])
+        defer { _ = try? sh([script, "stop", dir]) }
+        try #require(boot.status == 0, "systemd did not boot: \(boot.err)")
+        let systemd = boot.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let root = "/proc/\(systemd)/root"
+        var active = ""
+        for _ in 0..<100 {
+            active = try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+            if active == "active", loads(try? String(contentsOfFile: root + "/var/log/revenant/audit.jsonl", encoding: .utf8)) > hostLoads { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let console = { (try? String(contentsOfFile: dir + "/console.log", encoding: .utf8)) ?? "" }
+        let status = { (try? sh([script, "ctl", dir, "status", "--no-pager", "-n", "20", "revenant.service"]).out) ?? "" }
+        try #require(active == "active", "revenant.service is \(active): \(status()) \(console().suffix(1500))")
+
+        let run = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/bin/sh", "-c",
+                          "/usr/bin/python3 /opt/rvtest/blocked.py; echo status=$?"])
+        #expect(run.out.contains("status=137"), "killed at exec under the unit's sandbox: \(run.out)\(run.err)")
+        #expect(!fm.fileExists(atPath: root + "/opt/rvtest/ran"), "the script never ran")
+        // journald-native fields: the kill is found by its rule, with its tier and the process.
+        var entry: [String: Any]?
+        for _ in 0..<30 where entry == nil {
+            let j = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/usr/bin/journalctl", "-o", "json", "--no-pager",
+                            "-u", "revenant.service", "REVENANT_RULE=block-sweeper"])
+            entry = j.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.first
+            if entry == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        let e = try #require(entry, "no journal entry with REVENANT_RULE=block-sweeper: \(status())")
+        #expect(e["SYSLOG_IDENTIFIER"] as? String == "revenant" && e["PRIORITY"] as? String == "4", "\(e)")
+        #expect(e["REVENANT_TIER"] as? String == "kill at exec (bpf_send_signal)", "\(e)")
+        #expect((e["REVENANT_PID"] as? String).flatMap { Int32($0) } != nil && e["OBJECT_PID"] as? String == e["REVENANT_PID"] as? String, "\(e)")
+        #expect((e["MESSAGE"] as? String)?.hasPrefix("killed at exec by the kernel") == true, "\(e)")
+
+        #expect(try sh([script, "ctl", dir, "reload", "revenant.service"]).status == 0)
+        try await Task.sleep(for: .seconds(1))
+        let log = root + "/var/log/revenant/audit.jsonl"
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("\"event\":\"blocked\""))
+        #expect(loads(text) == hostLoads + 2, "loaded at start and on reload")
+        let mode = { (p: String) in ((try? fm.attributesOfItem(atPath: p)[.posixPermissions]) as? Int).map { String($0, radix: 8) } }
+        #expect(mode(log) == "640")
+        #expect(mode(root + "/var/log/revenant") == "750")
+        #expect(mode(root + "/var/lib/revenant") == "750")
+        #expect(fm.fileExists(atPath: root + "/var/lib/revenant/revenant.db"))
+        #expect(try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.hasPrefix("active"))
+        #expect(text.contains("\"activity_name\":\"programs pinned\""), "the unit pins its programs: \(status())")
+
+        // Type=notify: active means READY=1 came, after the policy was in force.
+        let show = { (p: String) in (try? sh([script, "ctl", dir, "show", "-p", p, "--value", "revenant.service"]).out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
+        #expect(show("Type") == "notify")
+        #expect(show("StatusText").hasPrefix("enforcing 1 rules"), "STATUS= from the daemon: \(show("StatusText"))")
+        // The hardening as systemd rates it, inside the namespace.
+        let sec = try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/usr/bin/systemd-analyze", "security", "--no-pager", "revenant.service"])
+        let overall = sec.out.split(separator: "\n").first { $0.contains("Overall exposure level") }.map(String.init) ?? ""
+        let score = Double(overall.split(separator: " ").first { Double($0) != nil } ?? "") ?? 10
+        #expect(score < 5, "systemd-analyze security rates it OK or better: \(overall)\(sec.err)")
+        // A hung ingest loop stops feeding the watchdog: systemd kills and restarts the daemon.
+        let main = show("MainPID")
+        #expect(try sh(["/usr/bin/nsenter", "-t", systemd, "-m", "-p", "-r", "-w", "/bin/kill", "-STOP", main]).status == 0)
+        var restarts = "0"
+        for _ in 0..<60 where restarts == "0" {
+            try await Task.sleep(for: .milliseconds(500))
+            restarts = show("NRestarts")
+        }
+        #expect(restarts != "0", "the watchdog restarted the hung daemon: \(status())")
+        for _ in 0..<60 where show("ActiveState") != "active" { try await Task.sleep(for: .milliseconds(250)) }
+        #expect(show("ActiveState") == "active", "and it came back: \(status())")
+    }
+}
