@@ -174,10 +174,10 @@ public struct AuditEvent: Encodable, Sendable {
     /// A process launch (OCSF activity 1 Launch) that a rule matched, or any with `--audit all`.
     /// `blocked`: killed at exec or denied (action 2 Denied, disposition 2 Blocked).
     public static func launch(_ r: ProcessRecord, ancestry: [ProcessRecord], bootEpochNs: Int64, timeMs: Int64,
-                              rules: [String], tier: String?, blocked: Bool, message: String,
+                              rules: [String], tier: EnforcementTier?, blocked: Bool, message: String,
                               respawnedBy: Respawn? = nil, process built: Process? = nil) -> AuditEvent {
         let p = built ?? process(r, ancestry: ancestry, bootEpochNs: bootEpochNs)
-        var ext = Extension(event: blocked ? "blocked" : rules.isEmpty ? "exec" : "matched", rule: rules.isEmpty ? nil : rules, tier: tier)
+        var ext = Extension(event: blocked ? "blocked" : rules.isEmpty ? "exec" : "matched", rule: rules.isEmpty ? nil : rules, tier: tier?.rawValue)
         ext.ancestry = ancestors(ancestry)
         ext.respawned_by = respawnedBy
         return AuditEvent(class_uid: 1007, class_name: "Process Activity", category_uid: 1, category_name: "System Activity",

@@ -1,10 +1,40 @@
 import Foundation
 
-/// The enforcement tier actually in force, strongest first.
-public enum EnforcementTier: String, Sendable, Codable {
-    case deny = "deny (BPF LSM)"
-    case killAtExec = "kill at exec (bpf_send_signal)"
-    case userspaceKill = "userspace kill (pidfd)"
+/// The enforcement tier actually in force, strongest first. The raw value is the token every
+/// output carries (store, audit log, JSON, metrics labels); `label` is for people.
+public enum EnforcementTier: String, Sendable, CaseIterable {
+    case deny
+    case killAtExec = "kill-at-exec"
+    case userspaceKill = "userspace-kill"
+
+    public var label: String {
+        switch self {
+        case .deny: "deny (BPF LSM)"
+        case .killAtExec: "kill at exec (bpf_send_signal)"
+        case .userspaceKill: "userspace kill (pidfd)"
+        }
+    }
+
+    /// Either spelling: stores and leaf batches written before the tier had a token hold its label.
+    public init?(stored: String) {
+        guard let t = EnforcementTier(rawValue: stored) ?? EnforcementTier.allCases.first(where: { $0.label == stored }) else { return nil }
+        self = t
+    }
+}
+
+extension EnforcementTier: Codable {
+    public init(from decoder: any Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(String.self)
+        guard let t = EnforcementTier(stored: s) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown enforcement tier \(s)"))
+        }
+        self = t
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
 }
 
 /// What enforcement did to one exec: kept as fields in the store, the audit log and every

@@ -1,9 +1,5 @@
 /// What the kernel maps hold for one policy: keys to rule bits, and per-rule needs.
 public struct CompiledPolicy: Sendable, Equatable {
-    public struct ExeKey: Sendable, Hashable {
-        public var path: String
-    }
-
     /// Rule index (0-based in the policy) for each bit; `bitBase` offsets them in the kernel mask.
     public var rules: [PolicyRule]
     /// 0 or 32: which half of the 64-bit kernel mask this policy's rules occupy.

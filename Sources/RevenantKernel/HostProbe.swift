@@ -60,11 +60,11 @@ public struct HostProbe: Sendable, Encodable {
             p.add("BPF LSM", t.lsmActive, t.lsmActive ? "deny program attached" : (lsmOn == false ? "bpf not in \(lsmList ?? "")" : t.lsmStatus),
                   t.lsmActive ? "execve of a denied program fails with EPERM"
                   : "boot with lsm=…,bpf (e.g. lsm=lockdown,capability,landlock,yama,apparmor,bpf) and CONFIG_BPF_LSM=y; until then deny rules are killed at exec")
-            p.tier = t.lsmActive ? EnforcementTier.deny.rawValue : EnforcementTier.killAtExec.rawValue
+            p.tier = t.lsmActive ? EnforcementTier.deny.label : EnforcementTier.killAtExec.label
             t.stop()
         } catch {
             p.add("tracing", false, "\(error.stage.rawValue) failed: errno \(error.errno)", error.description)
-            p.tier = EnforcementTier.userspaceKill.rawValue + " (tracing failed: none in fact)"
+            p.tier = EnforcementTier.userspaceKill.label + " (tracing failed: none in fact)"
         }
         return p
     }

@@ -242,6 +242,12 @@ extension Store {
         m.registerMigration("v15-command-index") { db in
             try db.execute(sql: "DROP INDEX image_by_argv; CREATE INDEX image_by_command ON image (argv, exe)")
         }
+        // Tiers as tokens, not sentences (leaf batches' JSON is read in either spelling).
+        m.registerMigration("v16-tier-tokens") { db in
+            for t in EnforcementTier.allCases {
+                try db.execute(sql: "UPDATE image SET enforcement_tier = ? WHERE enforcement_tier = ?", arguments: [t.rawValue, t.label])
+            }
+        }
         return m
     }()
 

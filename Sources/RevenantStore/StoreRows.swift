@@ -98,7 +98,7 @@ extension Store {
                         cgroupId: UInt64(bitPattern: i.int(k + 12)), cgroup: i.text(k + 13), cwd: i.optText(k + 14))
         if let message = i.optText(k + 15) {
             let rules = i.optText(k + 16).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
-            img.enforcement = Enforcement(rules: rules, tier: i.optText(k + 17).flatMap(EnforcementTier.init(rawValue:)),
+            img.enforcement = Enforcement(rules: rules, tier: i.optText(k + 17).flatMap(EnforcementTier.init(stored:)),
                                           blocked: (i.optInt(k + 18) ?? 0) != 0, message: message)
         }
         return img
@@ -114,7 +114,7 @@ extension Store {
                         cgroup: i[k + 13], cwd: i[k + 14])
         if let message: String = i[k + 15] {
             let rules = (i[k + 16] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
-            img.enforcement = Enforcement(rules: rules, tier: (i[k + 17] as String?).flatMap(EnforcementTier.init(rawValue:)),
+            img.enforcement = Enforcement(rules: rules, tier: (i[k + 17] as String?).flatMap(EnforcementTier.init(stored:)),
                                           blocked: (i[k + 18] as Bool?) ?? false, message: message)
         }
         return img
@@ -140,7 +140,7 @@ extension Store {
     static func enforcement(_ row: Row) -> Enforcement? {
         guard let message: String = row["enforcement"] else { return nil }
         let rules = (row["enforcement_rules"] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
-        let tier = (row["enforcement_tier"] as String?).flatMap(EnforcementTier.init(rawValue:))
+        let tier = (row["enforcement_tier"] as String?).flatMap(EnforcementTier.init(stored:))
         return Enforcement(rules: rules, tier: tier, blocked: (row["enforcement_blocked"] as Bool?) ?? false, message: message)
     }
 }

@@ -72,7 +72,7 @@ enum ExportFormat {
         // Built once for the launch, its message and the terminate.
         let process = AuditEvent.process(p, ancestry: ancestry, bootEpochNs: bootEpochNs)
         var out = [AuditEvent.launch(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: r.wallNs / 1_000_000,
-                                     rules: e?.rules ?? [], tier: e?.tier?.rawValue, blocked: e?.blocked ?? false,
+                                     rules: e?.rules ?? [], tier: e?.tier, blocked: e?.blocked ?? false,
                                      message: e?.message ?? "exec " + (process.cmd_line ?? ""), process: process)]
         if r.isLast, let x = r.exitWallNs {
             out.append(.terminate(p, ancestry: ancestry, bootEpochNs: bootEpochNs, timeMs: x / 1_000_000, rules: e?.rules ?? [],

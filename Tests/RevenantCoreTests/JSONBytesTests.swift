@@ -28,7 +28,7 @@ import Testing
         for parent in [false, true] {
             let (r, anc) = record(["python3", JSONBytesTests.hostile, ""], parent: parent, exit: .signaled(9, coreDumped: false))
             events.append(.launch(r, ancestry: anc, bootEpochNs: 1_700_000_000_000_000_000, timeMs: -5, rules: [], tier: nil, blocked: false, message: "exec"))
-            events.append(.launch(r, ancestry: anc, bootEpochNs: 0, timeMs: Int64.max, rules: ["b\"1", "b2"], tier: "kill-at-exec",
+            events.append(.launch(r, ancestry: anc, bootEpochNs: 0, timeMs: Int64.max, rules: ["b\"1", "b2"], tier: .killAtExec,
                                   blocked: true, message: JSONBytesTests.hostile))
             events.append(.terminate(r, ancestry: anc, bootEpochNs: 0, timeMs: 1, rules: ["r"]))
             let (x, _) = record([], parent: parent, exit: .exited(-3))

@@ -96,7 +96,7 @@ func blockV1(_ w: MarkerWorker) throws -> String {
 
         // Straight from the endpoint, in the text format.
         let text = try #require(httpGet("http://127.0.0.1:\(mport)/metrics"), "the metrics endpoint did not answer")
-        #expect(text.contains("revenant_blocked_total{rule=\"block-v1\",tier=\"kill at exec (bpf_send_signal)\"} 3"), "\(text)")
+        #expect(text.contains("revenant_blocked_total{rule=\"block-v1\",tier=\"kill-at-exec\"} 3"), "\(text)")
         #expect(text.contains("revenant_events_total{type=\"exec\"}"))
         #expect(text.contains("revenant_process_resident_bytes"))
         #expect(text.contains("revenant_ringbuf_fill_ratio"))
@@ -175,7 +175,7 @@ func blockV1(_ w: MarkerWorker) throws -> String {
             let blocked = try #require(mine.first { $0[6].contains("\"event\":\"blocked\"") }, "\(input): no blocked record")
             #expect(blocked[1] == "13" && blocked[2] == "3", "facility log audit, severity err: \(blocked[1]).\(blocked[2])")
             #expect(blocked[3] == "revenant" && blocked[4] == "process")
-            #expect(blocked[5].contains("rule=\"block-v1\"") && blocked[5].contains("tier=\"kill at exec (bpf_send_signal)\""), "\(blocked[5])")
+            #expect(blocked[5].contains("rule=\"block-v1\"") && blocked[5].contains("tier=\"kill-at-exec\""), "\(blocked[5])")
         }
         let tcpRecords = d.dir + "/tcp.jsonl"
         try lines.filter { $0.first == "imtcp" }.map { $0[6] }.joined(separator: "\n").appending("\n").write(toFile: tcpRecords, atomically: true, encoding: .utf8)

@@ -496,7 +496,7 @@ func killedBySignal9(_ status: Int32) -> Bool { (status & 0x7f) == 9 }
         #expect(((ext["ancestry"] as? [[String: Any]])?.first?["pid"] as? Int) == Int(getpid()))
         #expect((proc["lineage"] as? [String])?.isEmpty == false)
         #expect(ext["rule"] as? [String] == ["block-v1"])
-        #expect(ext["tier"] as? String == "kill at exec (bpf_send_signal)")
+        #expect(ext["tier"] as? String == "kill-at-exec")
 
         let ok = try revenant(["audit", "verify", d.audit])
         #expect(ok.status == 0, "\(ok.err)")

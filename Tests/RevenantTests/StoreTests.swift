@@ -20,11 +20,11 @@ import Testing
 
     @Test func migratesAnEmptyStore() throws {
         let s = try Store(path: dir + "/new.db")
-        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index", "v15-command-index"])
+        #expect(try s.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index", "v15-command-index", "v16-tier-tokens"])
         #expect(try s.processCount() == 0)
         // Opening again applies nothing twice.
         let again = try Store(path: dir + "/new.db")
-        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index", "v15-command-index"])
+        #expect(try again.schemaVersions() == ["v1", "v2-enforcement", "v3-argv-index", "v4-lean-indexes", "v5-boot-key", "v6-gone-unseen", "v7-daemon-pid", "v8-leaf-batches", "v9-enforcement-fields", "v10-program", "v11-gaps", "v12-config-changes", "v13-config-session", "v14-leaf-pid-index", "v15-command-index", "v16-tier-tokens"])
     }
 
     /// `timeline --match` on rows: the distinct command lines are searched, then their rows
@@ -134,7 +134,7 @@ import Testing
             (e as? StoreError)?.reason.contains("older than this revenant") == true
         }
         let s = try Store(path: path)
-        #expect(try s.schemaVersions().last == "v15-command-index")
+        #expect(try s.schemaVersions().last == "v16-tier-tokens")
         let byPid = try s.incarnations(pid: 42)
         #expect(byPid.map(\.boot) == ["this-boot", "old-boot"])
         let worker = try #require(try s.process(boot: "old-boot", id: Identity(pid: 43, startNs: 200)))

@@ -265,7 +265,7 @@ import Testing
         }
         let e = try #require(entry, "no journal entry with REVENANT_RULE=block-sweeper: \(status())")
         #expect(e["SYSLOG_IDENTIFIER"] as? String == "revenant" && e["PRIORITY"] as? String == "4", "\(e)")
-        #expect(e["REVENANT_TIER"] as? String == "kill at exec (bpf_send_signal)", "\(e)")
+        #expect(e["REVENANT_TIER"] as? String == "kill-at-exec", "\(e)")
         #expect((e["REVENANT_PID"] as? String).flatMap { Int32($0) } != nil && e["OBJECT_PID"] as? String == e["REVENANT_PID"] as? String, "\(e)")
         #expect((e["MESSAGE"] as? String)?.hasPrefix("killed at exec by the kernel") == true, "\(e)")
 
