@@ -2,10 +2,6 @@ import RevenantTestSupport
 import Testing
 @testable import RevenantCore
 
-private func inst(_ p: ProcessRecord, _ chain: [ProcessRecord], at t: Int64) -> Instance {
-    Instance(process: p, ancestry: chain, startWallNs: t, exitWallNs: t + 1)
-}
-
 @Suite struct AttributionTests {
     let initP = Build.record(1, 0, ["/sbin/init"])
 
@@ -118,79 +114,5 @@ private func inst(_ p: ProcessRecord, _ chain: [ProcessRecord], at t: Int64) -> 
         #expect(f.mechanism == .unknown)
         #expect(f.spawner?.id.pid == 40, "the persistent spawner is still named")
         #expect(f.confidence == .low)
-    }
-}
-
-/// One store, a day of history: the same worker run by a unit, by cron, and once by hand.
-@Suite struct RespawnGroupTests {
-    let pid1 = Build.record(1, 1, ["/sbin/init"])
-    let cron = Build.record(300, 10, ["/usr/sbin/cron", "-f"])
-    let sshd = Build.record(400, 20, ["/usr/sbin/sshd", "-D"])
-    let worker = ["/usr/bin/python3", "/opt/w/training_worker.py"]
-
-    func unitRun(_ pid: Int32, at t: Int64) -> Instance {
-        let p = Build.record(pid, UInt64(t), worker, cgroup: "training-worker.service", parent: pid1.id)
-        return Instance(process: p, ancestry: [pid1], startWallNs: t, exitWallNs: nil)
-    }
-
-    func cronRun(_ pid: Int32, at t: Int64) -> Instance {
-        let job = Build.record(pid - 2, UInt64(t), ["/usr/sbin/cron", "-f"], parent: cron.id)
-        let sh = Build.record(pid - 1, UInt64(t), ["/bin/sh", "-c", worker.joined(separator: " ")], parent: job.id)
-        let p = Build.record(pid, UInt64(t), worker, parent: sh.id)
-        return Instance(process: p, ancestry: [sh, job, cron, pid1], startWallNs: t, exitWallNs: nil)
-    }
-
-    @Test func eachInstanceIsAnsweredByItsOwnRespawner() {
-        let bash = Build.record(500, 30, ["-bash"], parent: sshd.id)
-        let byHand = Instance(process: Build.record(510, 40, worker, parent: bash.id), ancestry: [bash, sshd, pid1], startWallNs: 40, exitWallNs: 41)
-        let all = [byHand, unitRun(1000, at: 100), unitRun(1001, at: 200), cronRun(2002, at: 300), cronRun(2012, at: 400), unitRun(1002, at: 500)]
-        let forUnit = Attribution.respawnGroups(all, target: Identity(pid: 1001, startNs: 200))
-        #expect(forUnit.first?.map(\.process.id.pid) == [1000, 1001, 1002])
-        #expect(Attribution.analyze(forUnit[0]).mechanism == .systemdService)
-        #expect(forUnit.count == 3)
-        #expect(forUnit[1].map(\.process.id.pid) == [2002, 2012], "the other respawners, most recent first")
-        #expect(Attribution.analyze(forUnit[1]).mechanism == .cron)
-        #expect(forUnit[2].map(\.process.id.pid) == [510], "the run by hand is a group of its own")
-        let forCron = Attribution.respawnGroups(all, target: Identity(pid: 2002, startNs: 300))
-        #expect(forCron.first?.map(\.process.id.pid) == [2002, 2012])
-        #expect(Attribution.analyze(forCron[0]).spawner?.id == cron.id, "cron's header names the cron daemon")
-        #expect(Attribution.respawnGroups(all).first?.map(\.process.id.pid) == [1000, 1001, 1002], "the newest's group without a target")
-    }
-}
-
-@Suite struct InlineLoopAttributionTests {
-    let initP = Build.record(1, 0, ["/sbin/init"])
-
-    @Test func aLoopLaunchedByCronIsTheRespawnerNotCron() {
-        let cron = Build.record(500, 1, ["/usr/sbin/cron", "-f"])
-        var job = Build.record(600, 50, ["/usr/sbin/CRON", "-f"]); job.exitTime = 60
-        var jobSh = Build.record(601, 50, ["/bin/sh", "-c", "nohup sh -c 'while true; do python3 /opt/w.py; done' &"]); jobSh.exitTime = 60
-        let loop = Build.record(602, 51, ["sh", "-c", "while true; do python3 /opt/w.py; done"])
-        let chain: [ProcessRecord] = [loop, jobSh, job, cron, initP]
-        var instances: [Instance] = []
-        for k in 0..<3 {
-            let w = Build.record(Int32(700 + k), UInt64(60 + k), ["python3", "/opt/w.py"])
-            instances.append(Instance(process: w, ancestry: chain, startWallNs: Int64(k), exitWallNs: nil))
-        }
-        let f = Attribution.analyze(instances)
-        #expect(f.mechanism == .shellLoop)
-        #expect(f.spawner?.id == loop.id)
-        #expect(f.launcherMechanism == .cron)
-        #expect(f.launcher?.id == jobSh.id)
-    }
-
-    @Test func aContainersRestartsAreOneRespawnerThroughNewMonitors() {
-        let cg = "libpod-" + String(repeating: "ab", count: 32) + ".scope"
-        var instances: [Instance] = []
-        for k in 0..<3 {
-            let conmon = Build.record(Int32(800 + k * 10), UInt64(k * 10), ["/usr/bin/conmon", "-c", String(repeating: "ab", count: 32), "-n", "web"])
-            let w = Build.record(Int32(801 + k * 10), UInt64(k * 10 + 1), ["/bin/sh", "-c", "sleep 2"], cgroup: cg)
-            instances.append(Instance(process: w, ancestry: [conmon, initP], startWallNs: Int64(k), exitWallNs: nil))
-        }
-        let groups = Attribution.respawnGroups(instances)
-        #expect(groups.count == 1)
-        let f = Attribution.analyze(groups[0])
-        #expect(f.mechanism == .container)
-        #expect(f.unit == "podman abababababab")
     }
 }

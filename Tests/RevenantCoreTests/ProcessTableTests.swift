@@ -312,7 +312,9 @@ import Testing
     @Test func parkedProcessesAreFiledOnDemand() {
         var t = ProcessTable()
         let p = Build.id(310, 2)
-        guard case .exec(let x) = Build.exec(p, ["/usr/bin/sleep", "60"], parent: initP, real: initP) else { return }
+        guard case .exec(let x) = Build.exec(p, ["/usr/bin/sleep", "60"], parent: initP, real: initP) else {
+            Issue.record("Build.exec made no exec event"); return
+        }
         let parked = t.park(x)
         #expect(parked && t[p] == nil)
         t.unparkAll()
@@ -327,7 +329,9 @@ import Testing
         let old = Build.id(300, 1), reuse = Build.id(300, 9)
         t.apply(Build.fork(old, of: initP))
         guard case .exec(let x) = Build.exec(reuse, ["/bin/true"], parent: initP, real: initP),
-              case .exit(let e) = Build.exit(reuse, parent: initP, real: initP) else { return }
+              case .exit(let e) = Build.exit(reuse, parent: initP, real: initP) else {
+            Issue.record("Build.exec/exit made no exec or exit event"); return
+        }
         let parked = t.park(x)
         var handed: [Identity] = []
         let asLeaf = t.leaf(exiting: e) { handed.append($0.pointee.exit.process) }
@@ -335,7 +339,9 @@ import Testing
         #expect(handed == [reuse])
         #expect(t[old]!.exited)
         // A process the table knows is not parked.
-        guard case .exec(let again) = Build.exec(old, ["/bin/sh"], parent: initP, real: initP) else { return }
+        guard case .exec(let again) = Build.exec(old, ["/bin/sh"], parent: initP, real: initP) else {
+            Issue.record("Build.exec made no exec event"); return
+        }
         let parkedAgain = t.park(again)
         #expect(!parkedAgain)
     }

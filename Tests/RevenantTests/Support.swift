@@ -11,6 +11,27 @@ import Synchronization
 import RevenantTestSupport
 import Testing
 
+/// `make check` runs the pure suites only: every test that needs root or the kernel carries
+/// `.root` or `.kernel` and is skipped there, by that trait, not by a list of names.
+enum Selection {
+    static let pureOnly: Bool = getenv("REVENANT_TESTS").map { String(cString: $0) == "pure" } ?? false
+
+    static func skipped(_ why: String) -> Bool {
+        FileHandle.standardError.write(Data("revenant-tests: SKIPPED, \(why)\n".utf8))
+        return false
+    }
+}
+
+/// Tests that need root (and nothing else from the kernel).
+enum Root {
+    static let why = "needs root (make test runs as root)"
+    static var runnable: Bool {
+        if Selection.pureOnly { return Selection.skipped("make check runs pure suites only; this one \(why)") }
+        if geteuid() == 0 || Kernel.required { return true }
+        return Selection.skipped("\(why): NOT tested")
+    }
+}
+
 /// End-to-end tests load the real BPF program: they need root and a BTF kernel.
 enum Kernel {
     static let canTrace: Bool = geteuid() == 0 && access("/sys/kernel/btf/vmlinux", F_OK) == 0
@@ -20,6 +41,7 @@ enum Kernel {
 
     /// Skips (loudly) where the kernel path cannot run; under CI=true runs and fails instead.
     static var runnable: Bool {
+        if Selection.pureOnly { return Selection.skipped("make check runs pure suites only; this one \(why)") }
         if canTrace || required { return true }
         FileHandle.standardError.write(Data("revenant-e2e: SKIPPED, \(why): the kernel path is NOT tested\n".utf8))
         return false
@@ -36,6 +58,8 @@ enum Kernel {
 extension Trait where Self == ConditionTrait {
     /// The suite loads the real BPF programs: skipped without root and BTF, a failure under CI=true.
     static var kernel: Self { .enabled(if: Kernel.runnable, Comment(rawValue: Kernel.why)) }
+    /// The test needs root, not the kernel's BPF: skipped by `make check` and where not root, a failure under CI=true.
+    static var root: Self { .enabled(if: Root.runnable, Comment(rawValue: Root.why)) }
 }
 
 /// Collects every event the real tracer delivers.
