@@ -286,3 +286,7 @@ public enum Attribution {
         return zip(s.dropFirst(), s).map { Double($0 - $1) / 1e9 }
     }
 }
+
+// Printed as the token every output carries, never as the Swift case name.
+extension Mechanism: CustomStringConvertible { public var description: String { rawValue } }
+extension Finding.Confidence: CustomStringConvertible { public var description: String { rawValue } }

@@ -82,7 +82,7 @@ public struct AuditEvent: Encodable, Sendable {
     }
     /// What respawns the process, as attribution found it when the record was written.
     public struct Respawn: Encodable, Sendable, Equatable {
-        public var mechanism: String
+        public var mechanism: Mechanism
         public var unit: String?
         public var spawner_pid: Int32?
         public var spawner_uid: String?
@@ -90,10 +90,10 @@ public struct AuditEvent: Encodable, Sendable {
         public var line: Int?
         public var text: String?
         public var instances: Int
-        public var confidence: String
+        public var confidence: Finding.Confidence
         public var remediation: [String]
-        public init(mechanism: String, unit: String?, spawner_pid: Int32?, spawner_uid: String?, file: String?, line: Int?,
-                    text: String?, instances: Int, confidence: String, remediation: [String]) {
+        public init(mechanism: Mechanism, unit: String?, spawner_pid: Int32?, spawner_uid: String?, file: String?, line: Int?,
+                    text: String?, instances: Int, confidence: Finding.Confidence, remediation: [String]) {
             self.mechanism = mechanism; self.unit = unit; self.spawner_pid = spawner_pid; self.spawner_uid = spawner_uid
             self.file = file; self.line = line; self.text = text; self.instances = instances
             self.confidence = confidence; self.remediation = remediation
@@ -216,7 +216,7 @@ public struct AuditEvent: Encodable, Sendable {
         let where_ = respawn.file.map { " (\($0):\(respawn.line ?? 0))" } ?? ""
         return AuditEvent(class_uid: 0, class_name: "Base Event", category_uid: 0, category_name: "Uncategorized",
                           activity_id: 99, activity_name: "respawn finding", type_uid: 99, time: timeMs, severity_id: 3,
-                          message: "\(r.image?.argv.joined(separator: " ") ?? r.name) is respawned by \(respawn.mechanism)\(where_)",
+                          message: "\(r.image?.argv.joined(separator: " ") ?? r.name) is respawned by \(respawn.mechanism.rawValue)\(where_)",
                           unmapped: Unmapped(revenant: ext))
     }
 }

@@ -86,3 +86,5 @@ public struct Enforcement: Hashable, Sendable, Codable {
         self.init(rules: rules, tier: tier, blocked: text.hasPrefix("killed") || text.hasPrefix("denied"), message: text)
     }
 }
+
+extension EnforcementTier: CustomStringConvertible { public var description: String { rawValue } }

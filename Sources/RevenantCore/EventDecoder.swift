@@ -25,7 +25,6 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
 /// Decodes the records of `revenant_abi.h`. Pure: bytes in, values out.
 public enum EventDecoder {
     public static let headerSize = MemoryLayout<rv_header>.size
-    public static let forkSize = MemoryLayout<rv_fork_event>.size
     public static let exitSize = MemoryLayout<rv_exit_event>.size
     public static let execFixedSize = MemoryLayout<rv_exec_event>.offset(of: \rv_exec_event.data)!
     public static let execMaxSize = MemoryLayout<rv_exec_event>.size

@@ -98,6 +98,14 @@ public struct JSONBytes {
     }
 
     /// `2026-12-04T07:06:40.123Z`, computed (no gmtime_r, no formatter).
+    /// The one time formatter: `2026-12-04T07:06:40.123Z` for every output.
+    public static func isoString(_ wallNs: Int64) -> String {
+        var o: [UInt8] = []
+        o.reserveCapacity(24)
+        iso(wallNs, into: &o)
+        return String(decoding: o, as: UTF8.self)
+    }
+
     public static func iso(_ wallNs: Int64, into bytes: inout [UInt8]) {
         let ns = ((wallNs % 1_000_000_000) + 1_000_000_000) % 1_000_000_000
         let secs = (wallNs - ns) / 1_000_000_000
@@ -226,8 +234,8 @@ extension AuditEvent.Extension {
         if let process { j.field("process") { process.write(&$0) } }
         if let r = respawned_by {
             j.field("respawned_by") { j in
-                j.field("confidence", r.confidence); j.field("file", r.file); j.field("instances", r.instances); j.field("line", r.line)
-                j.field("mechanism", r.mechanism); j.field("remediation", r.remediation); j.field("spawner_pid", r.spawner_pid)
+                j.field("confidence", r.confidence.rawValue); j.field("file", r.file); j.field("instances", r.instances); j.field("line", r.line)
+                j.field("mechanism", r.mechanism.rawValue); j.field("remediation", r.remediation); j.field("spawner_pid", r.spawner_pid)
                 j.field("spawner_uid", r.spawner_uid); j.field("text", r.text); j.field("unit", r.unit)
             }
         }

@@ -105,8 +105,8 @@ final class AttributionWorker: Service, @unchecked Sendable {
         guard changed else { return Answer(respawn: summary, finding: nil) }
         if let f = summary.file, let tell = sourceNamed.withLock({ $0 }) { tell(Attributor.hostPath(f, root: rep.config_root)) }
         if let root = rep.config_root, root != "/", let tell = rootSeen.withLock({ $0 }) { tell(root) }
-        DaemonMetrics.shared.finding(mechanism: summary.mechanism)
-        log.notice("respawn finding: \(r.key.replacingOccurrences(of: "\0", with: " ")) is respawned by \(summary.mechanism)", metadata: [
+        DaemonMetrics.shared.finding(mechanism: summary.mechanism.rawValue)
+        log.notice("respawn finding: \(r.key.replacingOccurrences(of: "\0", with: " ")) is respawned by \(summary.mechanism.rawValue)", metadata: [
             "spawner": "\(summary.spawner_uid ?? "?")", "source": "\(summary.file.map { "\($0):\(summary.line ?? 0)" } ?? "not found")",
             "instances": "\(summary.instances)"])
         let finding = AuditEvent.finding(r.process, ancestry: r.ancestry, bootEpochNs: r.bootEpochNs, timeMs: WallClock.nowMs(),

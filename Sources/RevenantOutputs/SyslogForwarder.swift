@@ -59,7 +59,6 @@ public final class SyslogForwarder: Sendable {
         t.start()
     }
 
-    public var droppedCount: Int { dropped.load(ordering: .relaxed) }
 
     package func send(line: String, event: AuditEvent) {
         inFlight.add(1, ordering: .relaxed)

@@ -16,12 +16,12 @@ public struct RespawnReport: Sendable, Encodable {
         /// The kernel's name (the one lineage shows), else its program's.
         public var name: String { comm.isEmpty ? argv.first.map { ($0 as NSString).lastPathComponent } ?? "?" : comm }
     }
-    public var mechanism: String
+    public var mechanism: Mechanism
     public var unit: String?
-    public var confidence: String
+    public var confidence: Finding.Confidence
     public var spawner: Proc?
     public var launcher: Proc?
-    public var launcher_mechanism: String?
+    public var launcher_mechanism: Mechanism?
     public var command: String?
     public var source: ConfigSource?
     public var config_root: String?
@@ -62,7 +62,7 @@ public struct RespawnReport: Sendable, Encodable {
     }
 
     public struct Also: Sendable, Encodable {
-        public var mechanism: String
+        public var mechanism: Mechanism
         public var unit: String?
         public var spawner: Proc?
         /// `file:line` of its configuration, when found.
@@ -109,7 +109,7 @@ public enum Attributor {
     static func provenance(_ rep: inout RespawnReport, changes: [ConfigChange], mtimeNs: Int64? = nil) {
         rep.configured_by = changes
         if let m = mtimeNs, changes.allSatisfy({ $0.timeWallNs < m - 2_000_000_000 }) {
-            let when = Date(timeIntervalSince1970: Double(m) / 1e9).formatted(.iso8601)
+            let when = JSONBytes.isoString(m)
             rep.source?.notes.append("changed while not watched (mtime \(when)): its writer is not known" +
                                      (changes.isEmpty ? "" : "; the changes below are older"))
         }
@@ -145,9 +145,9 @@ public enum Attributor {
     /// three, and the last one before the first instance on record, which started it.
     static func startedBy(_ rep: RespawnReport, store: Store) -> [RespawnReport.Invocation] {
         let (needle, tool, verbs): (String?, String, Set<String>) = switch rep.mechanism {
-        case "systemd service", "systemd timer", "systemd user unit": (rep.unit, "systemctl", ["start", "restart", "enable", "reenable", "try-restart", "reload-or-restart"])
-        case "supervisord": (rep.settings["program"], "supervisorctl", ["start", "restart", "update", "add", "reload"])
-        case "cron": (rep.source?.file.hasPrefix("/var/spool/cron/") == true ? "crontab" : nil, "crontab", [])
+        case .systemdService, .systemdTimer, .systemdUserUnit: (rep.unit, "systemctl", ["start", "restart", "enable", "reenable", "try-restart", "reload-or-restart"])
+        case .supervisord: (rep.settings["program"], "supervisorctl", ["start", "restart", "update", "add", "reload"])
+        case .cron: (rep.source?.file.hasPrefix("/var/spool/cron/") == true ? "crontab" : nil, "crontab", [])
         default: (nil, "", [])
         }
         guard let needle, !needle.isEmpty, let named = try? store.matching(needle, limit: 200) else { return [] }
@@ -232,7 +232,7 @@ public enum Attributor {
             rep.evidence.append("\(mineAll.count) instances under the same configuration, through \(spawners.count) spawner processes (across restarts or boots)")
             rep.instances = mineAll.count
             rep.evidence.removeAll { $0.hasPrefix("a single instance") }
-            if rep.confidence == "medium", !mineAll.contains(where: { $0.process.seeded }) { rep.confidence = "high" }
+            if rep.confidence == .medium, !mineAll.contains(where: { $0.process.seeded }) { rep.confidence = .high }
         }
         rep.also_respawned_by = answered.dropFirst().prefix(4).map { a in
             RespawnReport.Also(mechanism: a.rep.mechanism, unit: a.rep.unit, spawner: a.rep.spawner,
@@ -247,7 +247,7 @@ public enum Attributor {
     /// What identifies a respawner across its processes: its configuration line, else its unit.
     static func sourceKey(_ r: RespawnReport) -> String? {
         if let s = r.source { return "\(r.mechanism) \(s.file):\(s.line)" }
-        if let u = r.unit, r.mechanism != Mechanism.shellLoop.rawValue { return "\(r.mechanism) \(u)" }
+        if let u = r.unit, r.mechanism != .shellLoop { return "\(r.mechanism) \(u)" }
         return nil
     }
 
@@ -365,8 +365,8 @@ public enum Attributor {
         settings.removeValue(forKey: "section_line")
         settings.merge(containerSettings) { a, _ in a }
         return RespawnReport(
-            mechanism: f.mechanism.rawValue, unit: f.unit, confidence: f.confidence.rawValue,
-            spawner: proc(f.spawner), launcher: proc(f.launcher), launcher_mechanism: f.launcherMechanism?.rawValue,
+            mechanism: f.mechanism, unit: f.unit, confidence: f.confidence,
+            spawner: proc(f.spawner), launcher: proc(f.launcher), launcher_mechanism: f.launcherMechanism,
             command: f.command, source: source, config_root: source == nil ? nil : cfgRoot, settings: settings,
             remediation: remediation, evidence: f.evidence, instances: instances.count,
             gap_seconds: Array(Attribution.gaps(instances).suffix(8)),

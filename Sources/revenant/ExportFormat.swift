@@ -32,13 +32,19 @@ enum ExportFormat {
 
     /// A trace gap in csv: its time, and the text in the enforcement column.
     static func csv(_ g: TraceGap) -> String {
-        var cols = [String](repeating: "", count: csvHeader.split(separator: ",").count)
-        cols[0] = Fmt.iso(g.fromWallNs)
-        cols[13] = text(g)
+        var cols = [String](repeating: "", count: CSVColumn.allCases.count)
+        cols[CSVColumn.time.rawValue] = Fmt.iso(g.fromWallNs)
+        cols[CSVColumn.enforcement.rawValue] = text(g)
         return cols.map(CSVBytes.slowCell).joined(separator: ",")
     }
 
-    static let csvHeader = "time,boot,pid,id,parent_pid,parent_id,parent_comm,exe,cmd_line,cwd,uid,cgroup,seeded,enforcement,exit_time,exit_code,signal"
+    /// The csv columns, in order: `csv(_: ExportRow)` writes them so, and readers find them by name.
+    enum CSVColumn: Int, CaseIterable {
+        case time, boot, pid, id, parent_pid, parent_id, parent_comm, exe, cmd_line, cwd, uid, cgroup, seeded, enforcement
+        case exit_time, exit_code, signal
+    }
+
+    static let csvHeader = CSVColumn.allCases.map { "\($0)" }.joined(separator: ",")
 
     /// The columns of `csvHeader`, each a `CSVBytes` cell.
     static func csv(_ r: ExportRow) -> [UInt8] {

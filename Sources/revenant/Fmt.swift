@@ -65,12 +65,7 @@ enum Fmt {
     }
 
     /// RFC 3339 UTC with milliseconds, as ISO8601DateFormatter wrote it (`JSONBytes.iso`).
-    static func iso(_ wallNs: Int64) -> String {
-        var o: [UInt8] = []
-        o.reserveCapacity(24)
-        JSONBytes.iso(wallNs, into: &o)
-        return String(decoding: o, as: UTF8.self)
-    }
+    static func iso(_ wallNs: Int64) -> String { JSONBytes.isoString(wallNs) }
 
     static func user(_ uid: UInt32) -> String {
         guard let pw = getpwuid(uid) else { return String(uid) }

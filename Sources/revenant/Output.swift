@@ -63,12 +63,6 @@ enum Clock {
         f.dateFormat = "HH:mm:ss.SSS"
         return f
     }()
-
-    nonisolated(unsafe) static let iso: ISO8601DateFormatter = {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }()
 }
 
 /// Exit with a one-line message and a status.
@@ -133,9 +127,9 @@ enum RespawnText {
                 let lead = i.lead_seconds.map { String(format: "; the first instance started %.1f s later", $0) } ?? ""
                 out.line("  started by  \(Fmt.time(i.time_wall_ns)) \(i.command)  ← \(i.ancestry)\(RespawnText.session(i.session, i.loginuid))\(lead)")
             }
-        } else if r.mechanism == "container", let c = r.settings["container"] {
+        } else if r.mechanism == .container, let c = r.settings["container"] {
             out.line("  source      \(r.settings["engine"] ?? "the engine")'s record of container \(c): restart policy \(r.settings["restart_policy"] ?? "unknown")")
-        } else if r.mechanism != "unknown" {
+        } else if r.mechanism != .unknown {
             out.line("  source      not found (looked under \(r.config_root ?? "the spawner's root or --root"))")
         }
         if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.isEmpty ? $0.name : $0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }

@@ -125,7 +125,7 @@ struct LossReport: Encodable {
     let procmap_full_new: UInt64
 
     init(_ c: TraceCounters, since last: TraceCounters) {
-        time = Clock.iso.string(from: Date())
+        time = Fmt.iso(WallClock.nowNs())
         ringbuf_full = c.ringbufFull
         procmap_full = c.procMapFull
         ringbuf_full_new = c.ringbufFull - last.ringbufFull

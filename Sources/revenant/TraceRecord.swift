@@ -50,8 +50,7 @@ struct TraceRecord: Encodable {
     init(_ event: Event, table: ProcessTable, clock: BootClock) {
         let r = table[event.process]
         let img = r.map { TraceRecord.redactor.apply($0) }?.image   // trace output leaves the process too
-        let date = Date(timeIntervalSince1970: clock.wallSeconds(event.time))
-        time = Clock.iso.string(from: date)
+        time = Fmt.iso(clock.bootEpochNs + Int64(event.time))
         time_boot_ns = event.time
         pid = event.process.pid
         id = event.process.description
@@ -76,7 +75,7 @@ struct TraceRecord: Encodable {
         exe_ino = img?.exeInode
         let chain = Lineage.chain(table, of: event.process)
         let adopted = r?.adoptedBy.map { a in "  [adopted by \(table[a]?.name ?? "?")(\(a.pid))]" } ?? ""
-        let stamp = Clock.hms.string(from: date)
+        let stamp = Clock.hms.string(from: Date(timeIntervalSince1970: clock.wallSeconds(event.time)))
         let pidText = String(event.process.pid).padding(toLength: 7, withPad: " ", startingAt: 0)
         switch event {
         case .fork(let e):

@@ -33,8 +33,8 @@ import Testing
             events.append(.terminate(r, ancestry: anc, bootEpochNs: 0, timeMs: 1, rules: ["r"]))
             let (x, _) = record([], parent: parent, exit: .exited(-3))
             events.append(.terminate(x, ancestry: anc, bootEpochNs: 0, timeMs: 1, rules: []))
-            let respawn = AuditEvent.Respawn(mechanism: "cron", unit: nil, spawner_pid: 12, spawner_uid: "12@3.4", file: "/etc/cron.d/x",
-                                             line: 3, text: JSONBytesTests.hostile, instances: 5, confidence: "high", remediation: ["a", "b"])
+            let respawn = AuditEvent.Respawn(mechanism: .cron, unit: nil, spawner_pid: 12, spawner_uid: "12@3.4", file: "/etc/cron.d/x",
+                                             line: 3, text: JSONBytesTests.hostile, instances: 5, confidence: .high, remediation: ["a", "b"])
             events.append(.finding(r, ancestry: anc, bootEpochNs: 0, timeMs: 2, rules: [], respawn: respawn))
         }
         events.append(.daemon("start", timeMs: 0))

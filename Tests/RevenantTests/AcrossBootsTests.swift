@@ -32,10 +32,10 @@ import Testing
         }
         let latest = runs[5].process.id   // the second boot's newest unit instance
         let rep = Attributor.report(grouping: runs, target: latest, root: f.root, reader: ProcReader())
-        #expect(rep.mechanism == "systemd service")
+        #expect(rep.mechanism == .systemdService)
         #expect(rep.spawner?.id == Identity(pid: 1, startNs: 8).description, "this instance's own PID 1")
         #expect(rep.instances == 6, "both boots' instances under the one unit: \(rep.evidence)")
-        #expect(rep.also_respawned_by.map(\.mechanism) == ["cron"])
+        #expect(rep.also_respawned_by.map(\.mechanism) == [.cron])
         #expect(rep.also_respawned_by.first?.source == "/etc/cron.d/w:1")
         #expect(rep.command_lines == ["/usr/bin/python3 /opt/w.py"])
     }

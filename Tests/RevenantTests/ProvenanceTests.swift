@@ -149,7 +149,7 @@ import Testing
     }
 
     @Test func aManagedSourceSaysSoFirst() throws {
-        var rep = RespawnReport(mechanism: "cron", unit: nil, confidence: "high", spawner: nil, launcher: nil, launcher_mechanism: nil,
+        var rep = RespawnReport(mechanism: .cron, unit: nil, confidence: .high, spawner: nil, launcher: nil, launcher_mechanism: nil,
                                 command: nil, source: ConfigSource(file: "/etc/cron.d/w", line: 1, text: "* * * * * root w"),
                                 config_root: nil, settings: [:], remediation: ["sed -i '1d' /etc/cron.d/w"], evidence: [],
                                 instances: 3, gap_seconds: [])
@@ -191,7 +191,7 @@ import Testing
                        ctl(305, 90, ["try-restart", "w.service"])]
         b.images = b.processes.map { ($0.id, 0, $0.images[0]) }
         try s.write(b, nowWallNs: Int64(100 * sec))
-        var rep = RespawnReport(mechanism: "systemd service", unit: "w.service", confidence: "high", spawner: nil, launcher: nil, launcher_mechanism: nil,
+        var rep = RespawnReport(mechanism: .systemdService, unit: "w.service", confidence: .high, spawner: nil, launcher: nil, launcher_mechanism: nil,
                                 command: nil, source: nil, config_root: nil, settings: [:], remediation: [], evidence: [],
                                 instances: 3, gap_seconds: [])
         rep.first_instance_wall_ns = Int64(11 * sec)

@@ -56,7 +56,7 @@ import Testing
                      startWallNs: Int64(2_000 + i) * 1_000_000_000, exitWallNs: nil)
         }
         let rep = Attributor.report(Attribution.analyze(runs), instances: runs, root: f.root, reader: ProcReader())
-        #expect(rep.mechanism == "shell loop")
+        #expect(rep.mechanism == .shellLoop)
         #expect(rep.source == nil)
         let text = "\(rep.evidence) \(rep.remediation)"
         #expect(!text.contains("19000") && !text.contains("shadow:"), "\(text)")
