@@ -131,15 +131,34 @@ public enum Attribution {
         let cgroup = latest.process.image?.cgroup ?? ""
         var f = Finding(mechanism: .unknown, spawner: spawner, confidence: several ? .high : .medium, evidence: evidence)
 
-        func names(_ r: ProcessRecord) -> [String] {
-            var out = [r.name]
-            if let img = r.image { out += img.argv.prefix(3).map { String($0.split(separator: "/").last ?? "") } }
-            return out
-        }
-
-        // Lineage markers, nearest first: the first manager found is the direct respawner,
-        // unless a shell below it forked every instance: a loop the manager only launched.
         let spawnerAt = several ? spawner.flatMap { s in chain.firstIndex { $0.id == s.id } } : nil
+        markManager(&f, chain: chain, latest: latest, spawnerAt: spawnerAt)
+        markByCgroup(&f, chain: chain, latest: latest, several: several)
+        if f.mechanism == .supervisord || f.mechanism == .systemdService {
+            f.unit = f.unit ?? (cgroup.hasSuffix(".service") ? cgroup : nil)
+        }
+        markLauncher(&f, chain: chain)
+        if sorted.contains(where: { $0.process.seeded }) || chain.last?.seeded == true && chain.count < 2 {
+            f.evidence.append("some lineage predates revenant (seeded from /proc): parents above are those seen at start")
+            if f.confidence == .high { f.confidence = .medium }
+        }
+        if f.mechanism == .unknown {
+            f.evidence.append("no known manager in the lineage; the spawner is shown as found")
+            f.confidence = .low
+        }
+        return f
+    }
+
+    static func names(_ r: ProcessRecord) -> [String] {
+        var out = [r.name]
+        if let img = r.image { out += img.argv.prefix(3).map { String($0.split(separator: "/").last ?? "") } }
+        return out
+    }
+
+    /// Lineage markers, nearest first: the first manager found is the direct respawner,
+    /// unless a shell below it forked every instance: a loop the manager only launched.
+    static func markManager(_ f: inout Finding, chain: [ProcessRecord], latest: Instance, spawnerAt: Int?) {
+        let cgroup = latest.process.image?.cgroup ?? ""
         for (i, r) in chain.enumerated() {
             let n = names(r)
             if let si = spawnerAt, si < i, isShell(chain[si]), let m = managerMechanism(n) {
@@ -182,38 +201,45 @@ public enum Attribution {
             }
             if n.contains(where: { $0.hasPrefix("PM2") || $0 == "pm2" }) { f.mechanism = .pm2; f.spawner = r; break }
             if n.contains(where: { $0 == "runsv" || $0 == "s6-supervise" }) { f.mechanism = .runit; f.spawner = r; break }
-        }
+    }
+    }
+
+    /// No manager in the lineage: the cgroup (a container, a unit, a session) or a long-lived shell says what it is.
+    static func markByCgroup(_ f: inout Finding, chain: [ProcessRecord], latest: Instance, several: Bool) {
+        let cgroup = latest.process.image?.cgroup ?? ""
+        let spawner = f.spawner
         if f.mechanism == .unknown, let id = containerID(cgroup) {
             // The shim may predate us (seeded) or sit outside the chain; the cgroup still says so.
             f.mechanism = .container
             f.unit = id
             f.evidence.append("in container cgroup \(cgroup)")
+    }
+    if f.mechanism == .unknown {
+        if cgroup.hasSuffix(".service"), let s = spawner, isSystemManager(s) {
+            f.mechanism = cgroup == "rc-local.service" ? .rcLocal : .systemdService
+            f.unit = cgroup
+            f.evidence.append(s.id.pid == 1 ? "in cgroup \(cgroup), forked by PID 1"
+                              : "in cgroup \(cgroup), forked by systemd(\(s.id.pid)), PID 1 of its own namespace")
+        } else if cgroup.hasSuffix(".service"), let u = chain.first(where: { $0.name == "systemd" && !isSystemManager($0) }) {
+            f.mechanism = .systemdUserUnit
+            f.unit = cgroup
+            f.spawner = u
+            f.evidence.append("in cgroup \(cgroup), forked by the user manager systemd(\(u.id.pid))")
+        } else if let s = spawner, isShell(s) {
+            f.mechanism = .shellLoop
+            f.evidence.append("\(s.name)(\(s.id.pid)) is a long-lived shell that forked every instance")
+            if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
+            if !several { f.confidence = .low }
+        } else if cgroup.hasPrefix("session-") && cgroup.hasSuffix(".scope") {
+            f.mechanism = .session
+            f.unit = cgroup
+            f.confidence = .medium
         }
-        if f.mechanism == .unknown {
-            if cgroup.hasSuffix(".service"), let s = spawner, isSystemManager(s) {
-                f.mechanism = cgroup == "rc-local.service" ? .rcLocal : .systemdService
-                f.unit = cgroup
-                f.evidence.append(s.id.pid == 1 ? "in cgroup \(cgroup), forked by PID 1"
-                                  : "in cgroup \(cgroup), forked by systemd(\(s.id.pid)), PID 1 of its own namespace")
-            } else if cgroup.hasSuffix(".service"), let u = chain.first(where: { $0.name == "systemd" && !isSystemManager($0) }) {
-                f.mechanism = .systemdUserUnit
-                f.unit = cgroup
-                f.spawner = u
-                f.evidence.append("in cgroup \(cgroup), forked by the user manager systemd(\(u.id.pid))")
-            } else if let s = spawner, isShell(s) {
-                f.mechanism = .shellLoop
-                f.evidence.append("\(s.name)(\(s.id.pid)) is a long-lived shell that forked every instance")
-                if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
-                if !several { f.confidence = .low }
-            } else if cgroup.hasPrefix("session-") && cgroup.hasSuffix(".scope") {
-                f.mechanism = .session
-                f.unit = cgroup
-                f.confidence = .medium
-            }
-        }
-        if f.mechanism == .supervisord || f.mechanism == .systemdService {
-            f.unit = f.unit ?? (cgroup.hasSuffix(".service") ? cgroup : nil)
-        }
+    }
+    }
+
+    /// The outer launcher: what started the spawner, when that is itself a mechanism.
+    static func markLauncher(_ f: inout Finding, chain: [ProcessRecord]) {
         // The outer launcher: what started the spawner, when that is itself a mechanism.
         if let s = f.spawner, let idx = chain.firstIndex(where: { $0.id == s.id }) {
             let above = chain[(idx + 1)...]
@@ -228,16 +254,7 @@ public enum Attribution {
                 f.launcher = above.first
                 f.unit = scg
             }
-        }
-        if sorted.contains(where: { $0.process.seeded }) || chain.last?.seeded == true && chain.count < 2 {
-            f.evidence.append("some lineage predates revenant (seeded from /proc): parents above are those seen at start")
-            if f.confidence == .high { f.confidence = .medium }
-        }
-        if f.mechanism == .unknown {
-            f.evidence.append("no known manager in the lineage; the spawner is shown as found")
-            f.confidence = .low
-        }
-        return f
+    }
     }
 
     /// The mechanism a process's names mark it as, when it is a respawning manager.
