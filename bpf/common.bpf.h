@@ -13,8 +13,8 @@ struct {
 } events SEC(".maps");
 
 /* Identity and fork-time parent of each process, first in its slot (tgid mod RV_PROC_SLOTS:
- * a fork, exec and exit cost a store and two loads, where hash-map operations cost a third of
- * the BPF time of a fork+exec+exit); an occupant still alive when another tgid takes its
+ * a fork, exec and exit cost a store and two loads, no hash-map operation: see
+ * docs/architecture.md, "Why lazy forks"); an occupant still alive when another tgid takes its
  * slot moves to `procs`. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

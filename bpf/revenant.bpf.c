@@ -15,8 +15,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Lazy forks (handle_fork): no fork record for a process that execs (its exec record carries the
  * fork-time parent from `procs`); one is written, with the true fork time, just before the first
- * record that needs it: its exit, a denied exec, or a descendant's exec or exit. A third of the
- * records a fork+exec+exit costs. handle_fork_all writes a fork record at every fork (`revenant
+ * record that needs it: its exit, a denied exec, or a descendant's exec or exit: fewer records
+ * for a fork+exec+exit. handle_fork_all writes a fork record at every fork (`revenant
  * trace`). The loader loads one of the two: a setting in .rodata, read at each fork, missed the
  * cache. */
 static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, bool lazy)

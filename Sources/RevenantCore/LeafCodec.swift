@@ -8,8 +8,8 @@ import Glibc
 /// each record is written against the one before it in the blob. Numbers are zigzag deltas (the
 /// PID, start and parent from the previous record's, times from the process's start, device,
 /// inode, ids and cgroup from the previous image's), and each text is 0 when it repeats the
-/// previous record's text in that place. A leaf of a respawn loop takes ~33 bytes, not ~110:
-/// a third of the bytes the store writes (twice, with its log) and keeps.
+/// previous record's text in that place, so a respawn loop's leaves take a fraction of the
+/// bytes the store writes (twice, with its log) and keeps (docs/benchmarks.md).
 package enum LeafCodec {
     package struct Malformed: Error, CustomStringConvertible {
         package var description: String { "a leaf batch's records are truncated or malformed" }

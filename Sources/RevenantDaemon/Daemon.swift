@@ -34,7 +34,7 @@ public final class Daemon: Sendable {
             // drains once a flush. Matched execs still wake it at once, 1 MiB pending always
             // does, and a stop or reload wakes it through an eventfd.
             o.pollMs = Int32(FlushRequest.intervalMs)
-            // A process that execs is first seen at its exec (a third fewer records).
+            // A process that execs is first seen at its exec: no fork record for it.
             o.lazyForks = true
             return o
         }()

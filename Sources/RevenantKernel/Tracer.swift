@@ -28,7 +28,7 @@ public struct TraceCounters: Sendable, Equatable {
 /// Loads the BPF program, attaches it, and reads its ring buffer on a dedicated thread.
 public final class Tracer: @unchecked Sendable {
     public struct Options: Sendable {
-        /// Ring buffer bytes (power of two). 8 MiB holds ~2,700 maximal exec records.
+        /// Ring buffer bytes (power of two); README "Bounds" says how many records fit.
         public var ringbufBytes: UInt32 = 8 << 20
         /// Pending bytes that trigger a reader wake-up; below it the reader polls.
         public var wakeupBytes: UInt64 = 1 << 20

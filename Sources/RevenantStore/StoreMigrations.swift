@@ -88,7 +88,7 @@ extension Store {
                 """)
         }
         // Each process row and its key's index entry carried the 36-byte boot id, compared on
-        // every insert: a small integer instead made ingest ~1.25x faster. The tables are
+        // every insert: a small integer costs less (docs/benchmarks.md). The tables are
         // rebuilt (SQLite cannot change a column's type); row ids, and so images, are kept.
         m.registerMigration("v5-boot-key") { db in
             try db.execute(sql: """

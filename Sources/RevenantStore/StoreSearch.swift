@@ -9,7 +9,7 @@ import RevenantHost
 extension Store {
     /// Processes that ran exactly this command line (any image), newest first: the last written
     /// ones, read backwards along the argv index (whose entries for one command line are in row
-    /// order), so a command line run 100,000 times costs no more than one run 16 times.
+    /// order), so a command line run many times costs no more than one run a few times.
     public func instances(argv: [String], limit: Int = 500) throws(StoreError) -> [StoredProcess] {
         try instances(column: "argv", Data(Store.joinArgv(argv)), limit: limit) { db in try Store.leaves(db, argv: argv, limit: limit) }
     }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// Every command names itself (`commandName:`): otherwise the argument parser derives each
-/// name by reflection at every start, a sixth of a who-spawned's time.
+/// name by reflection at every start.
 @main
 struct Revenant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +13,7 @@ struct Revenant: AsyncParsableCommand {
     )
 
     /// The queries an operator waits on, parsed as commands of their own: parsing from the root
-    /// also parses twice more for a completion-script request, a tenth of a who-spawned's time.
+    /// also parses twice more for a completion-script request.
     /// (`_superCommandName` is what skips that.) Help, errors and whatever else they cannot parse
     /// go through the root as before.
     static let queries: [String: ParsableCommand.Type] = ["who-spawned": WhoSpawned.self, "timeline": Timeline.self]

@@ -2,10 +2,12 @@
 # revenant against what operators would use instead (auditd's execve rule, forkstat on the proc
 # connector, libbpf-tools' execsnoop: the minimal eBPF exec tracer), measured side by side in one run: every figure is a ratio or a count from this
 # run, because absolute times drift on shared machines. Prints one table and writes it to
-# docs/benchmarks.md (DOCS=no to skip). Usage: run.sh PATH-TO-revenant
+# docs/benchmarks-generated.md (DOCS=no to skip); hand-measured figures live in
+# docs/benchmarks.md, which this never writes. Usage: run.sh PATH-TO-revenant (bench-store beside it)
 # Sizes (env): N ROUNDS RATES RATE_SECS CPU_ROUNDS STORM_SECS KILL_N PKILL_N STORE_PROCESSES TIMELINE_INSTANCES RSS_N
 set -euo pipefail
 BIN=${1:?usage: run.sh PATH-TO-revenant}
+BENCH_STORE=$(dirname "$BIN")/bench-store
 N=${N:-20000}                     # exec-loop iterations per run (2 parallel spawners)
 ROUNDS=${ROUNDS:-5}               # runs per configuration, alternating, order rotated per round
 RATES=${RATES:-"100 400 1600"}    # fixed exec rates for the CPU figures
@@ -275,7 +277,7 @@ done
 
 # --- 5. who-spawned on a large store, daemon memory -------------------------------------------------
 note "5. store of $STORE_PROCESSES processes; daemon RSS after $RSS_N processes"
-"$BIN" bench-store --db "$OUT/bench.db" --processes "$STORE_PROCESSES" --timeline-instances "$TIMELINE_INSTANCES" > "$OUT/store.txt"
+"$BENCH_STORE" --db "$OUT/bench.db" --processes "$STORE_PROCESSES" --timeline-instances "$TIMELINE_INSTANCES" > "$OUT/store.txt"
 leaf=$(awk '/^leaf-pid/ { print $2 }' "$OUT/store.txt")
 ingest=$(sed -n 's/.*= \([0-9]*\) processes\/s.*/\1 processes\/s ingested/p' "$OUT/store.txt")
 p50=$(sed -n 's/.*in-process): \(p50 [0-9.]* ms  p99 [0-9.]* ms\).*/\1/p' "$OUT/store.txt")
@@ -317,7 +319,10 @@ row "daemon RSS after $RSS_N processes" "$((rss1 / 1024)) MiB (peak $((hwm / 102
 if [ "$DOCS" = yes ]; then
   mkdir -p "$ROOT/docs"
   {
-    echo "# Benchmarks"
+    echo "# Benchmarks: the generated table"
+    echo
+    echo "Written by \`make bench\` (scripts/bench/run.sh) and by nothing else: each run replaces this file."
+    echo "Figures measured by hand, with their commands, are in [benchmarks.md](benchmarks.md)."
     echo
     echo "Measured by \`make bench\` (scripts/bench/run.sh) on $(date -u +%Y-%m-%d), one run, side by side."
     echo "Kernel $(uname -r); $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; revenant $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')."
@@ -329,6 +334,6 @@ if [ "$DOCS" = yes ]; then
     echo "auditd = \`auditd -n\` with \`-a always,exit -F arch=b64 -S execve\`; forkstat = \`forkstat -e fork,exec,exit\`"
     echo "(proc connector) writing to /dev/null; execsnoop = libbpf-tools' \`execsnoop\` (syscall tracepoints, perf buffer)"
     echo "writing to /dev/null. CPU figures are percent of one core over the window."
-  } > "$ROOT/docs/benchmarks.md"
-  note "written to docs/benchmarks.md"
+  } > "$ROOT/docs/benchmarks-generated.md"
+  note "written to docs/benchmarks-generated.md"
 fi
