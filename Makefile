@@ -23,7 +23,7 @@ else
 Q := @
 endif
 
-.PHONY: deps bpf build check run test bench clean install completions
+.PHONY: deps bpf bpf-stats build check run test bench clean install completions
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
@@ -56,6 +56,13 @@ $(GEN)/%.skel.h: $(OUT)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
 bpf: $(SKEL)
+
+# Instructions the verifier processes per program (root): how near each is to its limit.
+build/verifier-stats: scripts/bpf/verifier-stats.c | build/.deps-build
+	$(Q)$(CC) -O2 -o $@ $< -lbpf
+
+bpf-stats: build/verifier-stats $(OUT)/revenant.bpf.o
+	$(Q)build/verifier-stats $(OUT)/revenant.bpf.o
 
 build: bpf
 	$(Q)$(SWIFT) build -c $(CONFIG) $(SWIFT_BUILD_FLAGS)

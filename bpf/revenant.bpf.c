@@ -199,7 +199,8 @@ static __always_inline __u64 match_script(struct rv_exec_event *e, const struct 
 	return c.s.mask;
 }
 
-static __always_inline void enforce(struct rv_exec_event *e, const struct texts *t)
+/* The policy rules this exec matches (their bits), or 0; `pol` is the policy in force. */
+static __always_inline __u64 policy_match(struct rv_exec_event *e, const struct texts *t, struct rv_policy **polp)
 {
 	__u32 zero = 0, *slot = bpf_map_lookup_elem(&policy_slot, &zero);
 	struct rv_policy *pol;
@@ -208,10 +209,11 @@ static __always_inline void enforce(struct rv_exec_event *e, const struct texts 
 	struct rv_comm_key ck = {};
 
 	if (!slot)
-		return;
+		return 0;
 	pol = bpf_map_lookup_elem(&policy, slot);
 	if (!pol || !(pol->audit | pol->kill | pol->deny))
-		return;
+		return 0;
+	*polp = pol;
 
 	ek.dev = e->exe_dev;
 	ek.ino = e->exe_ino;
@@ -230,37 +232,36 @@ static __always_inline void enforce(struct rv_exec_event *e, const struct texts 
 		script = match_script(e, t, !(e->flags & RV_F_CWD_TRUNCATED), pol);
 
 	matched = (exe | ~pol->need_exe) & (script | ~pol->need_script) & (comm | ~pol->need_comm);
-	matched &= pol->audit | pol->kill | pol->deny;
-	e->matched = matched;
-	if (!matched)
-		return;
-	if (matched & pol->kill) {
-		/* Signals the new image itself: it dies before its first user instruction. */
-		e->action = bpf_send_signal(9) ? RV_ACT_KILL_FAILED : RV_ACT_KILL;
-	} else {
-		e->action = RV_ACT_AUDIT;
-	}
+	return matched & (pol->audit | pol->kill | pol->deny);
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+/* Kills the new image when a kill rule matched: it dies before its first user instruction. */
+static __always_inline void kill_if_ruled(struct rv_exec_event *e, const struct rv_policy *pol)
 {
-	__u32 zero = 0;
-	struct rv_exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
-	const char *filename, *interp;
-	unsigned long arg_start, arg_end, len;
-	struct texts t = {};
-	__u32 at, cwd_len;
-	struct kernfs_node *kn;
+	if (e->matched & pol->kill)
+		e->action = bpf_send_signal(9) ? RV_ACT_KILL_FAILED : RV_ACT_KILL;
+	else
+		e->action = RV_ACT_AUDIT;
+}
+
+static __always_inline void enforce(struct rv_exec_event *e, const struct texts *t)
+{
+	struct rv_policy *pol = NULL;
+
+	e->matched = policy_match(e, t, &pol);
+	if (e->matched && pol)
+		kill_if_ruled(e, pol);
+}
+
+/* Who execs: identity, fork-time and current parent, the new binary's inode, credentials,
+ * cgroup id and comm. Announces the process (and a parent still a bare fork) first. */
+static __always_inline __u32 capture_identity(struct rv_exec_event *e, struct task_struct *p, pid_t old_pid,
+					      struct linux_binprm *bprm)
+{
+	struct rv_proc *me;
 	struct inode *inode;
 	const struct cred *cred;
-	struct mm_struct *mm;
-	struct rv_proc *me;
 	__u32 flags = 0;
-	long n;
-
-	if (!e)
-		return 0;
 
 	e->h.type = RV_EVENT_EXEC;
 	e->h.time_ns = bpf_ktime_get_boot_ns();
@@ -296,16 +297,21 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	if (bpf_core_field_exists(p->loginuid))
 		e->loginuid = p->loginuid.val;
 
-	kn = p->cgroups->dfl_cgrp->kn;
-	e->cgroup_id = kn->id;
+	e->cgroup_id = p->cgroups->dfl_cgrp->kn->id;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return flags;
+}
 
-	/* Texts packed one after another in data. Each offset is the sum of the lengths read back
-	 * from the record, masked: the same bounds on every path, so the verifier checks what
-	 * follows once, not once per combination of text lengths. All four end within
-	 * RV_EXEC_TEXT_BYTES. */
-	filename = bprm->filename;
-	interp = bprm->interp;
+/* The path texts, packed one after another in data: filename, interpreter, cwd, cgroup name.
+ * Each offset is the sum of the lengths read back from the record, masked: the same bounds on
+ * every path, so the verifier checks what follows once, not once per combination of text
+ * lengths. All four end within RV_EXEC_TEXT_BYTES. */
+static __always_inline __u32 capture_paths(struct rv_exec_event *e, struct task_struct *p, struct linux_binprm *bprm)
+{
+	const char *filename = bprm->filename, *interp = bprm->interp;
+	__u32 flags = 0, cwd_len;
+	long n;
+
 	n = bpf_probe_read_kernel_str(e->data, RV_PATH_BYTES, filename);
 	e->filename_len = n > 0 ? n : 0;
 	if (n == RV_PATH_BYTES)
@@ -323,17 +329,22 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	flags |= read_cwd(p, &e->data[text_end(e, 2)], &cwd_len);
 	e->cwd_len = cwd_len;
 
-	n = bpf_probe_read_kernel_str(&e->data[text_end(e, 3)], RV_CGROUP_BYTES, kn->name);
+	n = bpf_probe_read_kernel_str(&e->data[text_end(e, 3)], RV_CGROUP_BYTES, p->cgroups->dfl_cgrp->kn->name);
 	e->cgroup_len = n > 0 ? n : 0;
 	if (n == RV_CGROUP_BYTES)
 		flags |= RV_F_CGROUP_TRUNCATED;
-	at = text_end(e, 4);
+	return flags;
+}
+
+/* argv, NUL-separated, from the new image's memory at `at`: at most RV_ARGV_BYTES, flagged
+ * when cut or unreadable. */
+static __always_inline __u32 capture_argv(struct rv_exec_event *e, struct task_struct *p, struct linux_binprm *bprm, __u32 at)
+{
+	struct mm_struct *mm = p->mm;
+	unsigned long arg_start = mm->arg_start, len = mm->arg_end - arg_start;
+	__u32 flags = 0;
 
 	e->argc = bprm->argc;
-	mm = p->mm;
-	arg_start = mm->arg_start;
-	arg_end = mm->arg_end;
-	len = arg_end - arg_start;
 	if (len > RV_ARGV_BYTES) {
 		len = RV_ARGV_BYTES;
 		flags |= RV_F_ARGV_TRUNCATED;
@@ -343,6 +354,35 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		flags |= RV_F_ARGV_UNREADABLE;
 	}
 	e->argv_len = len;
+	return flags;
+}
+
+/* Sends the record, its size read back like the offsets: one verifier state past the policy
+ * match, not one per argv length. */
+static __always_inline void emit_exec(struct rv_exec_event *e, __u32 at)
+{
+	unsigned long len = *(volatile __u32 *)&e->argv_len;
+
+	if (len > RV_ARGV_BYTES)
+		len = RV_ARGV_BYTES;
+	len += __builtin_offsetof(struct rv_exec_event, data) + at;
+	e->h.size = len;
+	emit_flagged(e, len, e->matched != 0);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 zero = 0, flags, at;
+	struct rv_exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
+	struct texts t = {};
+
+	if (!e)
+		return 0;
+	flags = capture_identity(e, p, old_pid, bprm);
+	flags |= capture_paths(e, p, bprm);
+	at = text_end(e, 4);
+	flags |= capture_argv(e, p, bprm, at);
 	e->flags = flags;
 	e->matched = 0;
 	e->action = RV_ACT_NONE;
@@ -354,13 +394,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	t.cwd_len = *(volatile __u16 *)&e->cwd_len;
 	t.argv = &e->data[at];
 	enforce(e, &t);
-	/* Read back, like the offsets: one state past the policy match, not one per argv length. */
-	len = *(volatile __u32 *)&e->argv_len;
-	if (len > RV_ARGV_BYTES)
-		len = RV_ARGV_BYTES;
-	len += __builtin_offsetof(struct rv_exec_event, data) + at;
-	e->h.size = len;
-	emit_flagged(e, len, e->matched != 0);
+	emit_exec(e, at);
 	return 0;
 }
 
