@@ -15,32 +15,12 @@ import Testing
     @Test(.kernel, .timeLimit(.minutes(2))) func hardenedUnitStartsEnforcesAndReloads() async throws {
         try Kernel.check()
         let dir = uniqueTempPath("unit")
-        let etc = dir + "/upper/etc/systemd/system"
         let pinDir = "/sys/fs/bpf/rvtest-unit-\(getpid())"
         // The namespace shares the host's /sys: pins made there outlive it.
         defer { Tracer.unpin(pinDir) }
         let fm = FileManager.default
-        try fm.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: dir + "/upper/etc/revenant", withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: dir) }
-        // Where `make install` puts it: the unit's PrivateTmp would hide a build under /tmp.
-        try fm.createDirectory(atPath: dir + "/upper/usr/local/bin", withIntermediateDirectories: true)
-        do { try fm.linkItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
-        catch { try fm.copyItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
-        let unit = try String(contentsOfFile: packageRoot + "/packaging/revenant.service", encoding: .utf8)
-            .replacingOccurrences(of: "@BINDIR@", with: "/usr/local/bin")
-            // Its own pin directory: a host daemon's pins are not the test's to replace.
-            .replacingOccurrences(of: " --pin\n", with: " --pin --pin-dir \(pinDir)\n")
-        try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
-        try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
-        try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
-        // The shipped watchdog, shortened so a hang is seen within the test.
-        try fm.createDirectory(atPath: etc + "/revenant.service.d", withIntermediateDirectories: true)
-        try "[Service]\nWatchdogSec=10s\nTimeoutAbortSec=2s\n".write(toFile: etc + "/revenant.service.d/test.conf", atomically: true, encoding: .utf8)
-        try "rules:\n  - name: block-sweeper\n    match: { script: /opt/rvtest/blocked.py }\n    action: kill\n"
-            .write(toFile: dir + "/upper/etc/revenant/policy.yaml", atomically: true, encoding: .utf8)
-        try "open('/opt/rvtest/ran', 'w').write('ran')\n".write(toFile: dir + "/upper/opt/rvtest/blocked.py", atomically: true, encoding: .utf8)
+        try Self.writeTree(dir, pinDir: pinDir)
 
         // The namespace's /var/log lies over the host's: what a daemon run on the host logged
         // there shows through, and must not be taken for the unit's.
@@ -94,6 +74,38 @@ import Testing
         #expect(try sh([script, "ctl", dir, "is-active", "revenant.service"]).out.hasPrefix("active"))
         #expect(text.contains("\"activity_name\":\"programs pinned\""), "the unit pins its programs: \(status())")
 
+        try await Self.notifyHardeningAndWatchdog(script: script, dir: dir, systemd: systemd, status: status)
+    }
+
+    /// The unit's tree in the namespace's upper directory: the binary where `make install`
+    /// puts it, the shipped unit with a test pin directory and a short watchdog, a kill policy.
+    static func writeTree(_ dir: String, pinDir: String) throws {
+        let etc = dir + "/upper/etc/systemd/system"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/upper/etc/revenant", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
+        // Where `make install` puts it: the unit's PrivateTmp would hide a build under /tmp.
+        try fm.createDirectory(atPath: dir + "/upper/usr/local/bin", withIntermediateDirectories: true)
+        do { try fm.linkItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
+        catch { try fm.copyItem(atPath: revenantBinary, toPath: dir + "/upper/usr/local/bin/revenant") }
+        let unit = try String(contentsOfFile: packageRoot + "/packaging/revenant.service", encoding: .utf8)
+            .replacingOccurrences(of: "@BINDIR@", with: "/usr/local/bin")
+            // Its own pin directory: a host daemon's pins are not the test's to replace.
+            .replacingOccurrences(of: " --pin\n", with: " --pin --pin-dir \(pinDir)\n")
+        try unit.write(toFile: etc + "/revenant.service", atomically: true, encoding: .utf8)
+        try SystemdAttributionTests.units["rvtest.target"]!.write(toFile: etc + "/rvtest.target", atomically: true, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: etc + "/rvtest.target.wants/revenant.service", withDestinationPath: "../revenant.service")
+        // The shipped watchdog, shortened so a hang is seen within the test.
+        try fm.createDirectory(atPath: etc + "/revenant.service.d", withIntermediateDirectories: true)
+        try "[Service]\nWatchdogSec=10s\nTimeoutAbortSec=2s\n".write(toFile: etc + "/revenant.service.d/test.conf", atomically: true, encoding: .utf8)
+        try "rules:\n  - name: block-sweeper\n    match: { script: /opt/rvtest/blocked.py }\n    action: kill\n"
+            .write(toFile: dir + "/upper/etc/revenant/policy.yaml", atomically: true, encoding: .utf8)
+        try "open('/opt/rvtest/ran', 'w').write('ran')\n".write(toFile: dir + "/upper/opt/rvtest/blocked.py", atomically: true, encoding: .utf8)
+    }
+
+    /// Type=notify, the hardening systemd rates, and the watchdog restarting a hung daemon.
+    static func notifyHardeningAndWatchdog(script: String, dir: String, systemd: String, status: () -> String) async throws {
         // Type=notify: active means READY=1 came, after the policy was in force.
         let show = { (p: String) in (try? sh([script, "ctl", dir, "show", "-p", p, "--value", "revenant.service"]).out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "" }
         #expect(show("Type") == "notify")

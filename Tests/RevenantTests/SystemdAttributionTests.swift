@@ -72,14 +72,11 @@ import Testing
     static let rcLocal = "#!/bin/sh -e\n# started at boot\n/opt/rvtest/loop.sh &\nexit 0\n"
     static let loop = "#!/bin/sh\nwhile true; do\n    /usr/bin/python3 /opt/rvtest/rc_worker.py\n    sleep 1\ndone\n"
 
-    @Test(.kernel, .timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
-        try Kernel.check()
-        try #require(FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd"), "systemd is not installed")
-        let dir = uniqueTempPath("sdns")
+    /// The namespaced systemd's root: the units, rc.local and its loop script, the workers.
+    static func writeTree(_ dir: String) throws {
         let etc = dir + "/upper/etc/systemd/system"
         try FileManager.default.createDirectory(atPath: etc + "/rvtest.target.wants", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/upper/opt/rvtest", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         for (name, text) in Self.units { try text.write(toFile: "\(etc)/\(name)", atomically: true, encoding: .utf8) }
         for u in ["training-worker.service", "forked-worker.service", "sweep.timer", "rc-local.service"] {
             try FileManager.default.createSymbolicLink(atPath: "\(etc)/rvtest.target.wants/\(u)", withDestinationPath: "../\(u)")
@@ -91,6 +88,20 @@ import Testing
             try text.write(toFile: dir + "/upper" + path, atomically: true, encoding: .utf8)
             chmod(dir + "/upper" + path, 0o755)
         }
+    }
+
+    static func argv(_ w: String) -> [String] { ["/usr/bin/python3", "/opt/rvtest/\(w)"] }
+
+    static func line(of needle: String, in unit: String) -> Int {
+        (units[unit]!.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == needle } ?? -2) + 1
+    }
+
+    @Test(.kernel, .timeLimit(.minutes(3))) func unitsAndATimerInANamespacedSystemd() async throws {
+        try Kernel.check()
+        try #require(FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd"), "systemd is not installed")
+        let dir = uniqueTempPath("sdns")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.writeTree(dir)
 
         let d = try DaemonUnderTest(name: "systemd")
         // An audit rule: its launches are attributed by the daemon, which then watches the
@@ -104,7 +115,7 @@ import Testing
         try #require(boot.status == 0, "systemd did not boot: \(boot.err)")
         let systemd = try #require(Int(boot.out.trimmingCharacters(in: .whitespacesAndNewlines)))
 
-        func argv(_ w: String) -> [String] { ["/usr/bin/python3", "/opt/rvtest/\(w)"] }
+        let argv = Self.argv
         var counts: [Int] = []
         for _ in 0..<60 {
             try await Task.sleep(for: .seconds(1))
@@ -119,9 +130,6 @@ import Testing
             let latest = try #require(try Store(path: d.db, readOnly: true).instances(argv: argv(w)).first)
             let j = try whoSpawnedJSON(latest.record.id.pid, db: d.db, extra: ["--id", latest.record.id.description])
             return try #require(j["respawned_by"] as? [String: Any], "\(w): no respawned_by")
-        }
-        func line(of needle: String, in unit: String) -> Int {
-            (Self.units[unit]!.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == needle } ?? -2) + 1
         }
 
         // A change inside the namespace, to the unit a finding named: recorded with its writer.
@@ -151,13 +159,22 @@ import Testing
         #expect(r["config_root"] as? String == "/proc/\(systemd)/root")
         let src = try #require(r["source"] as? [String: Any])
         #expect(src["file"] as? String == "/etc/systemd/system/training-worker.service")
-        #expect(src["line"] as? Int == line(of: "Restart=always", in: "training-worker.service"))
+        #expect(src["line"] as? Int == Self.line(of: "Restart=always", in: "training-worker.service"))
         #expect((src["notes"] as? [String])?.contains("pulled in by rvtest.target.wants (enabled)") == true)
         #expect((r["settings"] as? [String: String]) == ["Restart": "always", "RestartSec": "1"])
         let rem = r["remediation"] as? [String] ?? []
         #expect(rem.first == "systemctl disable --now training-worker.service")
         #expect(rem.contains { $0.contains("cannot be masked") })
 
+        try Self.otherRespawners(respawn, systemd: systemd)
+        let text = try revenant(["who-spawned", String(try Store(path: d.db, readOnly: true).instances(argv: argv("sweep.py"))[0].record.id.pid), "--db", d.db])
+        #expect(text.out.contains("Respawned by  systemd timer sweep.service"))
+        #expect(text.out.contains("/etc/systemd/system/sweep.timer:5  OnActiveSec=1"))
+        d.stop()
+    }
+
+    /// A double fork inside a unit, a timer, and rc.local's loop: each answered by its own configuration.
+    static func otherRespawners(_ respawn: (String) throws -> [String: Any], systemd: Int) throws {
         // Double fork inside a unit: the shell is gone, the cgroup and the lineage still name systemd.
         let f = try respawn("forked_worker.py")
         #expect(f["mechanism"] as? String == "systemd service")
@@ -165,7 +182,7 @@ import Testing
         #expect((f["spawner"] as? [String: Any])?["pid"] as? Int == systemd)
         let fsrc = try #require(f["source"] as? [String: Any])
         #expect(fsrc["file"] as? String == "/etc/systemd/system/forked-worker.service")
-        #expect(fsrc["line"] as? Int == line(of: "Restart=always", in: "forked-worker.service"))
+        #expect(fsrc["line"] as? Int == Self.line(of: "Restart=always", in: "forked-worker.service"))
 
         // The timer, not the service, is what brings the sweep back.
         let t = try respawn("sweep.py")
@@ -173,7 +190,7 @@ import Testing
         #expect(t["unit"] as? String == "sweep.service")
         let tsrc = try #require(t["source"] as? [String: Any])
         #expect(tsrc["file"] as? String == "/etc/systemd/system/sweep.timer")
-        #expect(tsrc["line"] as? Int == line(of: "OnActiveSec=1", in: "sweep.timer"))
+        #expect(tsrc["line"] as? Int == Self.line(of: "OnActiveSec=1", in: "sweep.timer"))
         #expect((tsrc["notes"] as? [String])?.contains("timer pulled in by rvtest.target.wants (enabled)") == true)
         #expect((t["remediation"] as? [String])?.first?.hasPrefix("systemctl disable --now sweep.timer") == true)
 
@@ -189,11 +206,5 @@ import Testing
         let loopPid = (l["spawner"] as? [String: Any])?["pid"] as? Int ?? -1
         #expect(lrem.first?.hasPrefix("kill \(loopPid)") == true, "the loop shell before its child")
         #expect(lrem.contains("# started at boot by /etc/rc.local:3: /opt/rvtest/loop.sh &"))
-
-        // The text report says the same.
-        let text = try revenant(["who-spawned", String(try Store(path: d.db, readOnly: true).instances(argv: argv("sweep.py"))[0].record.id.pid), "--db", d.db])
-        #expect(text.out.contains("Respawned by  systemd timer sweep.service"))
-        #expect(text.out.contains("/etc/systemd/system/sweep.timer:5  OnActiveSec=1"))
-        d.stop()
     }
 }
