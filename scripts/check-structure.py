@@ -4,6 +4,7 @@ grows past what a maintainer reads at once.
 
 - a target imports only the targets it lists (SwiftPM lets a module import any target built
   before it; this does not);
+- docs/architecture.md's module table names every target with the dependencies Package.swift gives it;
 - no Swift file over 400 lines (the store's migrations excepted), no function over 80 lines.
 """
 import json, os, re, subprocess, sys
@@ -29,6 +30,24 @@ for t in pkg["targets"]:
                 m = re.match(r"\s*(?:@testable\s+|@_exported\s+)?import\s+(\w+)", line)
                 if m and m.group(1) in ours and m.group(1) not in allowed:
                     problems.append(f"{f}:{i}: {t['name']} imports {m.group(1)}, which is not in its dependencies in Package.swift")
+
+# The module table in docs/architecture.md, against Package.swift.
+shipped = {t["name"]: {d["byName"][0] for d in t["dependencies"] if "byName" in d}
+           for t in pkg["targets"] if t["type"] in ("regular", "executable") and t.get("path") is None}
+doc = open("docs/architecture.md", encoding="utf-8").read()
+table = doc.split("## Module map", 1)[-1].split("\n## ", 1)[0]
+drawn = {}
+for line in table.split("\n"):
+    m = re.match(r"\| `([\w-]+)` \| ([^|]*) \|", line)
+    if m:
+        drawn[m.group(1)] = set(re.findall(r"`([\w-]+)`", m.group(2)))
+for name in sorted(set(shipped) | set(drawn)):
+    if name not in drawn:
+        problems.append(f"docs/architecture.md: the module table lacks {name}")
+    elif name not in shipped:
+        problems.append(f"docs/architecture.md: the module table names {name}, which Package.swift does not have")
+    elif drawn[name] != shipped[name]:
+        problems.append(f"docs/architecture.md: {name} depends on {sorted(shipped[name])} in Package.swift, the table says {sorted(drawn[name])}")
 
 func = re.compile(r"^(\s*)(?:@[\w.]+(?:\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))?\s+)*(?:(?:public|package|private|fileprivate|internal|static|final|override|mutating|nonisolated|@inline\(__always\)|class)\s+)*(?:func\s+\S+|init\??|subscript)[\s(<]")
 for base in ("Sources", "Tests"):
