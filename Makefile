@@ -23,7 +23,7 @@ else
 Q := @
 endif
 
-.PHONY: deps bpf bpf-stats build check run test bench clean install completions
+.PHONY: deps bpf bpf-stats bpf-stats-stock build check run test bench clean install completions
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
@@ -63,6 +63,13 @@ build/verifier-stats: scripts/bpf/verifier-stats.c | build/.deps-build
 
 bpf-stats: build/verifier-stats $(OUT)/revenant.bpf.o
 	$(Q)build/verifier-stats $(OUT)/revenant.bpf.o
+
+# The same on Debian's stock kernel under qemu: its verifier prunes less, and limits each
+# program to 1,000,000 processed instructions.
+bpf-stats-stock: build/verifier-stats $(OUT)/revenant.bpf.o build/.deps-test
+	$(Q)printf '#!/bin/sh\n%s/build/verifier-stats %s/$(OUT)/revenant.bpf.o\n' "$(CURDIR)" "$(CURDIR)" > build/verifier-stats-guest.sh
+	$(Q)chmod +x build/verifier-stats-guest.sh
+	$(Q)scripts/qemu-run.sh build/verifier-stats-guest.sh 2>/dev/null | tr -d '\r' | grep -E 'verified|failed'
 
 build: bpf
 	$(Q)$(SWIFT) build -c $(CONFIG) $(SWIFT_BUILD_FLAGS)

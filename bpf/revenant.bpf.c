@@ -255,19 +255,18 @@ static __always_inline void enforce(struct rv_exec_event *e, const struct texts 
 
 /* Who execs: identity, fork-time and current parent, the new binary's inode, credentials,
  * cgroup id and comm. Announces the process (and a parent still a bare fork) first. */
-static __always_inline __u32 capture_identity(struct rv_exec_event *e, struct task_struct *p, pid_t old_pid,
-					      struct linux_binprm *bprm)
+static __always_inline void capture_identity(struct rv_exec_event *e, struct task_struct *p, pid_t old_pid,
+					     struct linux_binprm *bprm, struct kernfs_node *kn, __u32 *flags)
 {
 	struct rv_proc *me;
 	struct inode *inode;
 	const struct cred *cred;
-	__u32 flags = 0;
 
 	e->h.type = RV_EVENT_EXEC;
 	e->h.time_ns = bpf_ktime_get_boot_ns();
 	ident_of(p, &e->h.proc);
 	me = proc_of(&e->h.proc);
-	flags |= parent_from(me, &e->parent);
+	*flags |= parent_from(me, &e->parent);
 	ident_of(p->real_parent, &e->real_parent);
 	/* This exec record announces the process; its ancestors are announced before it. A
 	 * parent that has exec'd was announced then: only one still a bare fork (or not this
@@ -282,7 +281,7 @@ static __always_inline __u32 capture_identity(struct rv_exec_event *e, struct ta
 
 	e->old_pid = old_pid;
 	if ((__u32)old_pid != e->h.proc.tgid)
-		flags |= RV_F_NONLEADER_EXEC;
+		*flags |= RV_F_NONLEADER_EXEC;
 
 	/* After binfmt_script/misc, bprm->file is the binary that actually runs. */
 	inode = bprm->file->f_inode;
@@ -297,25 +296,25 @@ static __always_inline __u32 capture_identity(struct rv_exec_event *e, struct ta
 	if (bpf_core_field_exists(p->loginuid))
 		e->loginuid = p->loginuid.val;
 
-	e->cgroup_id = p->cgroups->dfl_cgrp->kn->id;
+	e->cgroup_id = kn->id;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	return flags;
 }
 
 /* The path texts, packed one after another in data: filename, interpreter, cwd, cgroup name.
  * Each offset is the sum of the lengths read back from the record, masked: the same bounds on
  * every path, so the verifier checks what follows once, not once per combination of text
  * lengths. All four end within RV_EXEC_TEXT_BYTES. */
-static __always_inline __u32 capture_paths(struct rv_exec_event *e, struct task_struct *p, struct linux_binprm *bprm)
+static __always_inline void capture_paths(struct rv_exec_event *e, struct task_struct *p, struct linux_binprm *bprm,
+					  struct kernfs_node *kn, __u32 *flags)
 {
 	const char *filename = bprm->filename, *interp = bprm->interp;
-	__u32 flags = 0, cwd_len;
+	__u32 cwd_len;
 	long n;
 
 	n = bpf_probe_read_kernel_str(e->data, RV_PATH_BYTES, filename);
 	e->filename_len = n > 0 ? n : 0;
 	if (n == RV_PATH_BYTES)
-		flags |= RV_F_PATH_TRUNCATED;
+		*flags |= RV_F_PATH_TRUNCATED;
 
 	e->interp_len = 0;
 	if (interp != filename) {
@@ -323,38 +322,40 @@ static __always_inline __u32 capture_paths(struct rv_exec_event *e, struct task_
 		if (n > 0)
 			e->interp_len = n;
 		if (n == RV_PATH_BYTES)
-			flags |= RV_F_PATH_TRUNCATED;
+			*flags |= RV_F_PATH_TRUNCATED;
 	}
 
-	flags |= read_cwd(p, &e->data[text_end(e, 2)], &cwd_len);
+	*flags |= read_cwd(p, &e->data[text_end(e, 2)], &cwd_len);
 	e->cwd_len = cwd_len;
 
-	n = bpf_probe_read_kernel_str(&e->data[text_end(e, 3)], RV_CGROUP_BYTES, p->cgroups->dfl_cgrp->kn->name);
+	n = bpf_probe_read_kernel_str(&e->data[text_end(e, 3)], RV_CGROUP_BYTES, kn->name);
 	e->cgroup_len = n > 0 ? n : 0;
 	if (n == RV_CGROUP_BYTES)
-		flags |= RV_F_CGROUP_TRUNCATED;
-	return flags;
+		*flags |= RV_F_CGROUP_TRUNCATED;
 }
 
 /* argv, NUL-separated, from the new image's memory at `at`: at most RV_ARGV_BYTES, flagged
  * when cut or unreadable. */
-static __always_inline __u32 capture_argv(struct rv_exec_event *e, struct task_struct *p, struct linux_binprm *bprm, __u32 at)
+static __always_inline void capture_argv(struct rv_exec_event *e, struct task_struct *p, struct linux_binprm *bprm,
+					 __u32 at, __u32 *flags)
 {
-	struct mm_struct *mm = p->mm;
-	unsigned long arg_start = mm->arg_start, len = mm->arg_end - arg_start;
-	__u32 flags = 0;
+	struct mm_struct *mm;
+	unsigned long arg_start, arg_end, len;
 
 	e->argc = bprm->argc;
+	mm = p->mm;
+	arg_start = mm->arg_start;
+	arg_end = mm->arg_end;
+	len = arg_end - arg_start;
 	if (len > RV_ARGV_BYTES) {
 		len = RV_ARGV_BYTES;
-		flags |= RV_F_ARGV_TRUNCATED;
+		*flags |= RV_F_ARGV_TRUNCATED;
 	}
 	if (len && bpf_probe_read_user(&e->data[at], len, (void *)arg_start)) {
 		len = 0;
-		flags |= RV_F_ARGV_UNREADABLE;
+		*flags |= RV_F_ARGV_UNREADABLE;
 	}
 	e->argv_len = len;
-	return flags;
 }
 
 /* Sends the record, its size read back like the offsets: one verifier state past the policy
@@ -373,16 +374,18 @@ static __always_inline void emit_exec(struct rv_exec_event *e, __u32 at)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u32 zero = 0, flags, at;
+	__u32 zero = 0, flags = 0, at;
 	struct rv_exec_event *e = bpf_map_lookup_elem(&scratch, &zero);
 	struct texts t = {};
+	struct kernfs_node *kn;
 
 	if (!e)
 		return 0;
-	flags = capture_identity(e, p, old_pid, bprm);
-	flags |= capture_paths(e, p, bprm);
+	kn = p->cgroups->dfl_cgrp->kn;
+	capture_identity(e, p, old_pid, bprm, kn, &flags);
+	capture_paths(e, p, bprm, kn, &flags);
 	at = text_end(e, 4);
-	flags |= capture_argv(e, p, bprm, at);
+	capture_argv(e, p, bprm, at, &flags);
 	e->flags = flags;
 	e->matched = 0;
 	e->action = RV_ACT_NONE;

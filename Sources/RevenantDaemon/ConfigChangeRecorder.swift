@@ -25,8 +25,8 @@ struct ConfigChangeRecorder {
             if raw.lost {
                 let detail = "configuration changes dropped (fanotify queue full): their writers are not known"
                 batch.gaps.append(TraceGap(kind: .configChangesLost, fromWallNs: raw.timeWallNs, toWallNs: raw.timeWallNs, lost: 1, detail: detail))
-                report.daemon("configuration changes lost", detail: detail, level: .warning, severity: 4, sync: false,
-                              timeMs: raw.timeWallNs / 1_000_000)
+                report.daemon("configuration changes lost", detail: detail, journal: "configuration changes lost: the fanotify queue overflowed",
+                              level: .warning, severity: 4, sync: false, timeMs: raw.timeWallNs / 1_000_000, metadata: [:])
                 continue
             }
             // An editor's or a tool's several events for one save are one change.

@@ -37,8 +37,8 @@ extension RingLoop {
                     "ancestry": "\(Lineage.chain(table, of: table.canonical(v.record.id)))"])
             }
         } catch {
-            report.daemon("policy rejected", detail: "\(error)", level: .error, severity: 3,
-                          metadata: ["error": "\(error)", "outcome": "previous policy stays in force"])
+            report.daemon("policy rejected", detail: "\(error)", journal: "policy install failed, previous policy stays in force",
+                          level: .error, severity: 3, metadata: ["error": "\(error)"])
         }
     }
 
@@ -88,7 +88,8 @@ extension RingLoop {
         pinned = true
         do {
             try tracer.pin(dir)
-            report.daemon("programs pinned", detail: dir, metadata: ["dir": "\(dir)", "effect": "kill at exec stays in force if the daemon stops"])
+            report.daemon("programs pinned", detail: dir, journal: "programs pinned: kill at exec stays in force if the daemon stops",
+                          metadata: ["dir": "\(dir)"])
         } catch {
             log.critical("PIN FAILED: enforcement ends with this daemon", metadata: ["dir": "\(dir)", "error": "\(error)"])
         }
@@ -101,7 +102,7 @@ extension RingLoop {
         for r in rules where r.allowDangerous {
             guard let why = PolicyCompiler.danger(r, context: context) else { continue }
             report.daemon("safety rails overridden", detail: "\(path):\(r.line): rule \"\(r.name)\" (\(r.action.rawValue)): \(why)",
-                          level: .critical, severity: 4,
+                          journal: "safety rails overridden by allow_dangerous: true", level: .critical, severity: 4,
                           metadata: ["rule": "\(r.name)", "file": "\(path):\(r.line)", "why": "\(why)", "action": "\(r.action.rawValue)"])
         }
     }

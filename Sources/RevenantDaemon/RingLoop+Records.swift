@@ -84,7 +84,7 @@ extension RingLoop {
                 AuditEvent.launch(r, ancestry: table.ancestry(of: r.id), bootEpochNs: clock.bootEpochNs, timeMs: WallClock.nowMs(),
                                   rules: done.rules, tier: done.tier, blocked: true, message: done.message)
             }
-            report.enforced(done, launch: launch, respawn: nil, metadata: [
+            report.enforced(done, launch: launch, respawn: nil, journal: "denied exec (rule \(Enforcement.ruleList(done.rules)))", metadata: [
                 "pid": "\(d.process.pid)", "id": "\(d.process)", "exe": "\(d.filename)", "ancestry": "\(Lineage.chain(table, of: id))"])
         }
         if case .deny = e { typeCounts.deny += 1 } else { typeCounts.fork += 1 }

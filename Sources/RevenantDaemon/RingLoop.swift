@@ -196,7 +196,8 @@ struct RingLoop {
             let detail = "\(ring) events dropped (ring buffer full), \(map) processes untracked (process map full)"
             batch.gaps.append(TraceGap(kind: .eventsLost, fromWallNs: lastFlushWallNs, toWallNs: now,
                                        lost: Int64(ring + map), detail: detail))
-            report.daemon("events lost", detail: detail, level: .warning, severity: 4, timeMs: now / 1_000_000, metadata: [
+            report.daemon("events lost", detail: detail, journal: "events lost in the kernel", level: .warning, severity: 4,
+                          timeMs: now / 1_000_000, metadata: [
                 "ringbuf_full": "\(counters.ringbufFull)", "procmap_full": "\(counters.procMapFull)", "new": "\(ring)"])
             DaemonMetrics.shared.lost("ringbuf_full", Int(ring))
             DaemonMetrics.shared.lost("procmap_full", Int(map))

@@ -39,7 +39,7 @@ struct BenchStore: ParsableCommand {
         try retention(&w)
     }
 
-    static func ms(_ d: Duration) -> Double { BenchStore.ms(d) }
+    static func ms(_ d: Duration) -> Double { Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1e3 }
 
     /// Chains of `depth` rows, each ending in `leavesPerChain` leaves, written in batches as the daemon writes them.
     func ingest(_ w: inout Written) throws {
