@@ -110,6 +110,10 @@ public final class Daemon: Sendable {
                                            failureTerminationBehavior: .gracefullyShutdownGroup) },
             logger: groupLog))
         if group.withLock({ s in s.running = services; return s.stopAsked }) { await services.triggerGracefulShutdown() }
-        try await services.run()
+        do {
+            try await services.run()
+        } catch let e as BPFError {
+            throw LiveTrace.LoadError(description: e.description)
+        }
     }
 }

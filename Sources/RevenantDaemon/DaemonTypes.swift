@@ -1,11 +1,7 @@
-import RevenantKernel
 import RevenantOutputs
 
-// The kernel and output types the CLI names to run the daemon, `trace`, `verify` and `doctor`.
-public typealias Tracer = RevenantKernel.Tracer
-public typealias TraceCounters = RevenantKernel.TraceCounters
-public typealias BPFError = RevenantKernel.BPFError
-public typealias HostProbe = RevenantKernel.HostProbe
+// The output types the CLI names to configure the daemon and to chain an OCSF export. It names
+// no kernel type: `trace`, `verify`, `doctor` and `unpin` go through `LiveTrace` and `Daemon`.
 public typealias AuditLog = RevenantOutputs.AuditLog
 public typealias ChainedWriter = RevenantOutputs.ChainedWriter
 public typealias MetricsServer = RevenantOutputs.MetricsServer

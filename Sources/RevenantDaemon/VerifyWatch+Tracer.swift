@@ -7,11 +7,12 @@ import RevenantQuery
 import RevenantStore
 
 extension VerifyWatch {
-    /// Attaches its own BPF programs until the window's end or `tracer.stop()`. `attached`
-    /// gets the tracer (to stop it on a signal).
-    public func ownTracer(attached: (Tracer) -> Void) async throws -> Outcome {
-        let tracer = try Tracer(options: Tracer.Options())
-        attached(tracer)
+    /// Attaches its own BPF programs until the window's end, or until the stop function
+    /// `attached` is given is called (on a signal).
+    public func ownTracer(attached: (@escaping @Sendable () -> Void) -> Void) async throws -> Outcome {
+        let tracer: Tracer
+        do { tracer = try Tracer(options: Tracer.Options()) } catch { throw LiveTrace.LoadError(description: error.description) }
+        attached { tracer.stop() }
         var table = ProcessTable()
         for r in ProcReader().all() { table.seed(r) }
         let clock = BootClock()

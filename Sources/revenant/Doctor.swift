@@ -15,7 +15,7 @@ struct Doctor: ParsableCommand {
     @Flag(help: "JSON output.") var json = false
 
     func run() throws {
-        let p = HostProbe.run()
+        let p = Daemon.probeKernel()
         if json {
             LineWriter.stdout.json(p)
             return

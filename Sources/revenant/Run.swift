@@ -34,7 +34,7 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Do not apply the built-in redactions (--password=*, *TOKEN=*, …).") var noDefaultRedactions = false
     @Flag(help: "Pin the programs in bpffs so kill at exec stays in force while no daemon runs (a crash, a restart); the next `run --pin` replaces them without a gap, `revenant unpin` removes them.")
     var pin = false
-    @Option(help: "Where --pin pins (a directory on a bpf filesystem).") var pinDir: String = Tracer.defaultPinDir
+    @Option(help: "Where --pin pins (a directory on a bpf filesystem).") var pinDir: String = Daemon.defaultPinDir
     @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS/metrics: PORT (on 127.0.0.1), HOST:PORT or [V6]:PORT.", valueName: "address"))
     var metrics: String?
     @Option(help: ArgumentHelp("Also send the audit stream to syslog as RFC 5424 (repeatable): udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log.", valueName: "target"))
@@ -87,7 +87,7 @@ struct Run: AsyncParsableCommand {
         stopper.set(daemon)
         do {
             try await daemon.run()
-        } catch let e as BPFError {
+        } catch let e as LiveTrace.LoadError {
             throw Failure(e.description, status: 2)
         } catch let e as StoreError {
             throw Failure(e.description, status: 2)
@@ -101,10 +101,10 @@ struct Unpin: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unpin", abstract: "Remove the programs `run --pin` left in the kernel: kill at exec ends until a daemon runs again.",
         discussion: "A running daemon's own programs stay attached until it stops.")
-    @Option(help: "The directory `run --pin-dir` pinned in.") var pinDir: String = Tracer.defaultPinDir
+    @Option(help: "The directory `run --pin-dir` pinned in.") var pinDir: String = Daemon.defaultPinDir
 
     func run() throws {
-        let n = Tracer.unpin(pinDir)
+        let n = Daemon.unpin(pinDir)
         LineWriter.stdout.line(n == 0 ? "nothing pinned under \(pinDir)" : "removed \(n) pinned programs under \(pinDir)")
     }
 }

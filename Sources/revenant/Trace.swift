@@ -28,17 +28,14 @@ struct Trace: AsyncParsableCommand {
 
     func run() async throws {
         try Preflight.requireTracing()
-        var options = Tracer.Options()
-        options.ringbufBytes = ringbufMib << 20
-        let tracer: Tracer
+        let tracer: LiveTrace
         do {
-            tracer = try Tracer(options: options)
+            tracer = try LiveTrace(ringbufBytes: ringbufMib << 20)
         } catch {
             throw Failure(error.description)
         }
         // Seed after attaching, so nothing starts in a gap between the two.
-        var table = ProcessTable()
-        for r in ProcReader().all() { table.seed(r) }
+        var table = tracer.seededTable()
         let root: Identity? = try pid.map { p in
             guard let r = table.latest(pid: p) else { throw Failure("no process with PID \(p)") }
             return r.id
@@ -49,10 +46,10 @@ struct Trace: AsyncParsableCommand {
         let clock = BootClock()
         let json = self.json
         let lossWatch = Task {
-            var last = TraceCounters.zero
+            var last = LiveTrace.Losses.zero
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))
-                guard let c = try? tracer.counters() else { continue }
+                guard let c = tracer.losses() else { continue }
                 if c.ringbufFull != last.ringbufFull || c.procMapFull != last.procMapFull {
                     LossReport(c, since: last).print(to: out, json: json, clock: clock)
                     last = c
@@ -80,7 +77,7 @@ struct Trace: AsyncParsableCommand {
             if let count, printed >= count { tracer.stop() }
         }
         lossWatch.cancel()
-        let c = try? tracer.counters()
+        let c = tracer.losses()
         tracer.stop()
         _ = signals
         if stats {
@@ -88,7 +85,7 @@ struct Trace: AsyncParsableCommand {
                                 ringbuf_full: c?.ringbufFull ?? 0, procmap_full: c?.procMapFull ?? 0,
                                 processes_tracked: table.count))
         } else if let c, c.ringbufFull + c.procMapFull > 0 {
-            LossReport(c, since: TraceCounters.zero).print(to: out, json: json, clock: clock)
+            LossReport(c, since: LiveTrace.Losses.zero).print(to: out, json: json, clock: clock)
         }
     }
 
@@ -124,7 +121,7 @@ struct LossReport: Encodable {
     let ringbuf_full_new: UInt64
     let procmap_full_new: UInt64
 
-    init(_ c: TraceCounters, since last: TraceCounters) {
+    init(_ c: LiveTrace.Losses, since last: LiveTrace.Losses) {
         time = Fmt.iso(WallClock.nowNs())
         ringbuf_full = c.ringbufFull
         procmap_full = c.procMapFull

@@ -50,7 +50,7 @@ struct Verify: AsyncParsableCommand {
                 }
             }
             defer { ticker.cancel() }
-            let stopper = PendingStop<Tracer> { $0.stop() }
+            let stopper = PendingStop<@Sendable () -> Void> { stop in stop() }
             let signals = SignalWatcher([SIGINT, SIGTERM]) { stopper.stop() }
             defer { _ = signals }
             do {
