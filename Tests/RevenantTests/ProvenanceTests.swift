@@ -58,7 +58,9 @@ import Testing
 
         // A drop-in directory created after start, and a user's unit directory that appears later.
         let dropIn = "/etc/systemd/system/\(tag).service.d"
-        #expect(try sh(["/bin/sh", "-c", "mkdir \(dropIn) && printf '[Service]\\nRestart=always\\n' > \(dropIn)/override.conf"]).status == 0)
+        // The new directory is watched once its creation is seen: a write within a millisecond
+        // of the mkdir races that (README, bounds), so the file comes a moment later here.
+        #expect(try sh(["/bin/sh", "-c", "mkdir \(dropIn) && sleep 0.3 && printf '[Service]\\nRestart=always\\n' > \(dropIn)/override.conf"]).status == 0)
         defer { try? FileManager.default.removeItem(atPath: dropIn) }
         let home = "/home/\(tag)", userUnits = "/home/\(tag)/.config/systemd/user"
         try FileManager.default.createDirectory(atPath: userUnits, withIntermediateDirectories: true)
