@@ -65,13 +65,7 @@ for base in ("Sources", "Tests"):
                     continue
                 indent = m.group(1)
                 # The body ends at the first later line that closes at the declaration's indentation.
-                for j in range(i + 1, len(lines)):
-                    if lines[j].startswith(indent + "}") and not lines[j].startswith(indent + "} ") or lines[j] == indent + "}":
-                        break
-                    if lines[j].startswith(indent + "}"):
-                        break
-                else:
-                    j = i
+                j = next((k for k in range(i + 1, len(lines)) if lines[k].startswith(indent + "}")), i)
                 if "}" in line.split("{", 1)[-1] and line.count("{") == line.count("}"):
                     continue  # one-line body
                 if j - i + 1 > MAX_FUNC:

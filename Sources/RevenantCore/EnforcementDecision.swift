@@ -18,9 +18,11 @@ public struct EnforcementDecision: Sendable, Equatable {
     /// nil when no rule matches after the argv globs refine the kernel's mask.
     public init?(kernel action: KernelAction, matched: UInt64, argv: [String], policy: CompiledPolicy, userspaceKill: Bool) {
         var mask = matched
-        let line = argv.joined(separator: " ")
+        var line: String?   // joined only when a matched rule has an argv glob
         for (i, r) in policy.rules.enumerated() where mask & policy.bitFor(i) != 0 {
-            if let glob = r.match.argv, !Glob.match(glob, line) { mask &= ~policy.bitFor(i) }
+            guard let glob = r.match.argv else { continue }
+            if line == nil { line = argv.joined(separator: " ") }
+            if !Glob.match(glob, line!) { mask &= ~policy.bitFor(i) }
         }
         let matchedRules = policy.rules(in: mask)
         guard !matchedRules.isEmpty else { return nil }

@@ -12,12 +12,14 @@ final class ConfigInbox: Sendable {
 
     /// Keeps the change; false when it was dropped.
     func put(_ raw: ConfigWatch.Raw) -> Bool {
+        // The count moves under the lock, so `take` never leaves it above what waits.
         let kept = pending.withLock { p -> Bool in
             guard p.count < ConfigInbox.limit else { return false }
             p.append(raw)
+            count.store(p.count, ordering: .releasing)
             return true
         }
-        if kept { count.add(1, ordering: .releasing) } else { dropped.add(1, ordering: .relaxed) }
+        if !kept { dropped.add(1, ordering: .relaxed) }
         return kept
     }
 

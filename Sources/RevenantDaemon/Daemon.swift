@@ -113,7 +113,7 @@ public final class Daemon: Sendable {
         do {
             try await services.run()
         } catch let e as BPFError {
-            throw LiveTrace.LoadError(description: e.description)
+            throw KernelLoadError(description: e.description)
         }
     }
 }

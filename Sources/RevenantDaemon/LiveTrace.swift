@@ -2,6 +2,12 @@ import RevenantCore
 import RevenantHost
 import RevenantKernel
 
+/// The BPF programs could not be loaded or attached (daemon, trace, verify); the description
+/// names the step and errno.
+public struct KernelLoadError: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// `revenant trace`: its own BPF programs and a process table seeded from /proc, so the CLI
 /// streams events without touching the kernel module.
 public final class LiveTrace: Sendable {
@@ -14,17 +20,12 @@ public final class LiveTrace: Sendable {
         public static let zero = Losses(ringbufFull: 0, procMapFull: 0, events: 0)
     }
 
-    /// The programs could not be loaded or attached; the description names the step and errno.
-    public struct LoadError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     private let tracer: Tracer
 
-    public init(ringbufBytes: UInt32) throws(LoadError) {
+    public init(ringbufBytes: UInt32) throws(KernelLoadError) {
         var options = Tracer.Options()
         options.ringbufBytes = ringbufBytes
-        do { tracer = try Tracer(options: options) } catch { throw LoadError(description: error.description) }
+        do { tracer = try Tracer(options: options) } catch { throw KernelLoadError(description: error.description) }
     }
 
     /// What runs now, as the table starts; call after `init`, so nothing starts in a gap between the two.

@@ -10,11 +10,9 @@ extension VerifyWatch {
     /// Attaches its own BPF programs until the window's end, or until the stop function
     /// `attached` is given is called (on a signal).
     public func ownTracer(attached: (@escaping @Sendable () -> Void) -> Void) async throws -> Outcome {
-        let tracer: Tracer
-        do { tracer = try Tracer(options: Tracer.Options()) } catch { throw LiveTrace.LoadError(description: error.description) }
+        let tracer = try LiveTrace(ringbufBytes: Tracer.Options().ringbufBytes)
         attached { tracer.stop() }
-        var table = ProcessTable()
-        for r in ProcReader().all() { table.seed(r) }
+        var table = tracer.seededTable()
         let clock = BootClock()
         let end = endWallNs
         let stopper = Task {
@@ -56,7 +54,7 @@ extension VerifyWatch {
             starts[i].record = Attributor.redactor.apply(starts[i].record)
         }
         var gaps: [TraceGap] = []
-        if let c = try? tracer.counters(), c.ringbufFull + c.procMapFull > 0 {
+        if let c = tracer.losses(), c.ringbufFull + c.procMapFull > 0 {
             gaps.append(TraceGap(kind: .eventsLost, fromWallNs: startWallNs, toWallNs: endWallNs, lost: Int64(c.ringbufFull + c.procMapFull),
                                  detail: "\(c.ringbufFull) events dropped (ring buffer full), \(c.procMapFull) processes untracked (process map full)"))
         }

@@ -87,7 +87,7 @@ struct Run: AsyncParsableCommand {
         stopper.set(daemon)
         do {
             try await daemon.run()
-        } catch let e as LiveTrace.LoadError {
+        } catch let e as KernelLoadError {
             throw Failure(e.description, status: 2)
         } catch let e as StoreError {
             throw Failure(e.description, status: 2)

@@ -58,8 +58,7 @@ import Testing
 
         // A drop-in directory created after start, and a user's unit directory that appears later.
         let dropIn = "/etc/systemd/system/\(tag).service.d"
-        // The new directory is watched once its creation is seen: a write within a millisecond
-        // of the mkdir races that (README, bounds), so the file comes a moment later here.
+        // Written a moment after the mkdir: a write within a millisecond races the new watch (README, bounds).
         #expect(try sh(["/bin/sh", "-c", "mkdir \(dropIn) && sleep 0.3 && printf '[Service]\\nRestart=always\\n' > \(dropIn)/override.conf"]).status == 0)
         defer { try? FileManager.default.removeItem(atPath: dropIn) }
         let home = "/home/\(tag)", userUnits = "/home/\(tag)/.config/systemd/user"
