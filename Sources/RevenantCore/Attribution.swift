@@ -11,6 +11,14 @@ public enum Mechanism: String, Sendable, Codable {
     case pm2
     case runit = "runit/s6"
     case session = "login session"
+    /// Any persistent process that forks every instance: a keep-alive script, a pre-fork master.
+    case supervisor = "process supervisor"
+    case tmux = "tmux session"
+    case screen = "screen session"
+    case systemdPath = "systemd path unit"
+    case systemdSocket = "systemd socket unit"
+    /// What keeps a supervisor alive, when nothing does: it was started once, by hand.
+    case byHand = "started by hand"
     case unknown
 }
 
@@ -41,6 +49,8 @@ public struct Finding: Sendable {
     public var command: String?
     public var confidence: Confidence
     public var evidence: [String]
+    /// The tmux or screen session the spawner runs in.
+    public var multiplexer: Multiplexer?
 }
 
 public enum Attribution {
@@ -83,17 +93,17 @@ public enum Attribution {
     public static func respawnGroups(_ instances: [Instance], target: Identity? = nil) -> [[Instance]] {
         let sorted = instances.sorted { $0.startWallNs < $1.startWallNs }
         guard let first = sorted.last(where: { target == nil || $0.process.id == target }) ?? sorted.last else { return [] }
-        // The respawner, and what it started on the way to the instance: PID 1 forks a unit's
-        // workers itself but only sshd on the way to a run by hand, two different respawns.
-        struct Key: Hashable { var respawner: Identity; var container: String? = nil; var via: String }
+        // The respawner, and the configuration it acts for on the way to the instance: two units
+        // under one PID 1, two lines under one cron daemon are two respawns.
+        struct Key: Hashable { var respawner: Identity; var container: String? = nil; var scope: String }
         let counts = ancestorCounts(sorted)
         func key(_ o: Instance) -> Key {
             // A container's restarts each come through a new monitor: the container is the respawner.
-            if let c = containerID(o.process.image?.cgroup ?? "") { return Key(respawner: Identity(pid: 0, startNs: 0), container: c, via: "container") }
+            if let c = containerID(o.process.image?.cgroup ?? "") { return Key(respawner: Identity(pid: 0, startNs: 0), container: c, scope: "") }
             guard let r = respawner(of: o, counts: counts), let at = o.ancestry.firstIndex(where: { $0.id == r.id }) else {
-                return Key(respawner: o.process.id, via: "")   // shares no ancestor: a group of its own
+                return Key(respawner: o.process.id, scope: "")   // shares no ancestor: a group of its own
             }
-            return Key(respawner: r.id, via: at == 0 ? "" : o.ancestry[at - 1].name)
+            return Key(respawner: r.id, scope: scope(of: o, respawnerAt: at))
         }
         var groups: [Key: [Instance]] = [:]
         var order: [Key] = []
@@ -117,13 +127,14 @@ public enum Attribution {
         }
         let several = sorted.count > 1
         let spawner = several ? persistentSpawner(sorted) : latest.ancestry.first
-        if several, let s = spawner {
+        let container = containerID(latest.process.image?.cgroup ?? "")
+        if several, let c = container, sorted.allSatisfy({ containerID($0.process.image?.cgroup ?? "") == c }) {
+            // Each restart comes through a new monitor: what they share above it is the engine's, not the respawner.
+            evidence.append("\(sorted.count) instances, all in container \(c): each restart comes through a new monitor process")
+        } else if several, let s = spawner {
             evidence.append("\(sorted.count) instances, each forked under \(s.name)(\(s.id.pid)) \(s.id)")
         } else if !several {
             evidence.append("a single instance: the spawner is its parent, not yet confirmed by a respawn")
-        } else if let c = containerID(latest.process.image?.cgroup ?? ""),
-                  sorted.allSatisfy({ containerID($0.process.image?.cgroup ?? "") == c }) {
-            evidence.append("\(sorted.count) instances, all in container \(c): each restart comes through a new monitor process")
         } else {
             evidence.append("\(sorted.count) instances share no ancestor on record")
         }
@@ -133,6 +144,9 @@ public enum Attribution {
 
         let spawnerAt = several ? spawner.flatMap { s in chain.firstIndex { $0.id == s.id } } : nil
         markManager(&f, chain: chain, latest: latest, spawnerAt: spawnerAt)
+        if f.mechanism == .unknown, let s = spawner, let at = spawnerAt, isSupervisor(s), launchedDirectly(chain[..<at]) {
+            markSupervisor(&f, s)
+        }
         markByCgroup(&f, chain: chain, latest: latest, several: several)
         if f.mechanism == .supervisord || f.mechanism == .systemdService {
             f.unit = f.unit ?? (cgroup.hasSuffix(".service") ? cgroup : nil)
@@ -161,14 +175,20 @@ public enum Attribution {
         let cgroup = latest.process.image?.cgroup ?? ""
         for (i, r) in chain.enumerated() {
             let n = names(r)
-            if let si = spawnerAt, si < i, isShell(chain[si]), let m = managerMechanism(n) {
+            if let si = spawnerAt, si < i, let m = managerMechanism(n),
+               isShell(chain[si]) || isSupervisor(chain[si]) && launchedDirectly(chain[..<si]) {
                 let s = chain[si]
-                f.mechanism = .shellLoop
-                f.spawner = s
                 f.launcher = si + 1 < chain.count ? chain[si + 1] : nil
                 f.launcherMechanism = m
-                f.evidence.append("\(s.name)(\(s.id.pid)) forked every instance: a shell loop launched under \(r.name)(\(r.id.pid)) (\(m.rawValue))")
-                if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
+                if isShell(s) {
+                    f.mechanism = .shellLoop
+                    f.spawner = s
+                    f.evidence.append("\(s.name)(\(s.id.pid)) forked every instance: a shell loop launched under \(r.name)(\(r.id.pid)) (\(m.rawValue))")
+                    if let img = latest.process.images.first, !img.argv.isEmpty { f.command = img.argv.joined(separator: " ") }
+                } else {
+                    markSupervisor(&f, s)
+                    f.evidence.append("the supervisor was launched under \(r.name)(\(r.id.pid)) (\(m.rawValue))")
+                }
                 break
             }
             if n.contains("supervisord") {
@@ -249,10 +269,16 @@ public enum Attribution {
                 f.launcher = above.first
                 f.launcherMechanism = .rcLocal
                 f.evidence.append("the spawner was started by rc.local")
-            } else if f.mechanism == .shellLoop, f.launcherMechanism == nil, scg.hasSuffix(".service") {
+            } else if f.mechanism == .shellLoop || f.mechanism == .supervisor, f.launcherMechanism == nil, let m = multiplexer(Array(above)) {
+                f.launcherMechanism = m.kind == .tmux ? .tmux : .screen
+                f.launcher = m.server
+                f.multiplexer = m
+                f.evidence.append("\(s.name)(\(s.id.pid)) runs in \(m.kind.rawValue) session \(m.session ?? "?") of \(m.server.name)(\(m.server.id.pid))")
+            } else if f.mechanism == .shellLoop || f.mechanism == .supervisor, f.launcherMechanism == nil, scg.hasSuffix(".service") {
                 f.launcherMechanism = .systemdService
                 f.launcher = above.first
-                f.unit = scg
+                // A supervisor keeps its own name; the unit is its keeper's answer.
+                if f.mechanism == .shellLoop { f.unit = scg }
             }
     }
     }

@@ -108,11 +108,15 @@ import Testing
         #expect(Attribution.containerID("session-3.scope") == nil)
     }
 
-    @Test func noKnownManagerIsSaidPlainly() {
+    @Test func aForkerNoOneNamedIsASupervisorByItsOwnProgram() {
         let odd = Build.record(40, 1, ["/usr/local/bin/respawnd"])
         let f = Attribution.analyze((0..<2).map { i in inst(Build.record(Int32(41 + i), UInt64(2 + i), ["/opt/w"]), [odd, initP], at: Int64(i)) })
-        #expect(f.mechanism == .unknown)
-        #expect(f.spawner?.id.pid == 40, "the persistent spawner is still named")
-        #expect(f.confidence == .low)
+        #expect(f.mechanism == .supervisor)
+        #expect(f.spawner?.id.pid == 40)
+        #expect(f.unit == "/usr/local/bin/respawnd")
+        // Sharing no ancestor at all is still said plainly.
+        let apart = Attribution.analyze((0..<2).map { i in inst(Build.record(Int32(51 + i), UInt64(2 + i), ["/opt/w"]), [], at: Int64(i)) })
+        #expect(apart.mechanism == .unknown)
+        #expect(apart.confidence == .low)
     }
 }
