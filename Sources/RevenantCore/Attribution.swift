@@ -307,7 +307,7 @@ public enum Attribution {
     }
 
     /// A shell, also when it runs a script (`#!/bin/sh` gives the script's name as comm).
-    static func isShell(_ r: ProcessRecord) -> Bool {
+    public static func isShell(_ r: ProcessRecord) -> Bool {
         if shells.contains(r.name) { return true }
         guard let img = r.image else { return false }
         return [img.filename, img.interpreter ?? "", img.argv.first ?? ""].contains {

@@ -102,7 +102,11 @@ extension Attribution {
         } else if f.mechanism == .shellLoop || f.mechanism == .unknown || f.mechanism == .session {
             f.mechanism = .byHand
             f.confidence = .medium
-            f.evidence = ["started once from \(me.ancestry.first.map { "\($0.name)(\($0.id.pid))" } ?? "an unknown parent"): nothing on record restarts it"]
+            // Past its own daemonizing forks, to what ran it.
+            let program = me.process.image?.program
+            let from = me.ancestry.first { $0.image?.program != program } ?? me.ancestry.first
+            f.spawner = from
+            f.evidence = ["started once from \(from.map { "\($0.name)(\($0.id.pid))" } ?? "an unknown parent"): nothing on record restarts it"]
         }
         return f
     }

@@ -23,6 +23,19 @@ public enum ScriptLine {
         return false
     }
 
+    /// True when a line of a program in another language (a Python or Node keep-alive) holds
+    /// the program's path: its script's, else its executable's, as a whole word. Comments and
+    /// lines that merely share a word do not count.
+    public static func mentions(_ line: String, _ argv: [String]) -> Bool {
+        let l = line.trimmingCharacters(in: .whitespaces)
+        guard !l.isEmpty, !l.hasPrefix("#"), !l.hasPrefix("//"), let exe = argv.first, !exe.isEmpty else { return false }
+        if runs(l, argv) { return true }
+        let script = argv.dropFirst().first { !$0.hasPrefix("-") }
+        let path = script ?? exe
+        guard path.contains("/") else { return l.contains("\"\(path)\"") || l.contains("'\(path)'") }
+        return word(path, in: l) != nil
+    }
+
     /// Where `w` stands as a word at the start of a command: first on the line or after a
     /// separator, a keyword or a launcher (`exec`, `nohup`, an interpreter…).
     static func commands(_ w: String, in s: String) -> [String.Index] {

@@ -305,9 +305,12 @@ public struct ScriptReader: Sendable {
     }
 
     /// As `find`, saying why the file was not read. Success with nil: read, and no line holds the command.
-    public func lookup(in file: String, command: [String], user: (uid: UInt32, gid: UInt32)? = nil) -> Result<ConfigSource?, SafeRead.Refusal> {
+    /// `shell`: a shell script, whose lines must run the command; another language's line
+    /// need only hold the program's path (`ScriptLine.mentions`).
+    public func lookup(in file: String, command: [String], user: (uid: UInt32, gid: UInt32)? = nil,
+                       shell: Bool = true) -> Result<ConfigSource?, SafeRead.Refusal> {
         fs.read(file, user: user).map { lines in
-            let hit = lines.indices.first { ScriptLine.runs(lines[$0], command) }
+            let hit = lines.indices.first { shell ? ScriptLine.runs(lines[$0], command) : ScriptLine.mentions(lines[$0], command) }
             return hit.map { ConfigSource(file: file, line: $0 + 1, text: lines[$0].trimmingCharacters(in: .whitespaces)) }
         }
     }
@@ -315,7 +318,7 @@ public struct ScriptReader: Sendable {
 
 /// An extended regular expression for `pkill -f` that matches the program's instances, whatever
 /// their arguments: the command line up to its script (or executable), then a blank or the end.
-func programPattern(_ argv: [String]) -> String? {
+package func programPattern(_ argv: [String]) -> String? {
     guard let first = argv.first, !first.isEmpty else { return nil }
     var end = 0
     if let script = Program(Image(time: 0, filename: first, argv: argv, comm: "")).script {

@@ -29,8 +29,18 @@ extension Attributor {
             found = shellLoopSource(&f, root: cfgRoot, worker: workerArgv)
         case .container:
             found = containerSource(&f, instances: instances)
+        case .supervisor:
+            found = supervisorSource(&f, root: cfgRoot, worker: workerArgv)
+        case .tmux, .screen:
+            found.remediation = f.multiplexer.map(sessionRemediation) ?? []
         default:
             break
+        }
+        if let m = f.multiplexer {
+            found.settings[m.kind.rawValue + "_session"] = m.session
+            if m.kind == .tmux { found.settings["tmux_socket"] = m.socket }
+            // A loop or supervisor left in a session: the session goes first.
+            if f.mechanism != .tmux, f.mechanism != .screen { found.remediation = sessionRemediation(m) + found.remediation }
         }
         if f.launcherMechanism == .rcLocal, let l = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: f.spawner?.image?.argv ?? []) {
             found.remediation.append("# started at boot by \(l.file):\(l.line): \(commentSafe(l.text))")

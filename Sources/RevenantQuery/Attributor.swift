@@ -61,6 +61,21 @@ public struct RespawnReport: Sendable, Encodable {
         public var lead_seconds: Double?
     }
 
+    /// What keeps a supervisor or loop alive, nearest first (its keeper, then the keeper's):
+    /// answered as the program is, recursively.
+    public var kept_alive_by: [Keeper] = []
+
+    public struct Keeper: Sendable, Encodable {
+        public var mechanism: Mechanism
+        public var unit: String?
+        public var spawner: Proc?
+        /// `file:line` of its configuration, when found.
+        public var source: String?
+        public var source_text: String?
+        public var evidence: [String]
+        public var remediation: [String]
+    }
+
     public struct Also: Sendable, Encodable {
         public var mechanism: Mechanism
         public var unit: String?
@@ -82,23 +97,20 @@ public enum Attributor {
         let refs = try program.map { p throws(StoreError) in try store.instanceRefs(program: p, limit: Attributor.scanLimit) } ?? []
         let total = max(refs.count, 1)
         let commandLines = Set(refs.compactMap(\.argv))
-        var stored = try store.processes(Attributor.sample(refs, newest: Attributor.instanceLimit, spread: Attributor.instanceLimit))
-        if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
-        let instances = try stored.map { s throws(StoreError) in
-            Instance(process: s.record, ancestry: try store.ancestry(of: s).map(\.record),
-                     startWallNs: s.startWallNs, exitWallNs: s.exitWallNs)
-        }
+        let instances = try Attributor.instances(Attributor.sample(refs, newest: Attributor.instanceLimit, spread: Attributor.instanceLimit),
+                                                 with: target, store: store)
         var rep = report(grouping: instances, target: target.record.id, root: root, reader: reader)
         rep.program = program?.key
         if rep.first_instance_wall_ns == nil { rep.first_instance_wall_ns = instances.map(\.startWallNs).min() }
+        try keepers(&rep, store: store, root: root, reader: reader)
         if root == "/" { provenance(&rep, store: store) }
-        if total > stored.count {
+        if total > instances.count {
             // Beyond the newest 512, counted up to `countCap`: rows along the program index, leaves
             // by the command lines the newest ran, from the batches' key counts (older variants may
             // be missed: "at least").
             let counted = total < Attributor.scanLimit ? nil : try? store.instanceCount(program: program!, commandLines: commandLines, cap: Attributor.countCap)
             let all = counted.map { "\($0.capped ? "more than" : "at least") \($0.count)" } ?? "\(total)"
-            rep.evidence.append("\(all) instances of the program on record; \(stored.count) of them (the newest and a spread of older ones) were analysed")
+            rep.evidence.append("\(all) instances of the program on record; \(instances.count) of them (the newest and a spread of older ones) were analysed")
         }
         return rep
     }

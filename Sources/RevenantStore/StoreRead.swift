@@ -44,6 +44,18 @@ extension Store {
         }
     }
 
+    /// The children `parent` forked that exec'd nothing (a pre-fork master's workers), newest
+    /// first, at most `limit`: instances of one program that no program index holds.
+    public func forkedChildren(of parent: StoredProcess, limit: Int) throws(StoreError) -> [StoredProcess] {
+        try read { db in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                \(Store.selectProcess) WHERE p.boot = (SELECT n FROM boot WHERE id = ?) AND p.parent_pid = ? AND p.parent_start_ns = ?
+                AND NOT EXISTS (SELECT 1 FROM image i WHERE i.process = p.rowid) ORDER BY p.start_wall_ns DESC LIMIT ?
+                """), arguments: [parent.boot, parent.record.id.pid, Int64(parent.record.id.startNs), limit])
+            return try rows.map { try Store.process(from: $0, db) }
+        }
+    }
+
     /// Fork-time ancestors, nearest first, as far as the store has them.
     public func ancestry(of p: StoredProcess, limit: Int = 64) throws(StoreError) -> [StoredProcess] {
         try read { db in

@@ -133,6 +133,11 @@ enum RespawnText {
             out.line("  source      not found (looked under \(r.config_root ?? "the spawner's root or --root"))")
         }
         if let l = r.launcher_mechanism { out.line("  launched by \(l)\(r.launcher.map { " — \($0.argv.isEmpty ? $0.name : $0.argv.joined(separator: " "))(\($0.pid))" } ?? "")") }
+        for k in r.kept_alive_by {
+            let who = k.spawner.map { " — \($0.name)(\($0.pid))" } ?? ""
+            out.line("  kept alive by  \(k.mechanism)\(k.unit.map { " \($0)" } ?? "")\(who)\(k.source.map { "  \($0)  \(k.source_text ?? "")" } ?? "")")
+            if let e = k.evidence.last { out.line("                \(e)") }
+        }
         if let c = r.command { out.line("  command     \(c)") }
         if let p = r.program, r.command_lines.count > 1 || r.command_lines.first.map({ $0 != p }) == true {
             out.line("  program     \(p)   (any arguments; \(r.command_lines.count == 1 ? "command line" : "command lines"): \(r.command_lines.joined(separator: " | ")))")
