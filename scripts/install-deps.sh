@@ -9,6 +9,7 @@ set -euo pipefail
 tier=${1:-build}
 BUILD=(libbpf-dev libelf-dev zlib1g-dev bpftool libsqlite3-dev)
 TEST=(cron supervisor podman runc ansible-core # real respawn mechanisms and what writes their config
+      tmux screen gunicorn                     # supervisors and sessions no configuration file names
       qemu-system-x86 busybox-static cpio      # deny tier: Debian's kernel with BPF LSM under qemu
       prometheus rsyslog                       # the engines metrics and the audit stream plug into
       chromium fonts-dejavu-core)              # renders the timeline picture

@@ -49,7 +49,13 @@ extension Attributor {
         var stored = try store.processes(refs)
         if target.record.images.isEmpty, let parent = target.record.parent,
            let p = try store.incarnations(pid: parent.pid).first(where: { $0.boot == target.boot && $0.record.id.sameTick(parent) }) {
+            // Rows for the live and the parents; one that ended within a store batch is a leaf,
+            // filed under the image it inherited.
+            let inherited = try store.ancestry(of: target, limit: 1).first?.record.image?.program
+            let leaves = try inherited.map { pr throws(StoreError) in try store.processes(store.instanceRefs(program: pr, limit: scanLimit)) } ?? []
             stored = try store.forkedChildren(of: p, limit: instanceLimit * 2)
+            let ids = Set(stored.map(\.record.id))
+            stored += leaves.filter { $0.record.parent.map(parent.sameTick) == true && !ids.contains($0.record.id) }.prefix(instanceLimit)
         }
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         return try stored.map { s throws(StoreError) in
