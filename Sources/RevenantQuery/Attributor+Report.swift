@@ -18,8 +18,8 @@ extension Attributor {
         }
         var found = Configured()
         switch f.mechanism {
-        case .systemdService, .systemdUserUnit, .systemdTimer:
-            found = systemdSource(&f, root: cfgRoot, markers: markers)
+        case .systemdService, .systemdUserUnit, .systemdTimer, .systemdPath, .systemdSocket:
+            found = systemdSource(&f, root: cfgRoot, markers: markers, worker: workerArgv)
         case .cron:
             if let c = f.command { found.source = CronReader(root: cfgRoot).find(command: c, worker: workerArgv) }
         case .supervisord:
@@ -95,24 +95,43 @@ extension Attributor {
         }
     }
 
-    static func systemdSource(_ f: inout Finding, root: String, markers: [String: String]) -> Configured {
+    static func systemdSource(_ f: inout Finding, root: String, markers: [String: String], worker: [String]) -> Configured {
         var found = Configured()
-        let sd = SystemdReader(root: root)
+        // A user manager reads its user's units, and is driven through that user's bus.
+        let user = f.mechanism == .systemdUserUnit ? f.spawner?.image.flatMap { SystemdReader.user(uid: $0.uid, root: root) } : nil
+        let sd = SystemdReader(root: root, user: user)
         if let u = f.unit { found.source = sd.unit(u) }
-        // A timer is the respawner when one triggers the unit: name it and its trigger line.
-        if let u = f.unit, f.mechanism != .systemdUserUnit, let t = sd.timer(for: u) {
-            f.mechanism = .systemdTimer
-            f.evidence.append("\(u) is started by \(t.settings["timer"] ?? "a timer") (\(t.file):\(t.line))")
-            var timer = t
-            if let s = found.source {
-                timer.notes.append("service unit \(s.file):\(s.line)  \(s.text)")
-                timer.settings.merge(s.settings) { a, _ in a }
+        if let user, sd.lingers() {
+            found.source?.notes.append("\(user.name) lingers (/var/lib/systemd/linger/\(user.name)): the manager starts at boot with no login")
+        }
+        // A generated unit runs a SysV script: the script's line is what to change.
+        if let script = found.source?.settings["SourcePath"], var line = ScriptReader(root: root).find(in: script, command: worker) {
+            line.settings = found.source?.settings ?? [:]
+            line.notes = (found.source.map { ["unit \($0.file) generated from it by systemd-sysv-generator"] } ?? []) + (found.source?.notes ?? [])
+            line.remediation = found.source?.remediation ?? []
+            found.source = line
+        }
+        // A timer, path or socket unit is the respawner when one triggers the unit: name it and its line.
+        if let u = f.unit, let t = sd.trigger(for: u) {
+            let name = t.settings["trigger"] ?? ""
+            if f.mechanism != .systemdUserUnit {
+                f.mechanism = name.hasSuffix(".path") ? .systemdPath : name.hasSuffix(".socket") ? .systemdSocket : .systemdTimer
             }
-            found.source = timer
+            f.evidence.append("\(u) is started by \(name) (\(t.file):\(t.line))")
+            var trigger = t
+            if let s = found.source {
+                trigger.notes.append("service unit \(s.file):\(s.line)  \(s.text)")
+                trigger.settings.merge(s.settings) { a, _ in a }
+            }
+            found.source = trigger
         } else if markers["TRIGGER_UNIT"]?.hasSuffix(".timer") == true {
             f.mechanism = .systemdTimer
         }
-        if found.source == nil, let u = f.unit { found.remediation = ["systemctl disable --now \(u)"] }
+        if found.source == nil, let u = f.unit { found.remediation = ["\(sd.systemctl) disable --now \(u)"] }
+        // Stopping a unit stops what is in its cgroup only with the default KillMode.
+        if let pat = programPattern(worker) {
+            found.remediation.append("pkill -f -- \(shellQuote(pat))   # instances that left the unit (setsid, KillMode=process) outlive its stop")
+        }
         return found
     }
 

@@ -157,7 +157,7 @@ public enum Attributor {
     /// three, and the last one before the first instance on record, which started it.
     static func startedBy(_ rep: RespawnReport, store: Store) -> [RespawnReport.Invocation] {
         let (needle, tool, verbs): (String?, String, Set<String>) = switch rep.mechanism {
-        case .systemdService, .systemdTimer, .systemdUserUnit: (rep.unit, "systemctl", ["start", "restart", "enable", "reenable", "try-restart", "reload-or-restart"])
+        case .systemdService, .systemdTimer, .systemdUserUnit, .systemdPath, .systemdSocket: (rep.unit, "systemctl", ["start", "restart", "enable", "reenable", "try-restart", "reload-or-restart"])
         case .supervisord: (rep.settings["program"], "supervisorctl", ["start", "restart", "update", "add", "reload"])
         case .cron: (rep.source?.file.hasPrefix("/var/spool/cron/") == true ? "crontab" : nil, "crontab", [])
         default: (nil, "", [])
