@@ -270,7 +270,7 @@ public enum Attribution {
                 f.launcherMechanism = .rcLocal
                 f.evidence.append("the spawner was started by rc.local")
             } else if f.mechanism == .shellLoop || f.mechanism == .supervisor, f.launcherMechanism == nil, let m = multiplexer(Array(above)) {
-                f.launcherMechanism = m.kind == .tmux ? .tmux : .screen
+                f.launcherMechanism = m.kind.mechanism
                 f.launcher = m.server
                 f.multiplexer = m
                 f.evidence.append("\(s.name)(\(s.id.pid)) runs in \(m.kind.rawValue) session \(m.session ?? "?") of \(m.server.name)(\(m.server.id.pid))")

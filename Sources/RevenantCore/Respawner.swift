@@ -66,9 +66,9 @@ extension Attribution {
             let argv = r.image?.argv ?? []
             let base = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
             if base == "tmux" || r.comm.hasPrefix("tmux") {
+                let dir = "/tmp/tmux-\(r.image?.uid ?? 0)/"
                 return Multiplexer(kind: .tmux, server: r, session: option(argv, "s"),
-                                   socket: option(argv, "S") ?? option(argv, "L").map { "/tmp/tmux-\(r.image?.uid ?? 0)/\($0)" }
-                                       ?? "/tmp/tmux-\(r.image?.uid ?? 0)/default")
+                                   socket: option(argv, "S") ?? dir + (option(argv, "L") ?? "default"))
             }
             if base == "screen" || base == "SCREEN" || r.comm == "screen" || r.comm == "SCREEN" {
                 return Multiplexer(kind: .screen, server: r, session: option(argv, "S").map { "\(r.id.pid).\($0)" } ?? "\(r.id.pid)", socket: nil)
@@ -94,7 +94,7 @@ extension Attribution {
         var f = analyze(instances)
         guard instances.count == 1, let me = instances.first else { return f }
         if let m = multiplexer(me.ancestry) {
-            f.mechanism = m.kind == .tmux ? .tmux : .screen
+            f.mechanism = m.kind.mechanism
             f.spawner = m.server
             f.multiplexer = m
             f.unit = m.session
@@ -114,7 +114,10 @@ extension Attribution {
 
 /// A terminal multiplexer session a loop or a keep-alive was left running in.
 public struct Multiplexer: Sendable, Equatable {
-    public enum Kind: String, Sendable { case tmux, screen }
+    public enum Kind: String, Sendable {
+        case tmux, screen
+        public var mechanism: Mechanism { self == .tmux ? .tmux : .screen }
+    }
     public var kind: Kind
     /// The server process (tmux's, screen's backend).
     public var server: ProcessRecord

@@ -31,16 +31,14 @@ extension Attributor {
             found = containerSource(&f, instances: instances)
         case .supervisor:
             found = supervisorSource(&f, root: cfgRoot, worker: workerArgv)
-        case .tmux, .screen:
-            found.remediation = f.multiplexer.map(sessionRemediation) ?? []
         default:
             break
         }
         if let m = f.multiplexer {
             found.settings[m.kind.rawValue + "_session"] = m.session
             if m.kind == .tmux { found.settings["tmux_socket"] = m.socket }
-            // A loop or supervisor left in a session: the session goes first.
-            if f.mechanism != .tmux, f.mechanism != .screen { found.remediation = sessionRemediation(m) + found.remediation }
+            // The session goes first: it ends a loop or supervisor left in it.
+            found.remediation = sessionRemediation(m) + found.remediation
         }
         if f.launcherMechanism == .rcLocal, let l = ScriptReader(root: cfgRoot).find(in: "/etc/rc.local", command: f.spawner?.image?.argv ?? []) {
             found.remediation.append("# started at boot by \(l.file):\(l.line): \(commentSafe(l.text))")

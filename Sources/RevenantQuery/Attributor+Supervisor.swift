@@ -46,16 +46,17 @@ extension Attributor {
     /// The instances of the stored refs, and `target` among them, each with its fork-time ancestry.
     /// A process that exec'd nothing (a pre-fork worker): its siblings that did the same.
     static func instances(_ refs: [InstanceRef], with target: StoredProcess, store: Store) throws(StoreError) -> [Instance] {
-        var stored = try store.processes(refs)
-        if target.record.images.isEmpty, let parent = target.record.parent,
-           let p = try store.incarnations(pid: parent.pid).first(where: { $0.boot == target.boot && $0.record.id.sameTick(parent) }) {
+        var stored: [StoredProcess]
+        // Two links: a parent that only forked (a daemonized master) takes its image from the next.
+        if target.record.images.isEmpty, let parent = try store.ancestry(of: target, limit: 2).first {
             // Rows for the live and the parents; one that ended within a store batch is a leaf,
-            // filed under the image it inherited.
-            let inherited = try store.ancestry(of: target, limit: 1).first?.record.image?.program
-            let leaves = try inherited.map { pr throws(StoreError) in try store.processes(store.instanceRefs(program: pr, limit: scanLimit)) } ?? []
-            stored = try store.forkedChildren(of: p, limit: instanceLimit * 2)
+            // filed under the image it inherited (leaf refs carry their process: no row is read).
+            let leaves = try parent.record.image.map { p throws(StoreError) in try store.processes(store.instanceRefs(program: p.program, limit: scanLimit).filter(\.isLeaf)) } ?? []
+            stored = try store.forkedChildren(of: parent, limit: instanceLimit * 2)
             let ids = Set(stored.map(\.record.id))
-            stored += leaves.filter { $0.record.parent.map(parent.sameTick) == true && !ids.contains($0.record.id) }.prefix(instanceLimit)
+            stored += leaves.filter { $0.record.parent.map(parent.record.id.sameTick) == true && !ids.contains($0.record.id) }.prefix(instanceLimit)
+        } else {
+            stored = try store.processes(refs)
         }
         if !stored.contains(where: { $0.record.id == target.record.id }) { stored.append(target) }
         return try stored.map { s throws(StoreError) in

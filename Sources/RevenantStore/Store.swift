@@ -35,6 +35,8 @@ public struct InstanceRef: Sendable {
     public var argv: [String]?
     let row: Int64?
     let leaf: StoredProcess?
+    /// In a leaf batch: it comes whole, with no row to read.
+    public var isLeaf: Bool { leaf != nil }
 }
 
 /// One daemon lifetime: gaps between runs are gaps in the history.
